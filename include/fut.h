@@ -1,0 +1,309 @@
+/*
+ * fut.h - futures and promises over a pthread thread pool (C11).
+ *
+ * The one public header.  Concepts (see README.md for a tour):
+ *
+ *   executor  runs functions: the thread pool (fut_pool_new) or the inline
+ *             executor (fut_inline_executor).  Every executor has the same
+ *             interface.
+ *   future    the read side of a result that may not exist yet.  States:
+ *             FUT_PENDING -> (FUT_RUNNING) -> FUT_FULFILLED | FUT_REJECTED |
+ *             FUT_CANCELLED.  A settled future never changes again.
+ *   promise   the write side, for results produced outside an executor.
+ *   context   handed to every user function that produces a result.
+ *
+ * Ownership (DESIGN.md rule 1): a function that returns a fut_t * gives the
+ * caller one reference, released with fut_release().  Blocking and query
+ * functions borrow their future argument.  Every comment below says which.
+ *
+ * Errors: functions returning int return 0 or a positive errno value, and
+ * return EINVAL for a NULL object argument.  Functions returning a future
+ * never return NULL: on failure they return an already-rejected future that
+ * carries the code (ENOMEM: a preallocated immortal future).
+ *
+ * Threads: every function may be called from any thread, including from
+ * inside tasks and callbacks.
+ */
+#ifndef FUT_H
+#define FUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FUT_STATIC_DEFINE)
+#define FUT_API
+#elif defined(FUT_BUILDING)
+#define FUT_API __attribute__((visibility("default")))
+#else
+#define FUT_API
+#endif
+
+#if defined(__GNUC__)
+#define FUT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define FUT_PRINTF(fmt, args)
+#endif
+
+#define FUT_VERSION_MAJOR 0
+#define FUT_VERSION_MINOR 1
+#define FUT_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- time */
+
+/* Timeouts are int64_t nanoseconds.  FUT_FOREVER (any negative value) waits
+ * without limit; 0 polls. */
+#define FUT_FOREVER ((int64_t)-1)
+#define FUT_US(x) ((int64_t)(x) * INT64_C(1000))
+#define FUT_MS(x) ((int64_t)(x) * INT64_C(1000000))
+#define FUT_S(x) ((int64_t)(x) * INT64_C(1000000000))
+
+/* --------------------------------------------------------------- types */
+
+typedef struct fut fut_t;
+typedef struct fut_promise fut_promise_t;
+typedef struct fut_ctx fut_ctx_t;
+typedef struct fut_executor fut_executor_t;
+
+typedef enum fut_state {
+    FUT_PENDING = 0,   /* not started, or a promise not yet settled */
+    FUT_RUNNING = 1,   /* a task is executing on some thread */
+    FUT_FULFILLED = 2, /* settled with a value */
+    FUT_REJECTED = 3,  /* settled with an error */
+    FUT_CANCELLED = 4, /* settled by cancellation (error code ECANCELED) */
+} fut_state_t;
+
+/* An error: a positive errno-style code and a message that lives as long
+ * as the future that carries it. */
+typedef struct fut_error {
+    int code;
+    const char *message;
+} fut_error_t;
+
+/* Destructor for a value or an argument. */
+typedef void (*fut_free_fn)(void *p);
+
+/* A task: runs on an executor, returns the future's value (or calls
+ * fut_fail and returns NULL). */
+typedef void *(*fut_fn)(fut_ctx_t *ctx, void *arg);
+
+/* ------------------------------------------------------------ allocator */
+
+/* The allocator behind every object fut allocates.  alloc returns NULL on
+ * failure (fut then reports ENOMEM and loses nothing); free receives the
+ * size that was asked for.  ctx is passed through. */
+typedef struct fut_allocator {
+    void *(*alloc)(size_t size, void *ctx);
+    void (*free)(void *p, size_t size, void *ctx);
+    void *ctx;
+} fut_allocator_t;
+
+/* Installs an allocator (NULL restores malloc/free).  Call it while no
+ * object of fut's is alive: objects are freed through the allocator that is
+ * installed when they die.  Returns 0, or EINVAL if a function is missing. */
+FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
+
+/* ------------------------------------------------------------ executors */
+
+typedef struct fut_pool_config {
+    size_t threads;    /* worker threads; 0: one per online CPU */
+    size_t max_queued; /* 0: unbounded; else submit blocks while this many
+                          tasks wait (FUT_NOWAIT: rejects EAGAIN instead).
+                          Tasks submitted from the pool's own workers are
+                          never blocked (they would deadlock the pool). */
+    const char *name;  /* worker thread name prefix, "fut" if NULL; threads
+                          are named "<name>-<index>", cut to 15 bytes */
+    /* PEP 3148 initializer: runs on each worker before it takes work.  A
+     * non-zero return breaks the pool: queued and later tasks reject with
+     * that code, and fut_executor_stats reports it. */
+    int (*worker_init)(void *worker_arg);
+    /* Runs on each worker whose worker_init succeeded (or was NULL) when
+     * it exits. */
+    void (*worker_exit)(void *worker_arg);
+    void *worker_arg;
+} fut_pool_config_t;
+
+typedef struct fut_stats {
+    size_t threads;       /* worker threads started and not yet exited */
+    size_t idle;          /* workers parked waiting for work */
+    size_t queued;        /* tasks waiting to start */
+    uint64_t submitted;   /* tasks accepted */
+    uint64_t completed;   /* tasks that ran to the end (any outcome) */
+    uint64_t cancelled;   /* tasks settled by cancellation before running */
+    int broken;           /* 0, or the code a failing worker_init returned */
+    bool shutdown;        /* fut_executor_shutdown was called */
+} fut_stats_t;
+
+/* Creates a thread pool.  cfg may be NULL for defaults.  Returns 0 and the
+ * pool in *out, or EINVAL (out NULL), ENOMEM, EAGAIN (threads could not be
+ * created).  Any thread may call it. */
+FUT_API int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out);
+
+/* The inline executor: fut_submit runs the task on the calling thread before
+ * returning.  A process-wide singleton; shutting it down or freeing it does
+ * nothing. */
+FUT_API fut_executor_t *fut_inline_executor(void);
+
+/* Shutdown flags (PEP 3148 shutdown(wait, cancel_futures)). */
+#define FUT_SHUTDOWN_WAIT 1u           /* return after every worker exited */
+#define FUT_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started */
+
+/* Stops accepting work: later submits reject with ESHUTDOWN.  Queued tasks
+ * still run unless FUT_SHUTDOWN_CANCEL_PENDING cancels them (their free_arg
+ * runs on this thread).  With FUT_SHUTDOWN_WAIT, returns once all workers
+ * have exited.  May be called more than once.  Returns 0, EINVAL, or
+ * EDEADLK when asked to wait from one of the pool's own workers (the
+ * shutdown still happens; the call does not wait). */
+FUT_API int fut_executor_shutdown(fut_executor_t *ex, unsigned flags);
+
+/* Shuts down with FUT_SHUTDOWN_WAIT, then frees the executor.  Futures
+ * obtained from it stay valid.  Called from one of the pool's own workers,
+ * the pool is freed when its last worker exits.  NULL is a no-op. */
+FUT_API void fut_executor_free(fut_executor_t *ex);
+
+/* Fills *out with a snapshot of the executor's counters.  Returns 0 or
+ * EINVAL. */
+FUT_API int fut_executor_stats(fut_executor_t *ex, fut_stats_t *out);
+
+/* ---------------------------------------------------------------- tasks */
+
+/* Submit flags. */
+#define FUT_NOWAIT 1u /* a full bounded queue rejects EAGAIN instead of
+                         blocking the submitter */
+
+/* Submits fn(ctx, arg) to ex and returns a new reference to its future.
+ * Never returns NULL: bad arguments reject EINVAL, a shut-down executor
+ * ESHUTDOWN (a broken pool: the initializer's code), a full queue with
+ * FUT_NOWAIT EAGAIN, no memory ENOMEM.  free_arg (may be NULL) runs exactly
+ * once: after fn returned, or when the task is cancelled or rejected before
+ * it ran (then on the thread that cancelled or submitted it). */
+FUT_API fut_t *fut_submit(fut_executor_t *ex, fut_fn fn, void *arg);
+FUT_API fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
+                             fut_free_fn free_arg, unsigned flags);
+
+/* Inside a task (or any function handed a ctx): rejects the future with
+ * code (positive; otherwise EINVAL is used) and a printf-style message,
+ * and returns NULL so that `return fut_fail(ctx, EIO, "...")` reads
+ * naturally.  The first failure wins; the value the function then returns
+ * is destroyed with its destructor, if one was named.  ECANCELED settles
+ * the future as FUT_CANCELLED. */
+FUT_API void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
+    FUT_PRINTF(3, 4);
+
+/* Names the destructor of the value the function is about to return; it
+ * runs exactly once, when the future holding the value is freed. */
+FUT_API void fut_set_free(fut_ctx_t *ctx, fut_free_fn free_value);
+
+/* True once someone called fut_cancel on the running task's future. */
+FUT_API bool fut_cancel_requested(const fut_ctx_t *ctx);
+
+/* Reports progress to the future's fut_on_progress callbacks, on this
+ * thread, before returning.  progress is borrowed for the call. */
+FUT_API void fut_progress(fut_ctx_t *ctx, void *progress);
+
+/* -------------------------------------------------------------- futures */
+
+/* Adds a reference; returns f.  NULL is returned unchanged. */
+FUT_API fut_t *fut_retain(fut_t *f);
+
+/* Drops a reference; the last one frees the future and destroys its value
+ * (exactly once).  NULL is a no-op. */
+FUT_API void fut_release(fut_t *f);
+
+/* Borrows f.  The state now (FUT_REJECTED for NULL). */
+FUT_API fut_state_t fut_state(const fut_t *f);
+
+/* Borrows f.  True once f is fulfilled, rejected or cancelled (and for NULL). */
+FUT_API bool fut_done(const fut_t *f);
+
+/* Borrows f.  Blocks until f settles or timeout passes.  Returns 0 once
+ * settled, ETIMEDOUT, EINVAL (NULL), or EDEADLK when a task waits on its own
+ * future.  On a pool worker it runs the pool's queued tasks while it waits
+ * (so a one-thread pool whose task waits on a second task completes). */
+FUT_API int fut_wait(fut_t *f, int64_t timeout);
+
+/* Borrows f.  Waits like fut_wait, then returns 0 and stores the value in
+ * *value (may be NULL), or returns the rejection code (ECANCELED when
+ * cancelled), ETIMEDOUT, EINVAL or EDEADLK.  The value is borrowed: it lives
+ * as long as the caller's reference to f. */
+FUT_API int fut_get(fut_t *f, int64_t timeout, void **value);
+
+/* Borrows f.  The error of a rejected or cancelled future, valid as long as
+ * f; NULL while pending or fulfilled (and for NULL). */
+FUT_API const fut_error_t *fut_error(const fut_t *f);
+
+/* Borrows f.  PEP 3148 cancel: a future that had not started becomes
+ * FUT_CANCELLED and true is returned (true also if already cancelled); a
+ * running task is asked to stop (fut_cancel_requested) and false is
+ * returned; a settled future returns false.  Callbacks of a future it
+ * cancels run on this thread. */
+FUT_API bool fut_cancel(fut_t *f);
+
+/* Borrows f.  Calls cb(f, arg) exactly once when f settles: at once on this
+ * thread if it already has, else on the thread that settles it.  Callbacks
+ * on one future run in registration order.  Returns 0, EINVAL, or ENOMEM
+ * (then cb is never called). */
+FUT_API int fut_on_done(fut_t *f, void (*cb)(fut_t *f, void *arg), void *arg);
+
+/* As fut_on_done; free_arg(arg) runs exactly once after cb ran (or, if the
+ * call fails, before it returns). */
+FUT_API int fut_on_done_ex(fut_t *f, void (*cb)(fut_t *f, void *arg),
+                           void *arg, fut_free_fn free_arg);
+
+/* Borrows f.  Calls cb(f, progress, arg) on the notifying thread for each
+ * fut_notify / fut_progress while f is pending.  Like jQuery's progress(),
+ * a callback added after a notification is called at once with the most
+ * recent progress.  Returns 0, EINVAL, ENOMEM, or EALREADY when f has
+ * already settled (no more progress will come; cb is not called). */
+FUT_API int fut_on_progress(fut_t *f,
+                            void (*cb)(fut_t *f, void *progress, void *arg),
+                            void *arg);
+
+/* ------------------------------------------------------------- promises */
+
+/* A new unsettled promise with one writer reference, or NULL (ENOMEM). */
+FUT_API fut_promise_t *fut_promise_new(void);
+
+/* A new reference to the promise's future (never NULL; EINVAL-rejected
+ * future for a NULL promise). */
+FUT_API fut_t *fut_promise_future(fut_promise_t *p);
+
+/* Fulfils the promise with value; free_value (may be NULL) destroys it once
+ * when the future is freed.  Callbacks run on this thread before it
+ * returns.  Returns 0, EINVAL, or EALREADY if already settled (then
+ * free_value(value) runs at once: nothing leaks). */
+FUT_API int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value);
+
+/* Rejects the promise with code (positive) and a printf-style message.
+ * Returns 0, EINVAL (NULL, or code <= 0), or EALREADY. */
+FUT_API int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
+    FUT_PRINTF(3, 4);
+
+/* Sends progress to the future's fut_on_progress callbacks on this thread.
+ * Returns 0, EINVAL, or EALREADY once settled. */
+FUT_API int fut_notify(fut_promise_t *p, void *progress);
+
+/* Adds a writer reference; returns p. */
+FUT_API fut_promise_t *fut_promise_retain(fut_promise_t *p);
+
+/* Drops a writer reference.  When the last one goes while the promise is
+ * unsettled, its future rejects with EPIPE (a broken promise).  NULL is a
+ * no-op. */
+FUT_API void fut_promise_release(fut_promise_t *p);
+
+/* A new future already fulfilled with value (free_value as fut_resolve). */
+FUT_API fut_t *fut_resolved(void *value, fut_free_fn free_value);
+
+/* A new future already rejected with code (EINVAL if code <= 0) and a copy
+ * of message (may be NULL). */
+FUT_API fut_t *fut_rejected(int code, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FUT_H */
