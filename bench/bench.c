@@ -8,6 +8,9 @@
  *
  * Usage: fut_bench [--quick] [--threads N] [--runs R] [--n N]
  *   --quick    fewer tasks and runs (a smoke test of the harness)
+ * Output: one line per figure, `RESULT system=fut workload=W1 value=...
+ * unit=... n=... runs=... min=... max=... rss_kib=... note="..."`, the
+ * format bench/compare.py reads from fut and from every peer.
  * Peers and the other workloads join this program in later work; the
  * harness (median of runs, verification, one line per figure) is shared.
  */
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct options {
@@ -110,10 +114,12 @@ static int w1(const options_t *o)
             lo = rates[r] < lo ? rates[r] : lo;
             hi = rates[r] > hi ? rates[r] : hi;
         }
-        printf("W1 submit throughput  fut  %zu workers  %zu tasks  "
-               "median %.2f M tasks/s  (range %.2f-%.2f, %d runs)\n",
-               o->threads, o->n, median(rates, o->runs) / 1e6, lo / 1e6,
-               hi / 1e6, o->runs);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("RESULT system=fut workload=W1 value=%.0f unit=tasks/s n=%zu "
+               "runs=%d min=%.0f max=%.0f rss_kib=%ld note=\"%zu workers\"\n",
+               median(rates, o->runs), o->n, o->runs, lo, hi, ru.ru_maxrss,
+               o->threads);
     }
     free(rates);
     free(fs);

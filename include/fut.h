@@ -302,6 +302,185 @@ FUT_API fut_t *fut_resolved(void *value, fut_free_fn free_value);
  * of message (may be NULL). */
 FUT_API fut_t *fut_rejected(int code, const char *message);
 
+/* ------------------------------------------------------------- chaining */
+
+/* A continuation: runs once its input settles.  It produces the derived
+ * future's result the way a task does: return a value (fut_set_free names
+ * its destructor), fut_fail to reject, fut_adopt to follow another future.
+ * on_value gets the input's value (borrowed for the call); on_error the
+ * input's error (borrowed for the call). */
+typedef void *(*fut_then_fn)(fut_ctx_t *ctx, void *value, void *arg);
+typedef void *(*fut_catch_fn)(fut_ctx_t *ctx, const fut_error_t *err,
+                              void *arg);
+typedef void (*fut_finally_fn)(fut_t *settled, void *arg);
+
+/* Each consumes f and returns a new reference to the derived future.
+ * Semantics (Promises/A+ 2.2, Twisted's callback/errback chain):
+ *  - a value skips catch handlers and an error skips then handlers: the
+ *    derived future takes the input's outcome unchanged (a cancelled input
+ *    makes a cancelled derived future);
+ *  - a catch handler that returns recovers the chain with its value;
+ *  - a handler that calls fut_fail switches to the error path;
+ *  - a handler that calls fut_adopt makes the derived future follow another
+ *    future; one that ends up adopting itself rejects with EDEADLK.
+ * Handlers run exactly once, never before f settles, in the order they were
+ * registered on f, inline on the thread that settles f (at once, on the
+ * calling thread, if f has already settled), or on ex in the _on forms.
+ * A settled chain never grows the stack: nested settles are queued on a
+ * per-thread trampoline.  Bad arguments return a future rejected EINVAL
+ * (and release f).  Cancelling a derived future that has not run asks f to
+ * cancel when nothing else holds f. */
+FUT_API fut_t *fut_then(fut_t *f, fut_then_fn on_value, void *arg);
+FUT_API fut_t *fut_catch(fut_t *f, fut_catch_fn on_error, void *arg);
+/* jQuery then(done, fail): exactly one of the two runs; either may be NULL
+ * (the outcome passes through). */
+FUT_API fut_t *fut_then_catch(fut_t *f, fut_then_fn on_value,
+                              fut_catch_fn on_error, void *arg);
+/* Runs fn(settled input, arg) on any outcome; the derived future takes the
+ * input's outcome unchanged. */
+FUT_API fut_t *fut_finally(fut_t *f, fut_finally_fn fn, void *arg);
+
+/* The same on an executor (the loop executor hands results back to the
+ * thread that drains it).  If ex refuses the continuation (shut down), the
+ * derived future rejects with its code. */
+FUT_API fut_t *fut_then_on(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
+                           void *arg);
+FUT_API fut_t *fut_catch_on(fut_executor_t *ex, fut_t *f,
+                            fut_catch_fn on_error, void *arg);
+FUT_API fut_t *fut_finally_on(fut_executor_t *ex, fut_t *f, fut_finally_fn fn,
+                              void *arg);
+
+/* The general form: ex may be NULL (inline); free_arg (may be NULL) runs
+ * exactly once, after the handler ran or was skipped or cancelled. */
+FUT_API fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
+                           fut_catch_fn on_error, void *arg,
+                           fut_free_fn free_arg);
+
+/* Inside a task or continuation: the future being produced follows other
+ * (consumes it) and settles as it settles, with its value (borrowed, kept
+ * alive) or error.  Returns NULL, so `return fut_adopt(ctx, g)` reads
+ * naturally.  Adopting the future itself rejects it with EDEADLK. */
+FUT_API void *fut_adopt(fut_ctx_t *ctx, fut_t *other);
+
+/* ---------------------------------------------------------- combinators */
+
+/* Each consumes the n futures in fs (fs itself is not kept) and returns a
+ * new reference.  The inputs' values are borrowed by the result and live as
+ * long as it does.  n == 0 with fs NULL is allowed. */
+
+/* Value: a void ** of the n values in input order.  Rejects with the first
+ * rejection as soon as it happens (jQuery $.when); n == 0 fulfils at once. */
+FUT_API fut_t *fut_when_all(fut_t **fs, size_t n);
+
+/* Value: a fut_t ** of the n inputs, all settled (borrowed from the
+ * result).  Never rejects. */
+FUT_API fut_t *fut_when_all_settled(fut_t **fs, size_t n);
+
+typedef struct fut_any {
+    size_t index; /* which input */
+    void *value;  /* its value (borrowed) */
+} fut_any_t;
+
+/* First input to fulfil; value: a fut_any_t *.  Rejects only when every
+ * input rejected (with the last rejection); n == 0 rejects EINVAL. */
+FUT_API fut_t *fut_when_any(fut_t **fs, size_t n);
+
+/* First input to settle (a race); value: a fut_any_t *, or that input's
+ * rejection.  n == 0 rejects EINVAL. */
+FUT_API fut_t *fut_when_first(fut_t **fs, size_t n);
+
+/* First k inputs to fulfil (a quorum); value: a fut_any_t * array of k
+ * entries in fulfilment order.  Rejects (with the latest rejection) as soon
+ * as k can no longer be reached; k == 0 fulfils at once, k > n rejects
+ * EINVAL. */
+FUT_API fut_t *fut_when_some(fut_t **fs, size_t n, size_t k);
+
+/* Flag for fut_when_ex: once the result is decided, cancel the inputs that
+ * have not settled and that nothing else holds. */
+#define FUT_CANCEL_LOSERS 1u
+
+/* The combinators with flags.  kind: FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED,
+ * FUT_WHEN_ANY, FUT_WHEN_FIRST, FUT_WHEN_SOME (k used only there). */
+enum {
+    FUT_WHEN_ALL = 0,
+    FUT_WHEN_ALL_SETTLED = 1,
+    FUT_WHEN_ANY = 2,
+    FUT_WHEN_FIRST = 3,
+    FUT_WHEN_SOME = 4,
+};
+FUT_API fut_t *fut_when_ex(int kind, fut_t **fs, size_t n, size_t k,
+                           unsigned flags);
+
+/* PEP 3148 wait(): borrows the futures; blocks until return_when holds or
+ * timeout passes.  Returns 0 or ETIMEDOUT (EINVAL for bad arguments);
+ * *done (may be NULL) receives how many of fs have settled. */
+#define FUT_FIRST_COMPLETED 1
+#define FUT_FIRST_EXCEPTION 2
+#define FUT_ALL_COMPLETED 3
+FUT_API int fut_wait_for(fut_t *const *fs, size_t n, int64_t timeout,
+                         int return_when, size_t *done);
+
+/* PEP 3148 as_completed(): an iterator over fs (borrowed; the iterator keeps
+ * its own references) yielding each future once, in the order they settle.
+ * fut_iter_next stores the next settled future (borrowed from the iterator)
+ * and its index; returns 0, ETIMEDOUT (none settled within timeout, per
+ * call), ENOENT when every future has been yielded, EINVAL.
+ * fut_as_completed returns NULL only on ENOMEM or bad arguments. */
+typedef struct fut_iter fut_iter_t;
+FUT_API fut_iter_t *fut_as_completed(fut_t *const *fs, size_t n);
+FUT_API int fut_iter_next(fut_iter_t *it, int64_t timeout, fut_t **f,
+                          size_t *index);
+FUT_API void fut_iter_free(fut_iter_t *it);
+
+/* PEP 3148 map() with chunksize: runs fn(ctx, items[i], arg) for each item
+ * on ex, chunk items per task (0: 1).  Value: a void ** of the n results in
+ * input order (each destroyed with the destructor its call named).  The
+ * first failure rejects the result and cancels chunks not yet started. */
+typedef void *(*fut_map_fn)(fut_ctx_t *ctx, void *item, void *arg);
+FUT_API fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
+                       size_t n, size_t chunk, void *arg);
+
+/* ---------------------------------------------------------------- timers */
+
+/* A future fulfilled (value NULL) after ns nanoseconds on CLOCK_MONOTONIC,
+ * never earlier (asyncio call_later).  Callbacks run on the timer thread.
+ * Cancelling it removes the timer. */
+FUT_API fut_t *fut_delay(int64_t ns);
+
+/* Consumes f.  Settles as f settles if it does within ns; otherwise rejects
+ * ETIMEDOUT and asks f to cancel (fut_cancel). */
+FUT_API fut_t *fut_within(fut_t *f, int64_t ns);
+
+/* ------------------------------------------------------- loop executor */
+
+/* A queue that the caller's own thread drains (asyncio's hand-back to the
+ * loop thread).  Tasks and continuations given to it run only inside
+ * fut_loop_run_pending / fut_loop_run_until, on the thread that calls them.
+ * Returns 0, EINVAL, ENOMEM, or an errno from eventfd. */
+FUT_API int fut_loop_new(fut_executor_t **out);
+
+/* An eventfd that is readable while work is queued, for poll/epoll/libuv.
+ * -1 (and EINVAL) if ex is not a loop. */
+FUT_API int fut_loop_fd(fut_executor_t *loop);
+
+/* Runs every task queued now (not those they queue); returns how many. */
+FUT_API size_t fut_loop_run_pending(fut_executor_t *loop);
+
+/* Runs queued work until f settles (borrowed) or timeout passes.  Returns
+ * 0, ETIMEDOUT, or EINVAL. */
+FUT_API int fut_loop_run_until(fut_executor_t *loop, fut_t *f,
+                               int64_t timeout);
+
+/* ------------------------------------------------ unobserved rejections */
+
+/* Called when a rejected future is freed without anyone having read its
+ * error (fut_get, fut_error, a catch or then_catch handler, a combinator,
+ * or handing it down a chain count as reading).  Runs on the thread that
+ * drops the last reference.  NULL restores the default, which prints to
+ * stderr when the environment variable FUT_DEBUG is set to 1. */
+typedef void (*fut_unhandled_fn)(const fut_error_t *err, void *arg);
+FUT_API void fut_set_unhandled_hook(fut_unhandled_fn hook, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,11 @@ typedef struct fut__executor_ops {
     int (*shutdown)(fut_executor_t *ex, unsigned flags);
     void (*destroy)(fut_executor_t *ex);
     int (*stats)(fut_executor_t *ex, fut_stats_t *out);
+    /* Optional: a task still in ex's queue was just cancelled (it stays
+     * queued, marked FUT__CANCEL_TOLD, until ex takes it out).  Called by
+     * fut_cancel while it holds the claim, so ex is alive: a worker that
+     * meets a claimed task waits for the claim to be published. */
+    void (*cancelled)(fut_executor_t *ex);
 } fut__executor_ops_t;
 
 struct fut_executor {
@@ -29,10 +34,5 @@ struct fut_executor {
  * cancelled meanwhile.  Returns true if it ran.  Does not drop the
  * executor's reference. */
 bool fut__task_run(fut_t *f);
-
-/* If this thread is a worker of a live pool, waits for f while running the
- * pool's queued tasks, stores 0 or ETIMEDOUT in *rc and returns true;
- * otherwise returns false (pool.c). */
-bool fut__executor_help_wait(fut_t *f, int64_t deadline, int *rc);
 
 #endif /* FUT_EXECUTOR_H */

@@ -93,6 +93,9 @@ enum {
     FUT__IMMORTAL = 1u << 7,   /* static object: references are ignored */
     FUT__KIND_SHIFT = 8,
     FUT__KIND_MASK = 0xfu << 8,
+    FUT__ADOPTING = 1u << 12, /* RUNNING, following u.adopt_src */
+    FUT__CANCEL_TOLD = 1u << 13, /* cancelled while queued; the executor
+                                    was told (ops->cancelled) */
     FUT__WRITER_SHIFT = 16, /* promise writer references, bits 16..31 */
     FUT__WRITER_ONE = 1u << 16,
 };
@@ -102,6 +105,10 @@ typedef enum fut__kind {
     FUT__KIND_VALUE = 0,   /* created settled (fut_resolved, fut_rejected) */
     FUT__KIND_TASK = 1,    /* u.task runs on an executor */
     FUT__KIND_PROMISE = 2, /* settled through fut_promise_t */
+    FUT__KIND_THEN = 3,    /* fut__cont_t: then/catch/then_catch */
+    FUT__KIND_FINALLY = 4, /* fut__cont_t: finally */
+    FUT__KIND_WHEN = 5,    /* a combinator's result (combine.c) */
+    FUT__KIND_TIMER = 6,   /* fut_delay, fut_within (timer.c) */
 } fut__kind_t;
 
 /* --- the object ------------------------------------------------------- */
@@ -109,13 +116,20 @@ typedef enum fut__kind {
 typedef struct fut__ext fut__ext_t;
 
 struct fut {
-    /* Intrusive link: executor queue, trampoline queue.  A future is in at
-     * most one of them at a time. */
-    struct fut *next;
+    /* Intrusive link: executor queue, trampoline queue, or (as a tagged
+     * `link`) another future's callback stack.  A future is in at most one
+     * of them at a time. */
+    union {
+        struct fut *next;
+        uintptr_t link;
+    };
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
     _Atomic uintptr_t cbs;  /* callback stack, see above */
     fut_executor_t *ex;     /* where the task runs (task kind) */
+    /* Pending: what will produce the result (owned as future.h says).
+     * Settled: the result, and `hold`, a reference to the future that owns
+     * a borrowed value or error message (NULL when this future owns it). */
     union {
         struct {
             fut_fn fn;
@@ -123,10 +137,25 @@ struct fut {
             fut_free_fn free_arg;
         } task;
         struct {
-            void *value;
-            fut_free_fn free_value;
-        } ok;
-        fut_error_t err;
+            union {
+                fut_then_fn then;
+                fut_finally_fn fin;
+            } on_value;
+            fut_catch_fn on_error;
+            void *arg;
+        } cont;
+        fut_t *adopt_src; /* ADOPTING: the future it follows (a reference) */
+        void *pending;    /* WHEN, TIMER: their private state */
+        struct {
+            union {
+                struct {
+                    void *value;
+                    fut_free_fn free_value;
+                } ok;
+                fut_error_t err;
+            };
+            fut_t *hold;
+        };
     } u;
     /* Rarely used parts (progress listeners), allocated on first use and
      * freed with the future. */
@@ -135,10 +164,42 @@ struct fut {
 
 _Static_assert(sizeof(struct fut) <= 64, "the future object must stay small");
 
+/* A continuation (then, catch, finally) carries two more words: the input
+ * it waits for and its argument's destructor.  `input` holds one reference
+ * to the input until the continuation runs or is cancelled; a reader that
+ * needs it meanwhile (cancel, progress relay) swaps in FUT__BUSY and puts it
+ * back (fut__cont_borrow_input / fut__cont_return_input). */
+typedef struct fut__cont {
+    struct fut f;
+    fut_t *_Atomic input;
+    fut_free_fn free_arg;
+} fut__cont_t;
+
+#define FUT__BUSY ((fut_t *)(uintptr_t)1)
+
+static inline fut__cont_t *fut__as_cont(fut_t *f)
+{
+    return (fut__cont_t *)f;
+}
+
+/* The allocation size of a future of kind k. */
+static inline size_t fut__size(unsigned k)
+{
+    return (k == FUT__KIND_THEN || k == FUT__KIND_FINALLY)
+               ? sizeof(fut__cont_t)
+               : sizeof(struct fut);
+}
+
 /* --- callbacks -------------------------------------------------------- */
 
-/* A callback node.  Pointers in the stack are tagged: bit 0 clear marks a
- * fut__cb_t.  (Bit 0 set is reserved for futures linked as continuations.) */
+/* A callback node.  Entries of the stack are tagged pointers:
+ *   FUT__TAG_NODE   a fut__cb_t from the allocator, freed after it ran;
+ *   FUT__TAG_FUTURE a future linked through `next`: a continuation waiting
+ *                   for this input, or a future adopting it;
+ *   FUT__TAG_SLOT   a fut__cb_t embedded in a larger object; its fn gets
+ *                   the node itself as arg (a combinator's
+ *                   slot), which its owner frees.
+ * EMPTY is 0; CLOSED is all ones, which no tagged pointer can be. */
 typedef struct fut__cb {
     uintptr_t next;
     void (*fn)(fut_t *f, void *arg);
@@ -146,8 +207,15 @@ typedef struct fut__cb {
     fut_free_fn free_arg;
 } fut__cb_t;
 
+enum {
+    FUT__TAG_NODE = 0,
+    FUT__TAG_FUTURE = 1,
+    FUT__TAG_SLOT = 2,
+    FUT__TAG_MASK = 3,
+};
+
 #define FUT__CBS_EMPTY ((uintptr_t)0)
-#define FUT__CBS_CLOSED ((uintptr_t)2)
+#define FUT__CBS_CLOSED (~(uintptr_t)0)
 
 /* --- state helpers ---------------------------------------------------- */
 
@@ -215,6 +283,52 @@ void fut__fail_static(fut_t *f, int code, const char *message);
  * settles CANCELLED).  Returns false if it was no longer pending. */
 bool fut__reject_unstarted(fut_t *f, int code, const char *message);
 
+/* Settles a claimed or RUNNING future f with the outcome of settled src,
+ * borrowing its value or error (f keeps a reference to their owner), and
+ * marks src's error as observed: responsibility for it moves to f. */
+void fut__settle_like(fut_t *f, fut_t *src);
+
+/* Pushes a tagged entry on f's callback stack; false if the stack is
+ * closed (f settled and dispatched), and then nothing was pushed. */
+bool fut__cbs_push(fut_t *f, uintptr_t entry);
+
+/* Called by the dispatcher of settled `input` for each future entry d
+ * (chain.c): runs or schedules the continuation d, or settles d if it
+ * adopts input.  Consumes the stack's reference to d. */
+void fut__fire(fut_t *input, fut_t *d);
+
+/* Kind hooks for fut_cancel (chain.c, combine.c, timer.c): called after f
+ * was claimed for cancellation and before it is published as CANCELLED;
+ * they release what the pending future owned and ask inputs that nothing
+ * else holds to cancel. */
+void fut__cont_cancelled(fut_t *f);
+void fut__when_cancelled(fut_t *f);
+void fut__timer_cancelled(fut_t *f);
+
+/* Asks f to cancel if the caller's reference and f's producer's are the
+ * only ones (nothing else could still want its result).  Borrows f. */
+void fut__cancel_unshared(fut_t *f);
+
+/* Claims f without waiting: false if it is settled or another claimer
+ * holds it (that claimer will settle it). */
+bool fut__try_claim(fut_t *f);
+
+/* The guarded input of a pending continuation (chain.c): borrow swaps in
+ * FUT__BUSY and returns the input (NULL once consumed); return puts it
+ * back.  Hold it only for a few instructions. */
+fut_t *fut__cont_borrow_input(fut__cont_t *c);
+void fut__cont_return_input(fut__cont_t *c, fut_t *in);
+
+/* The owner of f's result: the future its value or error is borrowed
+ * from, or f itself. */
+static inline fut_t *fut__owner(fut_t *f)
+{
+    return f->u.hold ? f->u.hold : f;
+}
+
+/* Marks f's error as read (fut_get, fut_error, handlers, combinators). */
+void fut__observe(fut_t *f);
+
 /* Runs the callbacks of settled f on this thread, through the per-thread
  * trampoline (rule 6): nested dispatches are queued, not recursed into. */
 void fut__dispatch(fut_t *f);
@@ -231,16 +345,6 @@ char *fut__msg_vformat(const char *fmt, va_list ap);
 char *fut__msg_copy(const char *s);
 void fut__msg_free(char *s);
 const char *fut__code_message(int code);
-
-/* Waiting (future.c).  fut__arm_wake pushes a callback that unparks p when
- * f settles: 0, EALREADY (f already settled: nothing pushed) or ENOMEM.
- * fut__block waits for f until deadline (absolute ns, negative: none) on
- * this thread's parker: 0 or ETIMEDOUT.  fut__nap sleeps a growing backoff
- * (the fallback when there is no memory for a wake callback). */
-struct fut__parker;
-int fut__arm_wake(fut_t *f, struct fut__parker *p);
-int fut__block(fut_t *f, int64_t deadline);
-void fut__nap(int64_t *nap, int64_t deadline);
 
 /* Progress (progress.c): frees f's rarely used parts. */
 void fut__ext_free(fut__ext_t *ext);

@@ -33,6 +33,7 @@
  */
 #include "executor.h"
 #include "park.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -40,7 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { HELP_DEPTH_MAX = 64, NAME_PREFIX_MAX = 10 };
+enum { HELP_DEPTH_MAX = 64, NAME_MAX_BYTES = 15 };
 
 typedef struct pool pool_t;
 
@@ -63,7 +64,8 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t not_full;
     fut_t *head, *tail;
-    size_t queued;
+    size_t queued;  /* in the queue, including the cancelled ones below */
+    size_t zombies; /* cancelled while queued, not yet taken out */
     worker_t *idle;
     size_t nidle;
     size_t nthreads, alive;
@@ -77,13 +79,21 @@ struct pool {
     bool shutdown, joined, self_free, forked;
     uint64_t submitted, completed, cancelled;
     pthread_mutex_t join_lock;
-    char name[NAME_PREFIX_MAX + 1];
+    char name[NAME_MAX_BYTES + 1]; /* the prefix, as much as can show */
     struct pool *reg_prev, *reg_next; /* fork registry (pool.h) */
 };
 
 static _Thread_local worker_t *self_worker;
 
 /* --- queue and idle list (lock held) ---------------------------------- */
+
+/* Tasks waiting to start.  Zombies are cancelled tasks still linked in the
+ * queue; a detached queue (queue_take) keeps them counted until
+ * reject_all meets them, hence the guard. */
+static size_t live_queued(const pool_t *p)
+{
+    return p->queued > p->zombies ? p->queued - p->zombies : 0;
+}
 
 static void queue_push(pool_t *p, fut_t *f)
 {
@@ -175,20 +185,34 @@ static void unpark_all(worker_t *chain)
     }
 }
 
+/* Takes a future out of the queue's books once it is out of the queue:
+ * a task that did not run was cancelled while queued, either counted then
+ * (FUT__CANCEL_TOLD: it leaves the zombies) or not (a continuation). */
+static void account_unrun(pool_t *p, fut_t *f)
+{
+    if (fut__load(f) & FUT__CANCEL_TOLD)
+        p->zombies--;
+    else
+        p->cancelled++;
+}
+
 /* Settles every future of a detached queue with code and drops the
  * queue's references. */
-static uint64_t reject_all(fut_t *f, int code, const char *message)
+static void reject_all(pool_t *p, fut_t *f, int code, const char *message)
 {
-    uint64_t n = 0;
     while (f) {
         fut_t *next = f->next;
         f->next = NULL;
-        fut__reject_unstarted(f, code, message);
+        bool settled = fut__reject_unstarted(f, code, message);
+        pthread_mutex_lock(&p->lock);
+        if (settled)
+            p->cancelled++;
+        else
+            account_unrun(p, f);
+        pthread_mutex_unlock(&p->lock);
         fut_release(f);
-        n++;
         f = next;
     }
-    return n;
 }
 
 /* --- running ---------------------------------------------------------- */
@@ -196,13 +220,13 @@ static uint64_t reject_all(fut_t *f, int code, const char *message)
 static void run_one(pool_t *p, fut_t *f)
 {
     bool ran = fut__task_run(f);
-    fut_release(f);
     pthread_mutex_lock(&p->lock);
     if (ran)
         p->completed++;
     else
-        p->cancelled++;
+        account_unrun(p, f);
     pthread_mutex_unlock(&p->lock);
+    fut_release(f);
 }
 
 static void break_pool(pool_t *p, int code)
@@ -214,12 +238,8 @@ static void break_pool(pool_t *p, int code)
     worker_t *idle = idle_take_all(p);
     pthread_mutex_unlock(&p->lock);
     unpark_all(idle);
-    uint64_t n =
-        reject_all(taken, code, "thread pool broken: a worker initializer "
-                                "failed");
-    pthread_mutex_lock(&p->lock);
-    p->cancelled += n;
-    pthread_mutex_unlock(&p->lock);
+    reject_all(p, taken, code,
+               "thread pool broken: a worker initializer failed");
 }
 
 static void run_loop(worker_t *w)
@@ -254,8 +274,10 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     pool_t *p = w->pool;
-    char name[16];
+    /* "<prefix>-<index>", cut to the 15 bytes a thread name can hold. */
+    char name[64];
     snprintf(name, sizeof name, "%s-%zu", p->name, w->index);
+    name[NAME_MAX_BYTES] = '\0';
     pthread_setname_np(pthread_self(), name);
     self_worker = w;
     fut__parker_adopt(w->parker);
@@ -280,13 +302,13 @@ static void *worker_main(void *arg)
 
 /* --- help while waiting (rule 7) -------------------------------------- */
 
-static int help_wait(worker_t *w, fut_t *f, int64_t deadline)
+static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
 {
     pool_t *p = w->pool;
     bool armed = false, poll = false;
     int64_t nap = 1000;
     for (;;) {
-        if (fut__is_settled(fut__load(f)))
+        if (wt->ready(wt))
             return 0;
         if (fut__expired(deadline))
             return ETIMEDOUT;
@@ -305,7 +327,7 @@ static int help_wait(worker_t *w, fut_t *f, int64_t deadline)
                 fut__nap(&nap, deadline);
                 continue;
             }
-            int rc = fut__arm_wake(f, w->parker);
+            int rc = wt->arm(wt, w->parker);
             if (rc == EALREADY)
                 return 0;
             poll = rc == ENOMEM; /* no memory: poll instead of parking */
@@ -315,7 +337,7 @@ static int help_wait(worker_t *w, fut_t *f, int64_t deadline)
         idle_push(p, w);
         uint32_t seen = fut__parker_prepare(w->parker);
         pthread_mutex_unlock(&p->lock);
-        if (!fut__is_settled(fut__load(f)))
+        if (!wt->ready(wt))
             fut__parker_park(w->parker, seen, deadline);
         pthread_mutex_lock(&p->lock);
         idle_remove(p, w);
@@ -323,7 +345,7 @@ static int help_wait(worker_t *w, fut_t *f, int64_t deadline)
     }
 }
 
-bool fut__executor_help_wait(fut_t *f, int64_t deadline, int *rc)
+bool fut__executor_help_wait(fut__waiter_t *wt, int64_t deadline, int *rc)
 {
     worker_t *w = self_worker;
     if (!w || w->depth >= HELP_DEPTH_MAX)
@@ -333,7 +355,7 @@ bool fut__executor_help_wait(fut_t *f, int64_t deadline, int *rc)
     pthread_mutex_unlock(&w->pool->lock);
     if (forked)
         return false;
-    *rc = help_wait(w, f, deadline);
+    *rc = help_wait(w, wt, deadline);
     return true;
 }
 
@@ -356,7 +378,8 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
             pthread_mutex_unlock(&p->lock);
             return rc;
         }
-        if (!p->max_queued || p->queued < p->max_queued || is_own_worker(p))
+        if (!p->max_queued || live_queued(p) < p->max_queued ||
+            is_own_worker(p))
             break;
         if (flags & FUT_NOWAIT) {
             pthread_mutex_unlock(&p->lock);
@@ -400,12 +423,10 @@ static int pool_shutdown(fut_executor_t *ex, unsigned flags)
     pthread_cond_broadcast(&p->not_full);
     pthread_mutex_unlock(&p->lock);
     unpark_all(idle);
-    uint64_t n = forked ? reject_all(taken, ESHUTDOWN,
-                                     "thread pool inherited across fork()")
-                        : reject_all(taken, ECANCELED, NULL);
-    pthread_mutex_lock(&p->lock);
-    p->cancelled += n;
-    pthread_mutex_unlock(&p->lock);
+    if (forked)
+        reject_all(p, taken, ESHUTDOWN, "thread pool inherited across fork()");
+    else
+        reject_all(p, taken, ECANCELED, NULL);
     if (forked)
         return ESHUTDOWN;
     if (flags & FUT_SHUTDOWN_WAIT) {
@@ -450,13 +471,24 @@ static void pool_destroy(fut_executor_t *ex)
     pool_free_memory(p);
 }
 
+static void pool_cancelled(fut_executor_t *ex)
+{
+    pool_t *p = (pool_t *)ex;
+    pthread_mutex_lock(&p->lock);
+    p->zombies++;
+    p->cancelled++;
+    if (p->blocked_submitters)
+        pthread_cond_signal(&p->not_full); /* a slot is free again */
+    pthread_mutex_unlock(&p->lock);
+}
+
 static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
 {
     pool_t *p = (pool_t *)ex;
     pthread_mutex_lock(&p->lock);
     out->threads = p->alive;
     out->idle = p->nidle;
-    out->queued = p->queued;
+    out->queued = live_queued(p);
     out->submitted = p->submitted;
     out->completed = p->completed;
     out->cancelled = p->cancelled;
@@ -471,6 +503,7 @@ static const fut__executor_ops_t pool_ops = {
     .shutdown = pool_shutdown,
     .destroy = pool_destroy,
     .stats = pool_stats,
+    .cancelled = pool_cancelled,
 };
 
 /* --- creation --------------------------------------------------------- */

@@ -9,6 +9,10 @@
  * register or settle from inside its callback).  Nodes are never freed
  * before the future, so walking them unlocked is safe.
  *
+ * A continuation relays its input's progress (see install_relays), so a
+ * listener at the end of a chain hears the head's notifications.  Relaying
+ * recurses once per link that has listeners downstream.
+ *
  * "memory" (jQuery.Callbacks): a listener added after a notification is
  * called at once with the latest progress; the lock makes each listener see
  * each notification exactly once.
@@ -22,6 +26,7 @@ typedef struct listener {
     struct listener *next;
     void (*cb)(fut_t *f, void *progress, void *arg);
     void *arg;
+    fut_free_fn free_arg; /* runs when the future is freed */
 } listener_t;
 
 struct fut__ext {
@@ -30,6 +35,7 @@ struct fut__ext {
     size_t count;
     void *last;
     bool has_last;
+    bool relayed; /* a relay from this continuation's input is installed */
 };
 
 static fut__ext_t *ext_get(fut_t *f)
@@ -45,6 +51,7 @@ static fut__ext_t *ext_get(fut_t *f)
     mine->count = 0;
     mine->last = NULL;
     mine->has_last = false;
+    mine->relayed = false;
     if (atomic_compare_exchange_strong_explicit(&f->ext, &ext, mine,
                                                 memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -59,6 +66,8 @@ void fut__ext_free(fut__ext_t *ext)
     listener_t *l = ext->head;
     while (l) {
         listener_t *next = l->next;
+        if (l->free_arg)
+            l->free_arg(l->arg);
         fut__free(l, sizeof *l);
         l = next;
     }
@@ -79,27 +88,31 @@ int fut__notify(fut_t *f, void *progress)
     size_t n = ext->count;
     listener_t *l = ext->head;
     pthread_mutex_unlock(&ext->lock);
-    for (; n > 0; n--, l = l->next)
+    /* Only the first n listeners: the tail's `next` may be written by a
+     * concurrent registration, so it is not read past the n-th. */
+    for (; n > 0; n--) {
+        listener_t *next = n > 1 ? l->next : NULL;
         l->cb(f, progress, l->arg);
+        l = next;
+    }
     return 0;
 }
 
-int fut_on_progress(fut_t *f, void (*cb)(fut_t *f, void *progress, void *arg),
-                    void *arg)
+static int add_listener(fut_t *f,
+                        void (*cb)(fut_t *f, void *progress, void *arg),
+                        void *arg, fut_free_fn free_arg)
 {
-    if (!f || !cb)
-        return EINVAL;
-    if (fut_done(f))
-        return EALREADY;
     fut__ext_t *ext = ext_get(f);
-    if (!ext)
+    listener_t *l = ext ? fut__alloc(sizeof *l) : NULL;
+    if (!l) {
+        if (free_arg)
+            free_arg(arg);
         return ENOMEM;
-    listener_t *l = fut__alloc(sizeof *l);
-    if (!l)
-        return ENOMEM;
+    }
     l->next = NULL;
     l->cb = cb;
     l->arg = arg;
+    l->free_arg = free_arg;
     pthread_mutex_lock(&ext->lock);
     if (ext->tail)
         ext->tail->next = l;
@@ -113,4 +126,64 @@ int fut_on_progress(fut_t *f, void (*cb)(fut_t *f, void *progress, void *arg),
     if (replay)
         cb(f, last, arg);
     return 0;
+}
+
+/* --- relaying down a chain -------------------------------------------- */
+
+/* A continuation hears its input's progress through a relay listener on
+ * the input, installed when someone first listens to the continuation, and
+ * up the chain from there (iteratively).  The relay holds a reference to
+ * the continuation, dropped when the input is freed. */
+
+static void relay_cb(fut_t *in, void *progress, void *d)
+{
+    (void)in;
+    fut__notify(d, progress);
+}
+
+static void relay_free(void *d)
+{
+    fut_release(d);
+}
+
+static void install_relays(fut_t *d)
+{
+    fut_t *cur = fut_retain(d);
+    while (cur) {
+        fut__kind_t k = fut__kind(fut__load(cur));
+        if (k != FUT__KIND_THEN && k != FUT__KIND_FINALLY)
+            break;
+        fut__ext_t *ext = ext_get(cur);
+        if (!ext)
+            break;
+        pthread_mutex_lock(&ext->lock);
+        bool done = ext->relayed;
+        ext->relayed = true;
+        pthread_mutex_unlock(&ext->lock);
+        if (done)
+            break;
+        fut__cont_t *c = fut__as_cont(cur);
+        fut_t *in = fut__cont_borrow_input(c);
+        if (!in)
+            break; /* the continuation has run: no more progress */
+        fut_retain(in);
+        fut__cont_return_input(c, in);
+        add_listener(in, relay_cb, fut_retain(cur), relay_free);
+        fut_release(cur);
+        cur = in;
+    }
+    fut_release(cur);
+}
+
+int fut_on_progress(fut_t *f, void (*cb)(fut_t *f, void *progress, void *arg),
+                    void *arg)
+{
+    if (!f || !cb)
+        return EINVAL;
+    if (fut_done(f))
+        return EALREADY;
+    int rc = add_listener(f, cb, arg, NULL);
+    if (rc == 0)
+        install_relays(f);
+    return rc;
 }

@@ -54,9 +54,12 @@ void fut_promise_release(fut_promise_t *p)
     uint32_t old = atomic_fetch_sub_explicit(&f->state, FUT__WRITER_ONE,
                                              memory_order_acq_rel);
     FUT__ASSERT((old >> FUT__WRITER_SHIFT) != 0);
-    if ((old >> FUT__WRITER_SHIFT) == 1 && fut__claim(f))
+    if ((old >> FUT__WRITER_SHIFT) != 1)
+        return;
+    /* The last writer: nobody can settle it any more. */
+    if (fut__claim(f))
         fut__fail_static(f, EPIPE, NULL);
-    fut_release(f);
+    fut_release(f); /* the writers' shared reference */
 }
 
 int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value)

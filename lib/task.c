@@ -9,17 +9,12 @@
  * whoever rejects or cancels the task before it starts
  * (fut__reject_unstarted).
  */
+#include "ctx.h"
 #include "executor.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
-
-struct fut_ctx {
-    fut_t *f;
-    fut_free_fn free_value;
-    int code;      /* first failure, 0 if none */
-    char *message; /* owned; NULL: static description of code */
-};
 
 fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
                      fut_free_fn free_arg, unsigned flags)
@@ -53,33 +48,53 @@ fut_t *fut_submit(fut_executor_t *ex, fut_fn fn, void *arg)
     return fut_submit_ex(ex, fn, arg, NULL, 0);
 }
 
+void fut__ctx_settle(fut_ctx_t *ctx, void *value)
+{
+    fut_t *f = ctx->f;
+    if (ctx->code || ctx->adopt) {
+        if (value && ctx->free_value)
+            ctx->free_value(value);
+    }
+    if (ctx->code) {
+        fut_release(ctx->adopt);
+        fut__fail_owned(f, ctx->code, ctx->message);
+    } else if (ctx->adopt) {
+        fut__adopt_start(f, ctx->adopt);
+    } else {
+        fut__fulfil(f, value, ctx->free_value);
+    }
+}
+
 bool fut__task_run(fut_t *f)
 {
-    if (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, NULL))
-        return false; /* cancelled (or being cancelled) while queued */
+    fut__kind_t kind = fut__kind(fut__load(f));
+    if (kind != FUT__KIND_TASK)
+        return fut__cont_run(f); /* a continuation given an executor */
+    uint32_t seen;
+    while (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, &seen)) {
+        /* Cancelled while queued.  If the canceller still holds the claim,
+         * wait for it to publish: it may be telling our executor. */
+        if (!(seen & FUT__CLAIMED))
+            return false;
+        sched_yield();
+    }
     fut_fn fn = f->u.task.fn;
     void *arg = f->u.task.arg;
     fut_free_fn free_arg = f->u.task.free_arg;
-    struct fut_ctx ctx = {.f = f};
+    fut_ctx_t ctx = {.f = f};
     fut_t *outer = fut__set_current(f);
     void *value = fn(&ctx, arg);
     fut__set_current(outer);
     if (free_arg)
         free_arg(arg);
-    if (ctx.code) {
-        if (value && ctx.free_value)
-            ctx.free_value(value);
-        fut__fail_owned(f, ctx.code, ctx.message);
-    } else {
-        fut__fulfil(f, value, ctx.free_value);
-    }
+    fut__ctx_settle(&ctx, value);
     return true;
 }
 
 void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
 {
-    if (!ctx || ctx->code)
-        return NULL; /* the first failure wins */
+    if (!ctx || ctx->code || ctx->adopt)
+        return NULL; /* the first failure or adoption wins */
     if (code <= 0) {
         ctx->code = EINVAL;
         ctx->message = fut__msg_copy("fut_fail: the code must be a "
@@ -93,6 +108,21 @@ void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
         ctx->message = fut__msg_vformat(fmt, ap);
         va_end(ap);
     }
+    return NULL;
+}
+
+void *fut_adopt(fut_ctx_t *ctx, fut_t *other)
+{
+    if (!ctx || ctx->code || ctx->adopt) {
+        fut_release(other);
+        return NULL;
+    }
+    if (!other) {
+        ctx->code = EINVAL;
+        ctx->message = fut__msg_copy("fut_adopt: the future is NULL");
+        return NULL;
+    }
+    ctx->adopt = other;
     return NULL;
 }
 

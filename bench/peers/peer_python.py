@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""peer_python.py - concurrent.futures (PEP 3148) as a peer of fut.
+
+The same workloads, options and RESULT lines as the compiled peers
+(harness.c), run by concurrent.futures.ThreadPoolExecutor:
+
+  W1  submit() per task, then result() of each.
+  W2  a chain of bare Future objects, each add_done_callback() setting the
+      next one's result to its own + 1.  Callbacks run inside set_result(),
+      so the chain recurses: N is reduced and the recursion limit raised.
+  W3  submit() per task, concurrent.futures.wait(ALL_COMPLETED), then sum.
+  W4  a 16-worker executor, time.sleep(0.002) per task (clock_nanosleep).
+  W5  list.sort() of 64 slices as 64 tasks, heapq.merge() of the results;
+      the serial baseline is list.sort() of the whole list.  1,000,000 ints.
+  W6  submit() + result(), one at a time.
+
+The GIL serialises the Python code of every task, so the sizes are smaller
+than the standard ones and every line whose size differs says so.
+"""
+import argparse
+import concurrent.futures as cf
+import heapq
+import itertools
+import math
+import operator
+import resource
+import sys
+import time
+
+SYSTEM = "python"
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+FULL_N = {"W1": 100_000, "W2": 100_000, "W3": 100_000, "W4": 64,
+          "W5": 1_000_000, "W6": 10_000}
+QUICK_N = {"W1": 10_000, "W2": 10_000, "W3": 10_000, "W4": 64,
+           "W5": 200_000, "W6": 1_000}
+STANDARD_N = {"W1": 1_000_000, "W2": 1_000_000, "W3": 100_000, "W4": 64,
+              "W5": 8_000_000, "W6": 10_000}
+W4_THREADS = 16
+W4_SLEEP_S = 0.002
+W5_CHUNKS = 64
+
+
+class VerificationError(Exception):
+    pass
+
+
+def peak_rss_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def note_for(workload, n, quick, extra=""):
+    parts = []
+    if not quick and n != STANDARD_N[workload]:
+        parts.append(f"n reduced from {STANDARD_N[workload]}")
+    if extra:
+        parts.append(extra)
+    return "; ".join(parts)
+
+
+def report(workload, values, unit, n, note=""):
+    values = sorted(values)
+    k = len(values)
+    med = values[k // 2] if k % 2 else (values[k // 2 - 1] + values[k // 2]) / 2
+    print(f"RESULT system={SYSTEM} workload={workload} value={med:.6g} "
+          f"unit={unit} n={n} runs={k} min={values[0]:.6g} "
+          f"max={values[-1]:.6g} rss_kib={peak_rss_kib()} note=\"{note}\"",
+          flush=True)
+
+
+def timed_runs(label, runs, once):
+    """One warm-up, then `runs` timed runs; returns the list of figures."""
+    figures = []
+    for r in range(-1, runs):
+        what = "warm-up 1/1" if r < 0 else f"run {r + 1}/{runs}"
+        print(f"\r{SYSTEM} {label} {what} ", end="", file=sys.stderr,
+              flush=True)
+        f = once()
+        if r >= 0:
+            figures.append(f)
+    print(file=sys.stderr)
+    return figures
+
+
+def identity(i):
+    return i
+
+
+def w1(ex, n):
+    want = n * (n - 1) // 2
+
+    def once():
+        t0 = time.monotonic_ns()
+        fs = [ex.submit(identity, i) for i in range(n)]
+        total = sum(f.result() for f in fs)
+        t = time.monotonic_ns() - t0
+        if total != want:
+            raise VerificationError(f"W1: sum {total}, want {want}")
+        return n / (t * 1e-9)
+    return once
+
+
+def w3(ex, n):
+    want = n * (n - 1) // 2
+
+    def once():
+        t0 = time.monotonic_ns()
+        fs = [ex.submit(identity, i) for i in range(n)]
+        done, not_done = cf.wait(fs, return_when=cf.ALL_COMPLETED)
+        total = sum(f.result() for f in done)
+        t = time.monotonic_ns() - t0
+        if not_done or total != want:
+            raise VerificationError(f"W3: sum {total}, want {want}")
+        return n / (t * 1e-9)
+    return once
+
+
+def w2(n):
+    def link(nxt):
+        return lambda f: nxt.set_result(f.result() + 1)
+
+    def once():
+        t0 = time.monotonic_ns()
+        futures = [cf.Future() for _ in range(n + 1)]
+        for k in range(n):
+            futures[k].add_done_callback(link(futures[k + 1]))
+        futures[0].set_result(0)
+        try:
+            tail = futures[n].result(timeout=60)
+        except cf.TimeoutError:
+            raise VerificationError("W2: the tail never settled (a callback "
+                                    "failed; see the log above)") from None
+        t = time.monotonic_ns() - t0
+        if tail != n:
+            raise VerificationError(f"W2: tail {tail}, want {n}")
+        return n / (t * 1e-9)
+    return once
+
+
+def w4(ex, n):
+    ran = [0] * n
+
+    def sleeper(i):
+        time.sleep(W4_SLEEP_S)
+        ran[i] = 1
+
+    rounds = -(-n // W4_THREADS)
+
+    def once():
+        ran[:] = [0] * n
+        t0 = time.monotonic_ns()
+        for f in [ex.submit(sleeper, i) for i in range(n)]:
+            f.result()
+        t = time.monotonic_ns() - t0
+        if sum(ran) != n:
+            raise VerificationError(f"W4: {sum(ran)} of {n} tasks ran")
+        f0 = time.monotonic_ns()
+        for _ in range(rounds):
+            time.sleep(W4_SLEEP_S)
+        return t / 1e6, (time.monotonic_ns() - f0) / 1e6
+    return once, rounds * W4_SLEEP_S * 1e3, rounds
+
+
+def generate(n):
+    """xorshift64 (13, 7, 17) from seed 42, value = x >> 33, as harness.c."""
+    mask = (1 << 64) - 1
+    x = 42
+    out = [0] * n
+    for i in range(n):
+        x ^= (x << 13) & mask
+        x ^= x >> 7
+        x ^= (x << 17) & mask
+        out[i] = x >> 33
+    return out
+
+
+def check_sorted(a, checksum, what):
+    if not all(map(operator.le, a, itertools.islice(a, 1, None))):
+        raise VerificationError(f"W5: {what} output unsorted")
+    if sum(a) != checksum:
+        raise VerificationError(f"W5: {what} output checksum differs")
+
+
+def w5(ex, n):
+    data = generate(n)
+    checksum = sum(data)
+    bounds = [n * c // W5_CHUNKS for c in range(W5_CHUNKS + 1)]
+
+    def sort_chunk(c):
+        chunk = data[bounds[c]:bounds[c + 1]]
+        chunk.sort()
+        return chunk
+
+    def once():
+        work = list(data)
+        t0 = time.monotonic_ns()
+        work.sort()
+        serial = time.monotonic_ns() - t0
+        check_sorted(work, checksum, "serial")
+        t0 = time.monotonic_ns()
+        chunks = [f.result() for f in
+                  [ex.submit(sort_chunk, c) for c in range(W5_CHUNKS)]]
+        out = list(heapq.merge(*chunks))
+        parallel = time.monotonic_ns() - t0
+        if len(out) != n:
+            raise VerificationError(f"W5: {len(out)} values, want {n}")
+        check_sorted(out, checksum, "chunk-sorted and merged")
+        return parallel / 1e6, serial / parallel
+    return once
+
+
+def w6(ex, n):
+    lat = [0.0] * n
+
+    def once():
+        for k in range(n):
+            t0 = time.monotonic_ns()
+            got = ex.submit(identity, k + 1).result()
+            lat[k] = (time.monotonic_ns() - t0) / 1e3
+            if got != k + 1:
+                raise VerificationError(f"W6: round trip returned {got}")
+        s = sorted(lat)
+        return s[n // 2], s[math.ceil(0.99 * n) - 1]
+    return once
+
+
+def run(workload, args):
+    n = (QUICK_N if args.quick else FULL_N)[workload]
+    threads = W4_THREADS if workload == "W4" else args.threads
+    if workload == "W2":
+        # Each link is three Python frames deep in the one before.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * n + 1000))
+        figures = timed_runs(workload, args.runs, w2(n))
+        report("W2", figures, "cont/s", n, note_for(
+            "W2", n, args.quick, "bare Futures chained by add_done_callback;"
+            " callbacks recurse inside set_result()"))
+        return
+    with cf.ThreadPoolExecutor(max_workers=threads) as ex:
+        if workload == "W1":
+            report("W1", timed_runs("W1", args.runs, w1(ex, n)), "tasks/s",
+                   n, note_for("W1", n, args.quick))
+        elif workload == "W3":
+            report("W3", timed_runs("W3", args.runs, w3(ex, n)), "inputs/s",
+                   n, note_for("W3", n, args.quick, "concurrent.futures.wait"))
+        elif workload == "W4":
+            once, ideal, rounds = w4(ex, n)
+            figures = timed_runs("W4", args.runs, once)
+            ms = [f[0] for f in figures]
+            report("W4", ms, "ms", n, "time.sleep(0.002)")
+            report("W4eff", [ideal / m for m in ms], "x", n,
+                   "ideal wall time / measured")
+            report("W4floor", [f[1] for f in figures], "ms", rounds,
+                   "one thread, the 2 ms sleeps back to back")
+        elif workload == "W5":
+            figures = timed_runs("W5", args.runs, w5(ex, n))
+            report("W5", [f[0] for f in figures], "ms", n,
+                   note_for("W5", n, args.quick, "list.sort + heapq.merge"))
+            report("W5speedup", [f[1] for f in figures], "x", n,
+                   "serial sort of the whole list / chunk sort + merge")
+        elif workload == "W6":
+            figures = timed_runs("W6", args.runs, w6(ex, n))
+            report("W6p50", [f[0] for f in figures], "us", n)
+            report("W6p99", [f[1] for f in figures], "us", n)
+
+
+def parse_only(text):
+    chosen = set()
+    for name in text.split(","):
+        if name == "mem":
+            continue
+        match = [w for w in WORKLOADS if name.startswith(w)]
+        if not match:
+            raise argparse.ArgumentTypeError(f"unknown workload {name!r}")
+        chosen.add(match[0])
+    return chosen
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes and 3 runs (a smoke test)")
+    p.add_argument("--only", type=parse_only, default=set(WORKLOADS),
+                   help="comma-separated workloads (default: all)")
+    p.add_argument("--runs", type=int, help="timed runs after one warm-up")
+    p.add_argument("--threads", type=int, default=2,
+                   help="executor workers for every workload but W4 (16)")
+    args = p.parse_args()
+    if args.runs is None:
+        args.runs = 3 if args.quick else 5
+    if args.runs < 1 or args.threads < 1:
+        p.error("--runs and --threads must be positive")
+    status = 0
+    for workload in WORKLOADS:
+        if workload in args.only:
+            try:
+                run(workload, args)
+            except VerificationError as e:
+                print(f"\n{SYSTEM} verification failed: {e}", file=sys.stderr)
+                status = 1
+    rss = peak_rss_kib()
+    report("mem", [rss], "KiB", 0,
+           "peak RSS of the whole process (high-water mark)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

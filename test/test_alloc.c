@@ -1,0 +1,620 @@
+/*
+ * test_alloc.c - allocation failure injection through fut_set_allocator.
+ *
+ * A counting allocator fails exactly its Nth call.  Each scenario runs with
+ * N = 1, 2, 3, ... until a run in which the Nth call never came (the
+ * scenario then ran without a failure).  In every run: each API reports
+ * ENOMEM as documented (an ENOMEM-rejected future, ENOMEM from an int
+ * function, NULL from fut_promise_new), counted destructors of values and
+ * args run exactly once, callbacks run exactly once or (on ENOMEM) never,
+ * and every block the allocator handed out has come back, with the size it
+ * was asked for, once the scenario's objects are gone and the default
+ * allocator is restored.
+ *
+ * The allocator's state is global (the library's allocator is); every test
+ * restores the default allocator before it ends.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------ counting allocator */
+
+enum { NBUCKETS = 4096 };
+
+typedef struct block {
+    void *p;
+    size_t size;
+    struct block *next;
+} block_t;
+
+static struct {
+    pthread_mutex_t mu;
+    block_t *buckets[NBUCKETS];
+    long live;          /* blocks handed out and not yet freed */
+    long foreign;       /* frees of pointers this allocator never handed out */
+    long size_mismatch; /* frees whose size differs from the one asked for */
+    long bad_ctx;       /* calls that did not pass our ctx through */
+    atomic_long calls;
+    atomic_long fail_at; /* this call fails (0: none) */
+    atomic_int failed;   /* the failing call happened */
+    atomic_int fail_all; /* every call fails */
+} A = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int ctx_token;
+
+static size_t bucket_of(const void *p) {
+    return ((uintptr_t)p >> 4) % NBUCKETS;
+}
+
+static void *count_alloc(size_t size, void *ctx) {
+    long n = atomic_fetch_add(&A.calls, 1) + 1;
+    if (ctx != &ctx_token) {
+        pthread_mutex_lock(&A.mu);
+        A.bad_ctx++;
+        pthread_mutex_unlock(&A.mu);
+    }
+    if (atomic_load(&A.fail_all) || n == atomic_load(&A.fail_at)) {
+        atomic_store(&A.failed, 1);
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    block_t *b = malloc(sizeof *b);
+    if (p == NULL || b == NULL) {
+        free(p);
+        free(b);
+        return NULL;
+    }
+    b->p = p;
+    b->size = size;
+    pthread_mutex_lock(&A.mu);
+    b->next = A.buckets[bucket_of(p)];
+    A.buckets[bucket_of(p)] = b;
+    A.live++;
+    pthread_mutex_unlock(&A.mu);
+    return p;
+}
+
+static void count_free(void *p, size_t size, void *ctx) {
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&A.mu);
+    if (ctx != &ctx_token)
+        A.bad_ctx++;
+    block_t **link = &A.buckets[bucket_of(p)];
+    while (*link && (*link)->p != p)
+        link = &(*link)->next;
+    block_t *b = *link;
+    if (b == NULL) {
+        A.foreign++;
+    } else {
+        *link = b->next;
+        A.live--;
+        if (b->size != size)
+            A.size_mismatch++;
+    }
+    pthread_mutex_unlock(&A.mu);
+    free(b);
+    free(p); /* malloc underneath either way */
+}
+
+static const fut_allocator_t counting = {
+    .alloc = count_alloc, .free = count_free, .ctx = &ctx_token};
+
+static void alloc_arm(long fail_at, bool fail_all) {
+    pthread_mutex_lock(&A.mu);
+    A.foreign = A.size_mismatch = A.bad_ctx = 0;
+    pthread_mutex_unlock(&A.mu);
+    atomic_store(&A.calls, 0);
+    atomic_store(&A.fail_at, fail_at);
+    atomic_store(&A.failed, 0);
+    atomic_store(&A.fail_all, fail_all);
+}
+
+/* Restores the default allocator and checks that nothing leaked. */
+static void alloc_restore_and_check(long n) {
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+    pthread_mutex_lock(&A.mu);
+    long live = A.live, foreign = A.foreign, mismatch = A.size_mismatch, bad_ctx = A.bad_ctx;
+    /* Free what leaked so that valgrind reports only the first leak. */
+    for (int i = 0; i < NBUCKETS; i++) {
+        while (A.buckets[i]) {
+            block_t *b = A.buckets[i];
+            A.buckets[i] = b->next;
+            free(b->p);
+            free(b);
+        }
+    }
+    A.live = 0;
+    pthread_mutex_unlock(&A.mu);
+    ck_assert_msg(live == 0, "failing allocation %ld: %ld blocks never freed", n, live);
+    ck_assert_msg(foreign == 0, "failing allocation %ld: %ld frees of unknown blocks", n, foreign);
+    ck_assert_msg(mismatch == 0, "failing allocation %ld: %ld frees with the wrong size", n,
+                  mismatch);
+    ck_assert_msg(bad_ctx == 0, "failing allocation %ld: ctx not passed through", n);
+}
+
+/* The failing allocation of the current run, for messages. */
+static long cur_n;
+
+#define AC(cond)                                                                                   \
+    ck_assert_msg((cond), "failing allocation %ld: assertion '%s' failed", cur_n, #cond)
+#define AC_CODE(rc, ...)                                                                           \
+    do {                                                                                           \
+        int ac_rc_ = (rc);                                                                         \
+        int ac_ok_[] = {__VA_ARGS__};                                                              \
+        bool ac_found_ = false;                                                                    \
+        for (size_t ac_i_ = 0; ac_i_ < sizeof ac_ok_ / sizeof ac_ok_[0]; ac_i_++)                  \
+            ac_found_ = ac_found_ || ac_ok_[ac_i_] == ac_rc_;                                      \
+        ck_assert_msg(ac_found_, "failing allocation %ld: %s returned %d", cur_n, #rc, ac_rc_);    \
+    } while (0)
+
+/* What a scenario saw. */
+typedef struct outcome {
+    bool saw_enomem;
+} outcome_t;
+
+typedef void (*scenario_fn)(outcome_t *out);
+
+/* Runs fn with the Nth allocation failing, for every N until fn runs out
+ * of allocations before N. */
+static void run_failing_each_allocation(scenario_fn fn, long max_runs) {
+    for (long n = 1;; n++) {
+        cur_n = n;
+        outcome_t out = {.saw_enomem = false};
+        alloc_arm(n, false);
+        ck_assert_int_eq(fut_set_allocator(&counting), 0);
+        fn(&out);
+        alloc_restore_and_check(n);
+        bool failed = atomic_load(&A.failed);
+        if (!failed) {
+            ck_assert_msg(!out.saw_enomem, "ENOMEM reported without a failed allocation (run %ld)",
+                          n);
+            ck_assert_msg(n > 1, "the scenario allocated nothing through the allocator");
+            break;
+        }
+        ck_assert_msg(n < max_runs, "more than %ld allocations in one scenario", max_runs);
+    }
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static bool is_enomem(fut_t *f) {
+    const fut_error_t *e = fut_error(f);
+    return e != NULL && e->code == ENOMEM;
+}
+
+typedef struct runfree {
+    atomic_int ran, freed;
+} runfree_t;
+
+static void runfree_free(void *arg) {
+    atomic_fetch_add(&((runfree_t *)arg)->freed, 1);
+}
+
+static void progress_count(fut_t *f, void *progress, void *counter) {
+    (void)f;
+    (void)progress;
+    atomic_fetch_add((atomic_int *)counter, 1);
+}
+
+/* ----------------------------------------------------- the allocator */
+
+START_TEST(alloc_set_allocator_requires_both_functions) {
+    fut_allocator_t no_alloc = {.alloc = NULL, .free = count_free, .ctx = NULL};
+    fut_allocator_t no_free = {.alloc = count_alloc, .free = NULL, .ctx = NULL};
+    ck_assert_int_eq(fut_set_allocator(&no_alloc), EINVAL);
+    ck_assert_int_eq(fut_set_allocator(&no_free), EINVAL);
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+    /* The default allocator still works. */
+    fut_t *f = fut_resolved(NULL, NULL);
+    ck_assert_int_eq(fut_state(f), FUT_FULFILLED);
+    fut_release(f);
+}
+END_TEST
+
+START_TEST(alloc_objects_come_from_the_installed_allocator) {
+    alloc_arm(0, false);
+    cur_n = 0;
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+    fut_promise_t *p = fut_promise_new();
+    ck_assert_ptr_nonnull(p);
+    fut_t *f = fut_promise_future(p);
+    fut_t *g = fut_resolved(NULL, NULL);
+    ck_assert(atomic_load(&A.calls) > 0);
+    fut_release(g);
+    fut_release(f);
+    fut_promise_release(p);
+    alloc_restore_and_check(0);
+}
+END_TEST
+
+/* ------------------------------------------- every allocation fails */
+
+static void *task_never(fut_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
+    return NULL;
+}
+
+START_TEST(rule2_enomem_when_every_allocation_fails) {
+    fut_test_tracker_t tr;
+    fut_test_tracker_init(&tr);
+    runfree_t rf = {.ran = 0, .freed = 0};
+    cur_n = -1;
+    alloc_arm(0, true);
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+
+    ck_assert_ptr_null(fut_promise_new());
+
+    fut_t *r = fut_resolved(fut_test_obj_new(&tr, 1), fut_test_obj_free);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(fut_state(r), FUT_REJECTED);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ENOMEM);
+    ck_assert_int_eq(fut_error(r)->code, ENOMEM);
+    fut_release(r);
+    ck_assert_int_eq(atomic_load(&tr.freed), 1); /* the value was not lost */
+
+    r = fut_rejected(EIO, "message");
+    ck_assert_ptr_nonnull(r);
+    AC_CODE(fut_get(r, 0, NULL), EIO, ENOMEM);
+    fut_release(r);
+
+    fut_executor_t *pool = NULL;
+    fut_pool_config_t cfg = {.threads = 2};
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), ENOMEM);
+
+    /* The immortal ENOMEM future survives any number of releases. */
+    fut_t *a = fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
+    fut_t *b = fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
+    ck_assert_int_eq(fut_get(a, 0, NULL), ENOMEM);
+    ck_assert_int_eq(fut_get(b, 0, NULL), ENOMEM);
+    ck_assert_int_eq(atomic_load(&rf.ran), 0);
+    ck_assert_int_eq(atomic_load(&rf.freed), 2);
+    ck_assert_ptr_eq(fut_retain(a), a);
+    fut_release(a);
+    fut_release(a);
+    fut_release(b);
+    fut_t *c = fut_resolved(NULL, NULL);
+    ck_assert(!fut_cancel(c)); /* settled: cannot be cancelled */
+    ck_assert_int_eq(fut_state(c), FUT_REJECTED);
+    ck_assert_int_eq(fut_error(c)->code, ENOMEM);
+    fut_release(c);
+
+    alloc_restore_and_check(-1);
+}
+END_TEST
+
+/* ---------------------------------------------- promise scenario */
+
+static void scenario_promise(outcome_t *out) {
+    fut_test_tracker_t vals;
+    fut_test_tracker_init(&vals);
+    fut_test_log_t log;
+    fut_test_log_init(&log);
+    fut_test_entry_t e[3];
+    for (int i = 0; i < 3; i++)
+        fut_test_entry_init(&e[i], &log, i);
+    atomic_int progress_calls = 0;
+
+    fut_promise_t *p = fut_promise_new();
+    if (p == NULL) {
+        AC(atomic_load(&A.failed));
+        out->saw_enomem = true;
+    } else {
+        fut_t *f = fut_promise_future(p);
+        AC(f != NULL);
+        bool f_ok = !is_enomem(f);
+        out->saw_enomem |= !f_ok;
+        int rc0 = fut_on_done_ex(f, fut_test_done_cb, &e[0], fut_test_entry_free);
+        AC_CODE(rc0, 0, ENOMEM);
+        AC(atomic_load(&e[0].freed) == (rc0 == 0 ? 0 : 1));
+        int rc1 = fut_on_done(f, fut_test_done_cb, &e[1]);
+        AC_CODE(rc1, 0, ENOMEM);
+        int rcp = fut_on_progress(f, progress_count, &progress_calls);
+        AC_CODE(rcp, 0, ENOMEM, f_ok ? 0 : EALREADY);
+        out->saw_enomem |= rc0 || rc1 || rcp == ENOMEM;
+        int x = 1;
+        AC_CODE(fut_notify(p, &x), 0);
+        AC(atomic_load(&progress_calls) == (f_ok && rcp == 0 ? 1 : 0));
+        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 1), fut_test_obj_free), 0);
+        AC(atomic_load(&e[0].ran) == (rc0 == 0 ? 1 : 0));
+        AC(atomic_load(&e[0].freed) == 1);
+        AC(atomic_load(&e[1].ran) == (rc1 == 0 ? 1 : 0));
+        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 2), fut_test_obj_free), EALREADY);
+        AC(atomic_load(&vals.freed) == 1);
+        if (f_ok) {
+            void *v = NULL;
+            AC_CODE(fut_get(f, 0, &v), 0);
+            AC(((fut_test_obj_t *)v)->value == 1);
+        }
+        /* Registered after settling: runs at once, or ENOMEM and never. */
+        int rc2 = fut_on_done_ex(f, fut_test_done_cb, &e[2], fut_test_entry_free);
+        AC_CODE(rc2, 0, ENOMEM);
+        out->saw_enomem |= rc2 != 0;
+        AC(atomic_load(&e[2].ran) == (rc2 == 0 ? 1 : 0));
+        AC(atomic_load(&e[2].freed) == 1);
+        fut_release(f);
+        fut_promise_release(p);
+        AC(atomic_load(&vals.freed) == 2);
+    }
+
+    /* A broken promise. */
+    p = fut_promise_new();
+    if (p == NULL) {
+        out->saw_enomem = true;
+    } else {
+        fut_t *f = fut_promise_future(p);
+        fut_promise_release(p);
+        if (is_enomem(f))
+            out->saw_enomem = true;
+        else
+            AC_CODE(fut_get(f, 0, NULL), EPIPE);
+        fut_release(f);
+    }
+
+    /* Ready-made futures. */
+    fut_t *r = fut_resolved(fut_test_obj_new(&vals, 3), fut_test_obj_free);
+    int rc = fut_get(r, 0, NULL);
+    AC_CODE(rc, 0, ENOMEM);
+    out->saw_enomem |= rc != 0;
+    fut_release(r);
+    AC(atomic_load(&vals.freed) == atomic_load(&vals.made));
+    r = fut_rejected(EIO, "copied message");
+    rc = fut_get(r, 0, NULL);
+    AC_CODE(rc, EIO, ENOMEM);
+    out->saw_enomem |= rc == ENOMEM;
+    fut_release(r);
+    AC(atomic_load(&log.bad) == 0);
+}
+
+START_TEST(rule4_alloc_failure_promise_scenario) {
+    run_failing_each_allocation(scenario_promise, 1000);
+}
+END_TEST
+
+/* ------------------------------------------------- pool scenario */
+
+enum { PT = 6 };
+
+typedef struct ptask {
+    runfree_t rf;
+    fut_test_tracker_t *vals;
+    fut_executor_t *pool;
+    int kind; /* 0 value, 1 fail, 2 progress, 3 nested submit */
+} ptask_t;
+
+static void *task_scenario(fut_ctx_t *ctx, void *arg) {
+    ptask_t *t = arg;
+    atomic_fetch_add(&t->rf.ran, 1);
+    switch (t->kind) {
+    case 1:
+        return fut_fail(ctx, EIO, "failed %d", t->kind);
+    case 2: {
+        int x = 5;
+        fut_progress(ctx, &x);
+        break;
+    }
+    case 3: {
+        fut_t *inner = fut_submit(t->pool, fut_test_task_identity, FUT_TEST_PTR(4));
+        int rc = fut_get(inner, FUT_FOREVER, NULL);
+        fut_release(inner);
+        if (rc != 0)
+            return fut_fail(ctx, rc, "inner %d", rc);
+        break;
+    }
+    default:
+        break;
+    }
+    fut_set_free(ctx, fut_test_obj_free);
+    return fut_test_obj_new(t->vals, t->kind);
+}
+
+static int scen_init(void *arg) {
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static void scen_exit(void *arg) {
+    atomic_fetch_sub((atomic_int *)arg, 1);
+}
+
+static void scenario_pool(outcome_t *out) {
+    atomic_int workers = 0; /* inits minus exits */
+    fut_pool_config_t cfg = {
+        .threads = 2, .worker_init = scen_init, .worker_exit = scen_exit, .worker_arg = &workers};
+    fut_executor_t *pool = NULL;
+    int rc = fut_pool_new(&cfg, &pool);
+    AC_CODE(rc, 0, ENOMEM);
+    if (rc != 0) {
+        out->saw_enomem = true;
+        AC(atomic_load(&workers) == 0);
+        return;
+    }
+    fut_test_tracker_t vals;
+    fut_test_tracker_init(&vals);
+    fut_test_log_t log;
+    fut_test_log_init(&log);
+    fut_test_entry_t e[PT];
+    ptask_t t[PT];
+    fut_t *fs[PT];
+    int cb_rc[PT];
+    atomic_int progress_calls = 0;
+    for (int i = 0; i < PT; i++) {
+        t[i] = (ptask_t){.vals = &vals, .pool = pool, .kind = i % 4};
+        atomic_init(&t[i].rf.ran, 0);
+        atomic_init(&t[i].rf.freed, 0);
+        fut_test_entry_init(&e[i], &log, i);
+        fs[i] = fut_submit_ex(pool, task_scenario, &t[i], runfree_free, 0);
+        AC(fs[i] != NULL);
+        cb_rc[i] = fut_on_done_ex(fs[i], fut_test_done_cb, &e[i], fut_test_entry_free);
+        AC_CODE(cb_rc[i], 0, ENOMEM);
+        out->saw_enomem |= cb_rc[i] != 0;
+        if (i == 2) {
+            int prc = fut_on_progress(fs[i], progress_count, &progress_calls);
+            AC_CODE(prc, 0, ENOMEM, EALREADY);
+            out->saw_enomem |= prc == ENOMEM;
+        }
+    }
+    for (int i = 0; i < PT; i++) {
+        void *v = NULL;
+        rc = fut_get(fs[i], FUT_FOREVER, &v);
+        if (t[i].kind == 1)
+            AC_CODE(rc, EIO, ENOMEM);
+        else
+            AC_CODE(rc, 0, ENOMEM);
+        out->saw_enomem |= rc == ENOMEM;
+        if (rc == 0)
+            AC(((fut_test_obj_t *)v)->value == t[i].kind);
+        AC(atomic_load(&t[i].rf.ran) <= 1);
+        if (rc == 0 || rc == EIO)
+            AC(atomic_load(&t[i].rf.ran) == 1);
+    }
+    fut_executor_free(pool);
+    AC(atomic_load(&workers) == 0); /* worker_exit matched every worker_init */
+    for (int i = 0; i < PT; i++) {
+        AC(atomic_load(&t[i].rf.freed) == 1);
+        AC(atomic_load(&e[i].freed) == 1);
+        AC(atomic_load(&e[i].ran) == (cb_rc[i] == 0 ? 1 : 0));
+        fut_release(fs[i]);
+    }
+    AC(atomic_load(&vals.freed) == atomic_load(&vals.made));
+    AC(atomic_load(&progress_calls) <= 1);
+    AC(atomic_load(&log.bad) == 0);
+}
+
+START_TEST(rule4_alloc_failure_pool_scenario) {
+    run_failing_each_allocation(scenario_pool, 2000);
+}
+END_TEST
+
+/* --------------------------------------- cancel/shutdown scenario */
+
+static void scenario_cancel(outcome_t *out) {
+    fut_pool_config_t cfg = {.threads = 1};
+    fut_executor_t *pool = NULL;
+    int rc = fut_pool_new(&cfg, &pool);
+    AC_CODE(rc, 0, ENOMEM);
+    if (rc != 0) {
+        out->saw_enomem = true;
+        return;
+    }
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
+    bool blocked = !is_enomem(blocker);
+    out->saw_enomem |= !blocked;
+    if (blocked)
+        fut_test_wait_atomic(&b.started, 1);
+    enum { Q = 4 };
+    runfree_t rf[Q];
+    fut_t *q[Q];
+    bool accepted[Q];
+    for (int i = 0; i < Q; i++) {
+        atomic_init(&rf[i].ran, 0);
+        atomic_init(&rf[i].freed, 0);
+        q[i] = fut_submit_ex(pool, task_never, &rf[i], runfree_free, 0);
+        accepted[i] = !is_enomem(q[i]);
+        out->saw_enomem |= !accepted[i];
+        if (!accepted[i])
+            AC(atomic_load(&rf[i].freed) == 1);
+    }
+    if (blocked) {
+        for (int i = 0; i < 2; i++) {
+            AC(fut_cancel(q[i]) == accepted[i]);
+            AC(atomic_load(&rf[i].freed) == 1);
+        }
+        AC_CODE(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING), 0);
+        for (int i = 0; i < Q; i++) {
+            AC(atomic_load(&rf[i].freed) == 1);
+            AC_CODE(fut_get(q[i], 0, NULL), accepted[i] ? ECANCELED : ENOMEM);
+        }
+    }
+    fut_test_latch_open(&b.latch);
+    fut_executor_free(pool);
+    for (int i = 0; i < Q; i++) {
+        AC(atomic_load(&rf[i].freed) == 1);
+        if (blocked)
+            AC(atomic_load(&rf[i].ran) == 0);
+        else
+            AC(atomic_load(&rf[i].ran) == (accepted[i] ? 1 : 0));
+        fut_release(q[i]);
+    }
+    fut_release(blocker);
+    fut_test_blocker_destroy(&b);
+}
+
+START_TEST(rule4_alloc_failure_cancel_shutdown_scenario) {
+    run_failing_each_allocation(scenario_cancel, 2000);
+}
+END_TEST
+
+/* ------------------------------------------------ inline scenario */
+
+static void *task_inline_value(fut_ctx_t *ctx, void *arg) {
+    ptask_t *t = arg;
+    atomic_fetch_add(&t->rf.ran, 1);
+    fut_set_free(ctx, fut_test_obj_free);
+    return fut_test_obj_new(t->vals, 1);
+}
+
+static void scenario_inline(outcome_t *out) {
+    fut_test_tracker_t vals;
+    fut_test_tracker_init(&vals);
+    ptask_t t = {.vals = &vals};
+    atomic_init(&t.rf.ran, 0);
+    atomic_init(&t.rf.freed, 0);
+    fut_t *f = fut_submit_ex(fut_inline_executor(), task_inline_value, &t, runfree_free, 0);
+    AC(f != NULL);
+    AC(atomic_load(&t.rf.freed) == 1);
+    void *v = NULL;
+    int rc = fut_get(f, 0, &v);
+    AC_CODE(rc, 0, ENOMEM);
+    out->saw_enomem |= rc != 0;
+    AC(atomic_load(&t.rf.ran) <= 1);
+    if (rc == 0)
+        AC(atomic_load(&t.rf.ran) == 1);
+    fut_release(f);
+    AC(atomic_load(&vals.freed) == atomic_load(&vals.made));
+}
+
+START_TEST(rule4_alloc_failure_inline_scenario) {
+    run_failing_each_allocation(scenario_inline, 1000);
+}
+END_TEST
+
+/* -------------------------------------------------------- stress */
+
+static void scenario_pool_repeated(outcome_t *out) {
+    for (int i = 0; i < 4; i++)
+        scenario_pool(out);
+}
+
+START_TEST(stress_rule4_alloc_failure_pool_scenario_repeated) {
+    run_failing_each_allocation(scenario_pool_repeated, 20000);
+}
+END_TEST
+
+Suite *fut_test_alloc_suite(void) {
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("alloc");
+    tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(tc, alloc_set_allocator_requires_both_functions);
+    tcase_add_test(tc, alloc_objects_come_from_the_installed_allocator);
+    tcase_add_test(tc, rule2_enomem_when_every_allocation_fails);
+    tcase_add_test(tc, rule4_alloc_failure_promise_scenario);
+    tcase_add_test(tc, rule4_alloc_failure_pool_scenario);
+    tcase_add_test(tc, rule4_alloc_failure_cancel_shutdown_scenario);
+    tcase_add_test(tc, rule4_alloc_failure_inline_scenario);
+    suite_add_tcase(s, tc);
+
+    TCase *st = tcase_create("alloc_stress");
+    tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
+    tcase_set_tags(st, "stress");
+    tcase_add_test(st, stress_rule4_alloc_failure_pool_scenario_repeated);
+    suite_add_tcase(s, st);
+    return s;
+}

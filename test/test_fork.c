@@ -1,0 +1,317 @@
+/*
+ * test_fork.c - fork(): the child can create and use new executors and
+ * promises; a pool inherited from the parent rejects with ESHUTDOWN instead
+ * of hanging; the parent's pool is unaffected.  Also forks while another
+ * thread is busy inside the library (its locks must not be inherited held).
+ *
+ * The child reports through its exit status (0: all good; otherwise the
+ * number of the check that failed) and always leaves with _exit().  An
+ * alarm turns a hang in the child into a failure instead of a stuck test.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { CHILD_ALARM_S = 120 };
+
+static void *task_add_one(fut_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
+}
+
+/* The child's report: a pipe to the parent.  child_note() records why a
+ * check failed; the child writes "ok" last when fn returned 0.  The parent
+ * trusts the pipe, not the exit status (valgrind may replace that with its
+ * error exit code when it finds the parent's thread stacks "possibly lost"
+ * in the child). */
+static int child_fd = -1;
+
+static void child_note(const char *fmt, ...) FUT_PRINTF(1, 2);
+
+static void child_note(const char *fmt, ...) {
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    if (write(child_fd, buf, (size_t)n) < 0)
+        _exit(99);
+}
+
+/* Forks; the child runs fn(arg), reports and _exits.  Returns true if the
+ * child reported "ok" and was not killed; else puts the reason in why.
+ * Asserts nothing itself (callers may have threads to stop first). */
+static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(why, whylen, "pipe: %s", strerror(errno));
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_fd = fds[1];
+        alarm(CHILD_ALARM_S);
+        int rc = fn(arg);
+        if (rc == 0)
+            child_note("ok");
+        else
+            child_note("failed check %d", rc);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    char report[1024];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], report + len, sizeof report - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof report - 1)
+            break;
+    }
+    report[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (got != pid) {
+        snprintf(why, whylen, "waitpid: %s", strerror(errno));
+        return false;
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(why, whylen, "child killed by signal %d%s; it said: %s", WTERMSIG(status),
+                 WTERMSIG(status) == SIGALRM ? " (it hung)" : "", report);
+        return false;
+    }
+    size_t rl = strlen(report);
+    if (rl < 3 || strcmp(report + rl - 3, "ok\n") != 0) {
+        snprintf(why, whylen, "child said: %s", report);
+        return false;
+    }
+    return true;
+}
+
+static void in_child(int (*fn)(void *), void *arg, const char *what) {
+    char why[1200];
+    bool ok = child_run(fn, arg, why, sizeof why);
+    ck_assert_msg(ok, "%s: %s", what, why);
+}
+
+/* A parent pool whose threads exist (they ran a task), optionally kept
+ * busy by a blocked task while the child forks. */
+static fut_executor_t *started_pool(size_t threads) {
+    fut_pool_config_t cfg = {.threads = threads};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(0));
+    ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
+    fut_release(f);
+    return pool;
+}
+
+/* ------------------------------------------------------- child bodies */
+
+static int child_uses_new_pool(void *arg) {
+    (void)arg;
+    fut_pool_config_t cfg = {.threads = 2};
+    fut_executor_t *pool = NULL;
+    int prc = fut_pool_new(&cfg, &pool);
+    if (prc != 0) {
+        child_note("fut_pool_new in the child: %d", prc);
+        return 1;
+    }
+    enum { N = 8 };
+    fut_t *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_submit(pool, task_add_one, FUT_TEST_PTR(i));
+    for (int i = 0; i < N; i++) {
+        void *v = NULL;
+        int64_t t0 = fut_test_now_ns();
+        int rc = fut_get(fs[i], FUT_S(60), &v);
+        if (rc != 0) {
+            const fut_error_t *e = fut_error(fs[i]);
+            child_note("task %d of a new pool in the child: fut_get %d after %lld ns, state %d (%s)",
+                       i, rc, (long long)(fut_test_now_ns() - t0), (int)fut_state(fs[i]),
+                       e && e->message ? e->message : "-");
+            return 2;
+        }
+        if (FUT_TEST_INT(v) != i + 1)
+            return 3;
+        fut_release(fs[i]);
+    }
+    fut_executor_free(pool);
+
+    fut_promise_t *p = fut_promise_new();
+    if (p == NULL)
+        return 4;
+    fut_t *f = fut_promise_future(p);
+    if (fut_resolve(p, FUT_TEST_PTR(9), NULL) != 0)
+        return 5;
+    void *v = NULL;
+    if (fut_get(f, 0, &v) != 0 || FUT_TEST_INT(v) != 9)
+        return 6;
+    fut_promise_release(p);
+    fut_release(f);
+
+    f = fut_submit(fut_inline_executor(), task_add_one, FUT_TEST_PTR(1));
+    if (fut_get(f, 0, &v) != 0 || FUT_TEST_INT(v) != 2)
+        return 7;
+    fut_release(f);
+    return 0;
+}
+
+static int child_inherited_pool_is_shut_down(void *arg) {
+    fut_executor_t *inherited = arg;
+    fut_t *f = fut_submit(inherited, task_add_one, FUT_TEST_PTR(0));
+    int rc = fut_get(f, FUT_S(60), NULL);
+    fut_release(f);
+    if (rc != ESHUTDOWN) {
+        child_note("submit to the inherited pool: fut_get %d, want ESHUTDOWN", rc);
+        return 10;
+    }
+    fut_stats_t st;
+    if (fut_executor_stats(inherited, &st) != 0)
+        return 11;
+    /* Shutting it down must not wait for threads that do not exist here. */
+    fut_executor_shutdown(inherited, FUT_SHUTDOWN_WAIT);
+    /* And the child can still make pools of its own. */
+    return child_uses_new_pool(NULL);
+}
+
+/* --------------------------------------------------------------- tests */
+
+START_TEST(fork_child_can_create_and_use_new_pool) {
+    fut_executor_t *pool = started_pool(2);
+    in_child(child_uses_new_pool, NULL, "new pool in child");
+    fut_executor_free(pool);
+}
+END_TEST
+
+START_TEST(fork_inherited_pool_reports_eshutdown) {
+    fut_executor_t *pool = started_pool(2);
+    in_child(child_inherited_pool_is_shut_down, pool, "inherited pool in child");
+    /* The parent's pool is unaffected. */
+    fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(41));
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 42);
+    fut_release(f);
+    fut_executor_free(pool);
+}
+END_TEST
+
+START_TEST(fork_while_task_running_in_parent) {
+    fut_executor_t *pool = started_pool(1);
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    fut_t *running = fut_submit(pool, fut_test_task_block, &b);
+    fut_t *queued = fut_submit(pool, task_add_one, FUT_TEST_PTR(1));
+    fut_test_wait_atomic(&b.started, 1);
+    in_child(child_inherited_pool_is_shut_down, pool, "fork with a running task");
+    fut_test_latch_open(&b.latch);
+    ck_assert_int_eq(fut_get(running, FUT_FOREVER, NULL), 0);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(queued, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(running);
+    fut_release(queued);
+    fut_executor_free(pool);
+    fut_test_blocker_destroy(&b);
+}
+END_TEST
+
+/* A thread that keeps the library busy (allocating, settling, waking
+ * workers) while the test thread forks. */
+typedef struct churn {
+    fut_executor_t *pool;
+    atomic_int stop;
+    atomic_int rounds;
+} churn_t;
+
+static void *churn_thread(void *arg) {
+    churn_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        fut_t *fs[8];
+        for (int i = 0; i < 8; i++)
+            fs[i] = fut_submit(c->pool, task_add_one, FUT_TEST_PTR(i));
+        fut_promise_t *p = fut_promise_new();
+        fut_t *f = fut_promise_future(p);
+        fut_resolve(p, NULL, NULL);
+        fut_promise_release(p);
+        fut_release(f);
+        for (int i = 0; i < 8; i++) {
+            fut_wait(fs[i], FUT_FOREVER);
+            fut_release(fs[i]);
+        }
+        atomic_fetch_add(&c->rounds, 1);
+    }
+    return NULL;
+}
+
+static void fork_while_busy(int forks) {
+    fut_executor_t *pool = started_pool(2);
+    churn_t c = {.pool = pool, .stop = 0, .rounds = 0};
+    pthread_t t = fut_test_spawn(churn_thread, &c);
+    fut_test_wait_atomic(&c.rounds, 1);
+    char why[1200] = "";
+    int failed_fork = -1;
+    for (int i = 0; i < forks && failed_fork < 0; i++)
+        if (!child_run(child_inherited_pool_is_shut_down, pool, why, sizeof why))
+            failed_fork = i;
+    atomic_store(&c.stop, 1);
+    fut_test_join(t);
+    fut_executor_free(pool);
+    ck_assert_msg(failed_fork < 0, "fork %d while busy: %s", failed_fork, why);
+}
+
+START_TEST(fork_while_other_thread_busy_in_library) {
+    fork_while_busy(3);
+}
+END_TEST
+
+START_TEST(stress_fork_while_other_thread_busy_in_library) {
+    fork_while_busy(40);
+}
+END_TEST
+
+Suite *fut_test_fork_suite(void) {
+    Suite *s = suite_create("fork");
+    TCase *tc = tcase_create("fork");
+    tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(tc, fork_child_can_create_and_use_new_pool);
+    tcase_add_test(tc, fork_inherited_pool_reports_eshutdown);
+    tcase_add_test(tc, fork_while_task_running_in_parent);
+    tcase_add_test(tc, fork_while_other_thread_busy_in_library);
+    suite_add_tcase(s, tc);
+
+    TCase *st = tcase_create("fork_stress");
+    tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
+    tcase_set_tags(st, "stress");
+    tcase_add_test(st, stress_fork_while_other_thread_busy_in_library);
+    suite_add_tcase(s, st);
+    return s;
+}

@@ -1,0 +1,229 @@
+/*
+ * test_util.c - definitions of the helpers declared in test_util.h.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t fut_test_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
+}
+
+void fut_test_sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static atomic_int next_thread_id;
+static _Thread_local int this_thread_id;
+
+int fut_test_thread_id(void) {
+    if (this_thread_id == 0)
+        this_thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
+    return this_thread_id;
+}
+
+pthread_t fut_test_spawn(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, fn, arg);
+    ck_assert_msg(rc == 0, "pthread_create: %d", rc);
+    return t;
+}
+
+void fut_test_join(pthread_t t) {
+    int rc = pthread_join(t, NULL);
+    ck_assert_msg(rc == 0, "pthread_join: %d", rc);
+}
+
+void fut_test_wait_atomic(atomic_int *a, int value) {
+    int64_t deadline = fut_test_now_ns() + FUT_S(60);
+    unsigned spins = 0;
+    while (atomic_load(a) < value) {
+        if (++spins < 100) {
+            sched_yield();
+            continue;
+        }
+        ck_assert_msg(fut_test_now_ns() < deadline, "gave up waiting for a counter to reach %d",
+                      value);
+        fut_test_sleep_ms(1);
+    }
+}
+
+/* ---------------------------------------------------------- latch */
+
+void fut_test_latch_init(fut_test_latch_t *l) {
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->open = false;
+}
+
+void fut_test_latch_open(fut_test_latch_t *l) {
+    pthread_mutex_lock(&l->mu);
+    l->open = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void fut_test_latch_wait(fut_test_latch_t *l) {
+    pthread_mutex_lock(&l->mu);
+    while (!l->open)
+        pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void fut_test_latch_destroy(fut_test_latch_t *l) {
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+}
+
+/* -------------------------------------------------------- barrier */
+
+void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n) {
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->n = n;
+    b->waiting = 0;
+    b->generation = 0;
+}
+
+void fut_test_barrier_wait(fut_test_barrier_t *b) {
+    pthread_mutex_lock(&b->mu);
+    unsigned gen = b->generation;
+    if (++b->waiting == b->n) {
+        b->waiting = 0;
+        b->generation++;
+        pthread_cond_broadcast(&b->cv);
+    } else {
+        while (gen == b->generation)
+            pthread_cond_wait(&b->cv, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+void fut_test_barrier_destroy(fut_test_barrier_t *b) {
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+}
+
+/* ------------------------------------------------ counted objects */
+
+void fut_test_tracker_init(fut_test_tracker_t *t) {
+    atomic_init(&t->made, 0);
+    atomic_init(&t->freed, 0);
+    atomic_init(&t->last_thread, 0);
+}
+
+fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value) {
+    fut_test_obj_t *o = malloc(sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    o->tracker = t;
+    o->value = value;
+    atomic_fetch_add(&t->made, 1);
+    return o;
+}
+
+void fut_test_obj_free(void *p) {
+    fut_test_obj_t *o = p;
+    if (o == NULL)
+        return;
+    fut_test_tracker_t *t = o->tracker; /* a second free: valgrind reports it here */
+    free(o);
+    atomic_store(&t->last_thread, fut_test_thread_id());
+    atomic_fetch_add(&t->freed, 1);
+}
+
+void fut_test_count_free(void *counter) {
+    atomic_fetch_add((atomic_int *)counter, 1);
+}
+
+/* ---------------------------------------------------------- tasks */
+
+void *fut_test_task_identity(fut_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    return arg;
+}
+
+void fut_test_blocker_init(fut_test_blocker_t *b, int value) {
+    fut_test_latch_init(&b->latch);
+    atomic_init(&b->started, 0);
+    atomic_init(&b->finished, 0);
+    atomic_init(&b->cancel_seen, 0);
+    b->value = value;
+}
+
+void fut_test_blocker_destroy(fut_test_blocker_t *b) {
+    fut_test_latch_destroy(&b->latch);
+}
+
+void *fut_test_task_block(fut_ctx_t *ctx, void *arg) {
+    fut_test_blocker_t *b = arg;
+    atomic_fetch_add(&b->started, 1);
+    fut_test_latch_wait(&b->latch);
+    atomic_store(&b->cancel_seen, fut_cancel_requested(ctx) ? 1 : 0);
+    atomic_fetch_add(&b->finished, 1);
+    return FUT_TEST_PTR(b->value);
+}
+
+/* ------------------------------------------------ callback records */
+
+void fut_test_log_init(fut_test_log_t *l) {
+    atomic_init(&l->calls, 0);
+    atomic_init(&l->freed, 0);
+    atomic_init(&l->bad, 0);
+    atomic_init(&l->thread, 0);
+    for (int i = 0; i < FUT_TEST_LOG_MAX; i++)
+        atomic_init(&l->order[i], -1);
+}
+
+void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index) {
+    e->log = l;
+    e->index = index;
+    atomic_init(&e->ran, 0);
+    atomic_init(&e->freed, 0);
+    atomic_init(&e->ran_when_freed, -1);
+}
+
+void fut_test_done_cb(fut_t *f, void *arg) {
+    fut_test_entry_t *e = arg;
+    fut_test_log_t *l = e->log;
+    if (!fut_done(f))
+        atomic_fetch_add(&l->bad, 1);
+    atomic_store(&l->thread, fut_test_thread_id());
+    int k = atomic_fetch_add(&l->calls, 1);
+    if (k < FUT_TEST_LOG_MAX)
+        atomic_store(&l->order[k], e->index);
+    atomic_fetch_add(&e->ran, 1);
+}
+
+void fut_test_entry_free(void *arg) {
+    fut_test_entry_t *e = arg;
+    atomic_store(&e->ran_when_freed, atomic_load(&e->ran));
+    atomic_fetch_add(&e->freed, 1);
+    atomic_fetch_add(&e->log->freed, 1);
+}
+
+/* ----------------------------------------------------------- seed */
+
+unsigned fut_test_seed(void) {
+    const char *env = getenv("FUT_TEST_SEED");
+    unsigned seed;
+    if (env != NULL && *env != '\0') {
+        seed = (unsigned)strtoul(env, NULL, 0);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (unsigned)ts.tv_sec * 2654435761u ^ (unsigned)ts.tv_nsec ^ (unsigned)getpid();
+    }
+    if (seed == 0)
+        seed = 1; /* xorshift needs a non-zero state */
+    fprintf(stderr, "seed=%u\n", seed);
+    return seed;
+}
