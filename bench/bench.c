@@ -1,52 +1,74 @@
 /*
  * bench.c - fut's benchmark program.
  *
- * W1 submit throughput: submit N tasks that return their index, each with a
- * real future, wait for every future, check the sum.  Reported as tasks per
- * second, the median of several timed runs after a warm-up, timed inside the
- * program with CLOCK_MONOTONIC.  A wrong sum is a failure, not a figure.
+ * fut runs the same workloads as every peer (bench/peers/harness.h: the
+ * harness owns options, sizes, timing, verification and the RESULT lines),
+ * each through fut's own API with a real future per task:
+ *   W1 fut_submit + fut_get per task;   W2 a fut_then chain on a promise;
+ *   W3 fut_when_all over submitted tasks; W4/W5 batches of tasks combined
+ *   with fut_when_all; W6 one fut_submit + fut_get round trip at a time.
+ * Then the memory figures that only fut can report, counted through the
+ * pluggable allocator: bytes per pending future (1,000,000 queued tasks)
+ * and allocator calls per task in steady state.
  *
- * Usage: fut_bench [--quick] [--threads N] [--runs R] [--n N]
- *   --quick    fewer tasks and runs (a smoke test of the harness)
- * Output: one line per figure, `RESULT system=fut workload=W1 value=...
- * unit=... n=... runs=... min=... max=... rss_kib=... note="..."`, the
- * format bench/compare.py reads from fut and from every peer.
- * Peers and the other workloads join this program in later work; the
- * harness (median of runs, verification, one line per figure) is shared.
+ * Usage: fut_bench [--quick] [--only W1[,W2...|mem]] [--runs R] [--threads N]
+ * Output: RESULT lines (see bench/compare.py), progress on stderr.
  */
+#include "harness.h"
+
 #include <fut.h>
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
-typedef struct options {
-    size_t n;
-    size_t threads;
-    int runs;
-} options_t;
+static fut_executor_t *pool;
 
-static double now_s(void)
+static int start(int threads)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return fut_pool_new(&(fut_pool_config_t){.threads = (size_t)threads},
+                        &pool);
 }
 
-static int cmp_double(const void *a, const void *b)
+static void stop(void)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    fut_executor_free(pool);
+    pool = NULL;
 }
 
-static double median(double *v, int n)
+/* --- batch: n tasks, combined with fut_when_all ----------------------- */
+
+static peer_task_fn batch_fn;
+static void *batch_ctx;
+
+static void *batch_task(fut_ctx_t *ctx, void *arg)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    (void)ctx;
+    batch_fn(batch_ctx, (size_t)(uintptr_t)arg);
+    return NULL;
 }
+
+static int batch(size_t n, peer_task_fn fn, void *ctx)
+{
+    fut_t **fs = malloc(n * sizeof *fs);
+    if (!fs)
+        return ENOMEM;
+    batch_fn = fn;
+    batch_ctx = ctx;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = fut_submit(pool, batch_task, (void *)(uintptr_t)i);
+    fut_t *all = fut_when_all(fs, n);
+    int rc = fut_get(all, FUT_FOREVER, NULL);
+    fut_release(all);
+    free(fs);
+    return rc;
+}
+
+/* --- W1, W3, W6: tasks that return their index ------------------------ */
 
 static void *return_index(fut_ctx_t *ctx, void *arg)
 {
@@ -54,102 +76,211 @@ static void *return_index(fut_ctx_t *ctx, void *arg)
     return arg;
 }
 
-/* One W1 run: returns elapsed seconds, or a negative value on failure. */
-static double w1_once(fut_executor_t *pool, fut_t **fs, size_t n)
+static int submit_sum(size_t n, uint64_t *sum)
 {
-    double t0 = now_s();
+    fut_t **fs = malloc(n * sizeof *fs);
+    if (!fs)
+        return ENOMEM;
     for (size_t i = 0; i < n; i++)
         fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
-    unsigned long long sum = 0;
-    int bad = 0;
+    int rc = 0;
+    uint64_t s = 0;
     for (size_t i = 0; i < n; i++) {
         void *v;
-        int rc = fut_get(fs[i], FUT_FOREVER, &v);
-        if (rc != 0)
-            bad = rc;
-        else
-            sum += (uintptr_t)v;
-    }
-    double t = now_s() - t0;
-    for (size_t i = 0; i < n; i++)
+        int r = fut_get(fs[i], FUT_FOREVER, &v);
+        if (r)
+            rc = r;
+        s += (uintptr_t)v;
         fut_release(fs[i]);
-    unsigned long long want = (unsigned long long)n * (n - 1) / 2;
-    if (bad || sum != want) {
-        fprintf(stderr, "W1: verification failed (rc %d, sum %llu, want %llu)\n",
-                bad, sum, want);
-        return -1;
     }
-    return t;
+    free(fs);
+    *sum = s;
+    return rc;
 }
 
-static int w1(const options_t *o)
+static int fan_in(size_t n, uint64_t *sum)
 {
-    fut_executor_t *pool;
-    int rc = fut_pool_new(&(fut_pool_config_t){.threads = o->threads}, &pool);
-    if (rc) {
-        fprintf(stderr, "fut_pool_new: %s\n", strerror(rc));
-        return 1;
-    }
-    fut_t **fs = malloc(o->n * sizeof *fs);
-    double *rates = malloc((size_t)o->runs * sizeof *rates);
-    if (!fs || !rates) {
-        fprintf(stderr, "out of memory\n");
-        return 1;
-    }
-    int status = 0;
-    if (w1_once(pool, fs, o->n) < 0) /* warm-up */
-        status = 1;
-    for (int r = 0; r < o->runs && !status; r++) {
-        double t = w1_once(pool, fs, o->n);
-        if (t < 0)
-            status = 1;
-        else
-            rates[r] = (double)o->n / t;
-        fprintf(stderr, "\rW1 run %d/%d", r + 1, o->runs);
-    }
-    fprintf(stderr, "\n");
-    if (!status) {
-        double lo = rates[0], hi = rates[0];
-        for (int r = 1; r < o->runs; r++) {
-            lo = rates[r] < lo ? rates[r] : lo;
-            hi = rates[r] > hi ? rates[r] : hi;
-        }
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        printf("RESULT system=fut workload=W1 value=%.0f unit=tasks/s n=%zu "
-               "runs=%d min=%.0f max=%.0f rss_kib=%ld note=\"%zu workers\"\n",
-               median(rates, o->runs), o->n, o->runs, lo, hi, ru.ru_maxrss,
-               o->threads);
-    }
-    free(rates);
+    fut_t **fs = malloc(n * sizeof *fs);
+    if (!fs)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
+    fut_t *all = fut_when_all(fs, n);
     free(fs);
-    fut_executor_free(pool);
-    return status;
+    void *v;
+    int rc = fut_get(all, FUT_FOREVER, &v);
+    uint64_t s = 0;
+    if (rc == 0)
+        for (size_t i = 0; i < n; i++)
+            s += (uintptr_t)((void **)v)[i];
+    fut_release(all);
+    *sum = s;
+    return rc;
 }
+
+static int round_trip(uint64_t in, uint64_t *out)
+{
+    fut_t *f = fut_submit(pool, return_index, (void *)(uintptr_t)in);
+    void *v;
+    int rc = fut_get(f, FUT_FOREVER, &v);
+    fut_release(f);
+    *out = (uintptr_t)v;
+    return rc;
+}
+
+/* --- W2: a continuation chain ----------------------------------------- */
+
+static void *plus_one(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return (void *)((uintptr_t)value + 1);
+}
+
+static int chain(size_t n, uint64_t *tail)
+{
+    fut_promise_t *p = fut_promise_new();
+    if (!p)
+        return ENOMEM;
+    fut_t *f = fut_promise_future(p);
+    for (size_t i = 0; i < n; i++)
+        f = fut_then(f, plus_one, NULL);
+    fut_resolve(p, (void *)0, NULL);
+    fut_promise_release(p);
+    void *v;
+    int rc = fut_get(f, FUT_FOREVER, &v);
+    fut_release(f);
+    *tail = (uintptr_t)v;
+    return rc;
+}
+
+/* --- memory ----------------------------------------------------------- */
+
+typedef struct counting {
+    _Atomic size_t calls, bytes, live_bytes;
+} counting_t;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+    counting_t *c = ctx;
+    atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->live_bytes, size, memory_order_relaxed);
+    return malloc(size);
+}
+
+static void count_free(void *p, size_t size, void *ctx)
+{
+    counting_t *c = ctx;
+    atomic_fetch_sub_explicit(&c->live_bytes, size, memory_order_relaxed);
+    free(p);
+}
+
+static atomic_bool gate;
+
+static void *wait_gate(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    while (!atomic_load(&gate))
+        fut_wait(fut_delay(FUT_MS(1)), FUT_FOREVER) == 0 ? (void)0 : (void)0;
+    return NULL;
+}
+
+static void result(const char *workload, double value, const char *unit,
+                   size_t n, const char *note)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("RESULT system=fut workload=%s value=%.2f unit=%s n=%zu runs=1 "
+           "min=%.2f max=%.2f rss_kib=%ld note=\"%s\"\n",
+           workload, value, unit, n, value, value, ru.ru_maxrss, note);
+    fflush(stdout);
+}
+
+/* Pool and allocator set up before counting starts; the pool's own
+ * allocations are made first and not counted per task. */
+static int memory(bool quick)
+{
+    size_t n = quick ? 100000 : 1000000;
+    counting_t c = {0};
+    fut_allocator_t a = {count_alloc, count_free, &c};
+    fut_set_allocator(&a);
+    int rc = start(1);
+    if (rc)
+        return rc;
+    fut_t **fs = malloc(n * sizeof *fs);
+    if (!fs)
+        return ENOMEM;
+
+    /* Bytes per pending future: a blocked worker, n tasks queued. */
+    atomic_store(&gate, false);
+    fut_t *blocker = fut_submit(pool, wait_gate, NULL);
+    size_t before = atomic_load(&c.live_bytes);
+    for (size_t i = 0; i < n; i++)
+        fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
+    size_t held = atomic_load(&c.live_bytes) - before;
+    atomic_store(&gate, true);
+    for (size_t i = 0; i < n; i++) {
+        fut_get(fs[i], FUT_FOREVER, NULL);
+        fut_release(fs[i]);
+    }
+    fut_get(blocker, FUT_FOREVER, NULL);
+    fut_release(blocker);
+    result("mem_future", (double)held / (double)n, "B", n,
+           "bytes from the allocator per pending task future");
+
+    /* Allocator calls per task once warm: submit + get + release. */
+    for (int round = 0; round < 2; round++) {
+        size_t calls0 = atomic_load(&c.calls);
+        for (size_t i = 0; i < n; i++)
+            fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
+        for (size_t i = 0; i < n; i++) {
+            fut_get(fs[i], FUT_FOREVER, NULL);
+            fut_release(fs[i]);
+        }
+        if (round == 1)
+            result("mallocs_per_task",
+                   (double)(atomic_load(&c.calls) - calls0) / (double)n,
+                   "calls", n, "allocator calls per task, second round");
+    }
+    free(fs);
+    stop();
+    fut_set_allocator(NULL);
+    return 0;
+}
+
+static const peer_ops_t fut_ops = {
+    .name = "fut",
+    .start = start,
+    .stop = stop,
+    .batch = batch,
+    .submit_sum = submit_sum,
+    .chain = chain,
+    .fan_in = fan_in,
+    .round_trip = round_trip,
+    .note = {[PEER_W2] = "fut_then chain on a promise",
+             [PEER_W3] = "fut_when_all"},
+};
 
 int main(int argc, char **argv)
 {
-    options_t o = {.n = 1000000, .threads = 2, .runs = 5};
+    bool quick = false, mem = true;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            o.n = 100000;
-            o.runs = 3;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            o.threads = (size_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            o.runs = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--n") && i + 1 < argc) {
-            o.n = (size_t)strtoul(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr,
-                    "usage: %s [--quick] [--threads N] [--runs R] [--n N]\n",
-                    argv[0]);
-            return 2;
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            mem = strstr(argv[i + 1], "mem") != NULL;
+        if (!strcmp(argv[i], "--child"))
+            mem = false;
+    }
+    int status = peer_main(argc, argv, &fut_ops);
+    if (status == 0 && mem) {
+        int rc = memory(quick);
+        if (rc) {
+            fprintf(stderr, "fut_bench: memory: %s\n", strerror(rc));
+            status = 1;
         }
     }
-    if (o.runs < 1 || o.n < 1) {
-        fprintf(stderr, "--runs and --n must be positive\n");
-        return 2;
-    }
-    return w1(&o);
+    return status;
 }

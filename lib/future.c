@@ -189,6 +189,10 @@ static void publish(fut_t *f, uint32_t to, uint32_t add)
     uint32_t from = (s & FUT__CLAIMED) ? (FUT_PENDING | FUT__CLAIMED)
                                        : (uint32_t)FUT_RUNNING;
     FUT__ASSERT(fut__transition(f, from, to, add, NULL));
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with add_listener */
+    fut__ext_t *ext = atomic_load_explicit(&f->ext, memory_order_acquire);
+    if (ext)
+        fut__ext_close(ext);
     fut__dispatch(f);
 }
 

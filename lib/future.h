@@ -348,6 +348,7 @@ const char *fut__code_message(int code);
 
 /* Progress (progress.c): frees f's rarely used parts. */
 void fut__ext_free(fut__ext_t *ext);
+void fut__ext_close(fut__ext_t *ext);
 int fut__notify(fut_t *f, void *progress);
 
 /* The allocator (alloc.c). */

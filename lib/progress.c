@@ -13,6 +13,10 @@
  * listener at the end of a chain hears the head's notifications.  Relaying
  * recurses once per link that has listeners downstream.
  *
+ * When the future settles the list closes (fut__ext_close): later
+ * notifications and registrations answer EALREADY, and the relays'
+ * references are dropped once no notifier is still walking the list.
+ *
  * "memory" (jQuery.Callbacks): a listener added after a notification is
  * called at once with the latest progress; the lock makes each listener see
  * each notification exactly once.
@@ -36,6 +40,8 @@ struct fut__ext {
     void *last;
     bool has_last;
     bool relayed; /* a relay from this continuation's input is installed */
+    bool closed;   /* the future settled: no more progress */
+    size_t active; /* notifiers calling listeners now */
 };
 
 static fut__ext_t *ext_get(fut_t *f)
@@ -52,6 +58,8 @@ static fut__ext_t *ext_get(fut_t *f)
     mine->last = NULL;
     mine->has_last = false;
     mine->relayed = false;
+    mine->closed = false;
+    mine->active = 0;
     if (atomic_compare_exchange_strong_explicit(&f->ext, &ext, mine,
                                                 memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -75,6 +83,53 @@ void fut__ext_free(fut__ext_t *ext)
     fut__free(ext, sizeof *ext);
 }
 
+/* Detaches up to max arguments that have destructors (relays, which hold
+ * their continuation); lock held.  The caller runs the destructors after
+ * unlocking. */
+static size_t detach_args(fut__ext_t *ext, fut_free_fn *fns, void **args,
+                          size_t max)
+{
+    size_t n = 0;
+    for (listener_t *l = ext->head; l && n < max; l = l->next) {
+        if (l->free_arg) {
+            fns[n] = l->free_arg;
+            args[n++] = l->arg;
+            l->free_arg = NULL;
+        }
+    }
+    return n;
+}
+
+/* Runs the detached destructors, in batches so no allocation is needed. */
+static void release_args(fut__ext_t *ext)
+{
+    enum { MAX = 16 };
+    fut_free_fn fns[MAX];
+    void *args[MAX];
+    for (;;) {
+        pthread_mutex_lock(&ext->lock);
+        size_t n = ext->closed && ext->active == 0
+                       ? detach_args(ext, fns, args, MAX)
+                       : 0;
+        pthread_mutex_unlock(&ext->lock);
+        for (size_t i = 0; i < n; i++)
+            fns[i](args[i]);
+        if (n < MAX)
+            return;
+    }
+}
+
+void fut__ext_close(fut__ext_t *ext)
+{
+    /* f settled: relays hold their continuation only while progress can
+     * still come, else a continuation that borrows f's value (and so holds
+     * f) and f's relay to it would keep each other alive. */
+    pthread_mutex_lock(&ext->lock);
+    ext->closed = true;
+    pthread_mutex_unlock(&ext->lock);
+    release_args(ext);
+}
+
 int fut__notify(fut_t *f, void *progress)
 {
     if (fut_done(f))
@@ -83,8 +138,13 @@ int fut__notify(fut_t *f, void *progress)
     if (!ext)
         return ENOMEM;
     pthread_mutex_lock(&ext->lock);
+    if (ext->closed) {
+        pthread_mutex_unlock(&ext->lock);
+        return EALREADY;
+    }
     ext->last = progress;
     ext->has_last = true;
+    ext->active++;
     size_t n = ext->count;
     listener_t *l = ext->head;
     pthread_mutex_unlock(&ext->lock);
@@ -95,6 +155,11 @@ int fut__notify(fut_t *f, void *progress)
         l->cb(f, progress, l->arg);
         l = next;
     }
+    pthread_mutex_lock(&ext->lock);
+    bool last = --ext->active == 0 && ext->closed;
+    pthread_mutex_unlock(&ext->lock);
+    if (last)
+        release_args(ext);
     return 0;
 }
 
@@ -114,6 +179,13 @@ static int add_listener(fut_t *f,
     l->arg = arg;
     l->free_arg = free_arg;
     pthread_mutex_lock(&ext->lock);
+    if (ext->closed) {
+        pthread_mutex_unlock(&ext->lock);
+        fut__free(l, sizeof *l);
+        if (free_arg)
+            free_arg(arg);
+        return EALREADY;
+    }
     if (ext->tail)
         ext->tail->next = l;
     else
@@ -125,6 +197,11 @@ static int add_listener(fut_t *f,
     pthread_mutex_unlock(&ext->lock);
     if (replay)
         cb(f, last, arg);
+    /* If f settled before this block existed, its settler saw no block to
+     * close: close it here.  The fences pair with the one in publish. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (fut_done(f))
+        fut__ext_close(ext);
     return 0;
 }
 
