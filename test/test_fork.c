@@ -298,8 +298,27 @@ START_TEST(stress_fork_while_other_thread_busy_in_library) {
 }
 END_TEST
 
+/* clang 14's AddressSanitizer does not hold its allocator's locks across
+ * fork(): a child forked while another thread is inside malloc or free
+ * (ASan's quarantine) hangs in ASan's allocator, about one fork in ten here
+ * (seen with gdb: every child thread waits in SizeClassAllocator64).  So
+ * the ASan build leaves the fork cases out; they run in the plain,
+ * ThreadSanitizer and valgrind runs. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_UNSAFE_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORK_UNSAFE_ALLOCATOR 1
+#endif
+#endif
+
 Suite *fut_test_fork_suite(void) {
     Suite *s = suite_create("fork");
+#ifdef FORK_UNSAFE_ALLOCATOR
+    fprintf(stderr, "fork: cases left out under AddressSanitizer (its "
+                    "allocator is not fork-safe)\n");
+    return s;
+#endif
     TCase *tc = tcase_create("fork");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
     tcase_add_test(tc, fork_child_can_create_and_use_new_pool);
