@@ -58,7 +58,8 @@ static void *show_error(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
     struct app *app = arg;
     if (!pthread_equal(pthread_self(), app->uv_thread))
         app->off_loop++;
-    printf("  failed: %s\n", err->code == ETIMEDOUT ? "timed out" : strerror(err->code));
+    printf("  failed: %s\n",
+           err->code == ETIMEDOUT ? "timed out" : strerror(err->code));
     return fut_fail(ctx, err->code, "queries failed");
 }
 
@@ -84,7 +85,8 @@ int main(void)
         return 1;
     }
 
-    static const struct query queries[3] = {{"users", 80}, {"orders", 30}, {"items", 50}};
+    static const struct query queries[3] = {
+        {"users", 80}, {"orders", 30}, {"items", 50}};
     fut_t *q[3];
     for (int i = 0; i < 3; i++)
         q[i] = fut_submit(pool, run_query, (void *)&queries[i]);
@@ -108,6 +110,7 @@ int main(void)
     fut_release(app.answer);
     fut_executor_free(pool);
     fut_executor_free(app.loop);
-    printf("%d rows, handlers off the libuv thread: %d\n", app.rows_shown, app.off_loop);
+    printf("%d rows, handlers off the libuv thread: %d\n", app.rows_shown,
+           app.off_loop);
     return rc == 0 && app.rows_shown == 3 && app.off_loop == 0 ? 0 : 1;
 }

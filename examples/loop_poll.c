@@ -57,8 +57,10 @@ static void *show_error(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
     (void)arg;
     if (!pthread_equal(pthread_self(), loop_thread))
         off_loop++;
-    printf("  failed: %s\n", err->code == ETIMEDOUT ? "timed out" : strerror(err->code));
-    return fut_fail(ctx, err->code, "queries failed"); /* stay on the error path */
+    printf("  failed: %s\n",
+           err->code == ETIMEDOUT ? "timed out" : strerror(err->code));
+    return fut_fail(ctx, err->code,
+                    "queries failed"); /* stay on the error path */
 }
 
 int main(void)
@@ -71,7 +73,8 @@ int main(void)
     }
     loop_thread = pthread_self();
 
-    static const struct query queries[3] = {{"users", 80}, {"orders", 30}, {"items", 50}};
+    static const struct query queries[3] = {
+        {"users", 80}, {"orders", 30}, {"items", 50}};
     fut_t *q[3];
     for (int i = 0; i < 3; i++)
         q[i] = fut_submit(pool, run_query, (void *)&queries[i]);

@@ -274,7 +274,9 @@ FUT_API fut_t *fut_promise_future(fut_promise_t *p);
 
 /* Fulfils the promise with value; free_value (may be NULL) destroys it once
  * when the future is freed.  Callbacks run on this thread before it
- * returns.  Returns 0, EINVAL, or EALREADY if already settled (then
+ * returns (called from inside a callback or handler, they run right after
+ * that outer callback returns: nested settles go through a per-thread
+ * trampoline so chains never grow the stack).  Returns 0, EINVAL, or EALREADY if already settled (then
  * free_value(value) runs at once: nothing leaks). */
 FUT_API int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value);
 
@@ -318,7 +320,8 @@ typedef void (*fut_finally_fn)(fut_t *settled, void *arg);
  * Semantics (Promises/A+ 2.2, Twisted's callback/errback chain):
  *  - a value skips catch handlers and an error skips then handlers: the
  *    derived future takes the input's outcome unchanged (a cancelled input
- *    makes a cancelled derived future);
+ *    makes a cancelled derived future; a catch handler does run for it,
+ *    with err->code ECANCELED);
  *  - a catch handler that returns recovers the chain with its value;
  *  - a handler that calls fut_fail switches to the error path;
  *  - a handler that calls fut_adopt makes the derived future follow another
@@ -358,7 +361,8 @@ FUT_API fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
 
 /* Inside a task or continuation: the future being produced follows other
  * (consumes it) and settles as it settles, with its value (borrowed, kept
- * alive) or error.  Returns NULL, so `return fut_adopt(ctx, g)` reads
+ * alive) or error.  Meanwhile it reads FUT_RUNNING (it has started), so
+ * fut_cancel only asks it to stop.  Returns NULL, so `return fut_adopt(ctx, g)` reads
  * naturally.  Adopting the future itself rejects it with EDEADLK. */
 FUT_API void *fut_adopt(fut_ctx_t *ctx, fut_t *other);
 

@@ -22,7 +22,8 @@
 
 Suite *fut_test_chain_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -47,7 +48,8 @@ typedef struct rec {
     atomic_int ran_when_freed;
 } rec_t;
 
-static void rec_init(rec_t *r, fut_test_log_t *log, int index) {
+static void rec_init(rec_t *r, fut_test_log_t *log, int index)
+{
     r->log = log;
     r->index = index;
     r->want_msg = NULL;
@@ -59,7 +61,8 @@ static void rec_init(rec_t *r, fut_test_log_t *log, int index) {
     atomic_init(&r->ran_when_freed, -1);
 }
 
-static void rec_note(rec_t *r, intptr_t seen) {
+static void rec_note(rec_t *r, intptr_t seen)
+{
     atomic_store(&r->thread, fut_test_thread_id());
     atomic_store(&r->seen, seen);
     if (r->log != NULL) {
@@ -71,45 +74,52 @@ static void rec_note(rec_t *r, intptr_t seen) {
 }
 
 /* free_arg for a rec_t. */
-static void rec_free(void *arg) {
+static void rec_free(void *arg)
+{
     rec_t *r = arg;
     atomic_store(&r->ran_when_freed, atomic_load(&r->ran));
     atomic_fetch_add(&r->freed, 1);
 }
 
 /* on_value: returns the value plus one. */
-static void *h_inc(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_inc(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     rec_note(arg, (intptr_t)value);
     return FUT_TEST_PTR(FUT_TEST_INT(value) + 1);
 }
 
 /* on_value that switches to the error path. */
-static void *h_fail(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_fail(fut_ctx_t *ctx, void *value, void *arg)
+{
     rec_t *r = arg;
     rec_note(r, (intptr_t)value);
     return fut_fail(ctx, EDOM, "then %d failed", r->index);
 }
 
 /* on_error: recovers with 1000 + index. */
-static void *h_recover(fut_ctx_t *ctx, const fut_error_t *err, void *arg) {
+static void *h_recover(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
+{
     (void)ctx;
     rec_t *r = arg;
-    if (r->want_msg != NULL && err->message != NULL && strcmp(err->message, r->want_msg) == 0)
+    if (r->want_msg != NULL && err->message != NULL &&
+        strcmp(err->message, r->want_msg) == 0)
         atomic_store(&r->msg_ok, 1);
     rec_note(r, err->code);
     return FUT_TEST_PTR(1000 + r->index);
 }
 
 /* on_error that fails again with another code. */
-static void *h_catch_fail(fut_ctx_t *ctx, const fut_error_t *err, void *arg) {
+static void *h_catch_fail(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
+{
     rec_t *r = arg;
     rec_note(r, err->code);
     return fut_fail(ctx, ERANGE, "catch %d failed", r->index);
 }
 
 /* finally: records the settled input's state; msg_ok says it was done. */
-static void h_finally(fut_t *settled, void *arg) {
+static void h_finally(fut_t *settled, void *arg)
+{
     rec_t *r = arg;
     if (fut_done(settled))
         atomic_store(&r->msg_ok, 1);
@@ -117,7 +127,8 @@ static void h_finally(fut_t *settled, void *arg) {
 }
 
 /* on_value without a record, for long chains. */
-static void *h_plain_inc(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_plain_inc(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     (void)arg;
     return (void *)((intptr_t)value + 1);
@@ -130,7 +141,8 @@ typedef struct make_obj {
     atomic_int ran;
 } make_obj_t;
 
-static void *h_make_obj(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_make_obj(fut_ctx_t *ctx, void *value, void *arg)
+{
     make_obj_t *m = arg;
     atomic_fetch_add(&m->ran, 1);
     fut_test_obj_t *o = malloc(sizeof *o);
@@ -146,7 +158,8 @@ static void *h_make_obj(fut_ctx_t *ctx, void *value, void *arg) {
 /* ------------------------------------------------ Promises/A+ 2.2 */
 
 /* 2.2.1: a missing handler is ignored and the outcome passes through. */
-START_TEST(aplus_2_2_1_then_catch_missing_handler_passes_outcome_through) {
+START_TEST(aplus_2_2_1_then_catch_missing_handler_passes_outcome_through)
+{
     rec_t rv, re;
     rec_init(&rv, NULL, 0);
     rec_init(&re, NULL, 1);
@@ -154,7 +167,8 @@ START_TEST(aplus_2_2_1_then_catch_missing_handler_passes_outcome_through) {
     fut_test_tracker_init(&tr);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 3);
 
-    fut_t *g = fut_then_catch(fut_resolved(o, fut_test_obj_free), NULL, h_recover, &re);
+    fut_t *g = fut_then_catch(fut_resolved(o, fut_test_obj_free), NULL,
+                              h_recover, &re);
     ck_assert_ptr_nonnull(g);
     void *v = NULL;
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
@@ -173,7 +187,8 @@ START_TEST(aplus_2_2_1_then_catch_missing_handler_passes_outcome_through) {
 END_TEST
 
 /* 2.2.2: on_value runs after fulfilment, with the value, at most once. */
-START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once) {
+START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once)
+{
     rec_t r;
     rec_init(&r, NULL, 0);
     fut_promise_t *p = fut_promise_new();
@@ -182,7 +197,8 @@ START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once) {
     ck_assert_int_eq(atomic_load(&r.ran), 0); /* 2.2.2.2: not before */
     ck_assert_int_eq(fut_state(g), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(41), NULL), 0);
-    ck_assert_int_eq(atomic_load(&r.ran), 1); /* inline, before fut_resolve returned */
+    ck_assert_int_eq(atomic_load(&r.ran),
+                     1); /* inline, before fut_resolve returned */
     ck_assert_int_eq(atomic_load(&r.seen), 41);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), EALREADY);
     ck_assert_int_eq(fut_reject(p, EIO, "late"), EALREADY);
@@ -196,7 +212,8 @@ START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once) {
 END_TEST
 
 /* 2.2.3: on_error runs after rejection, with the reason, at most once. */
-START_TEST(aplus_2_2_3_on_error_runs_after_rejection_with_reason_once) {
+START_TEST(aplus_2_2_3_on_error_runs_after_rejection_with_reason_once)
+{
     rec_t r;
     rec_init(&r, NULL, 4);
     r.want_msg = "boom 3";
@@ -224,23 +241,28 @@ enum { ORDER_N = 24, ORDER_LATE = 6 };
 /* Registers handler i on f (fut_retain(f): each form consumes), cycling
  * through the forms that have an on_value, and a catch that must be
  * skipped.  error: the forms that have an on_error instead. */
-static fut_t *register_nth(fut_t *f, int i, rec_t *r, rec_t *skip, fut_t **skipped, bool error) {
+static fut_t *register_nth(fut_t *f, int i, rec_t *r, rec_t *skip,
+                           fut_t **skipped, bool error)
+{
     if (error)
         *skipped = fut_then(fut_retain(f), h_inc, skip);
     else
         *skipped = fut_catch(fut_retain(f), h_recover, skip);
     switch (i % 3) {
     case 0:
-        return error ? fut_catch(fut_retain(f), h_recover, r) : fut_then(fut_retain(f), h_inc, r);
+        return error ? fut_catch(fut_retain(f), h_recover, r)
+                     : fut_then(fut_retain(f), h_inc, r);
     case 1:
         return fut_then_catch(fut_retain(f), h_inc, h_recover, r);
     default:
-        return error ? fut_then_ex(NULL, fut_retain(f), NULL, h_recover, r, NULL)
-                     : fut_then_ex(NULL, fut_retain(f), h_inc, NULL, r, NULL);
+        return error
+                   ? fut_then_ex(NULL, fut_retain(f), NULL, h_recover, r, NULL)
+                   : fut_then_ex(NULL, fut_retain(f), h_inc, NULL, r, NULL);
     }
 }
 
-static void check_registration_order(bool error) {
+static void check_registration_order(bool error)
+{
     fut_test_log_t log;
     fut_test_log_init(&log);
     rec_t r[ORDER_N + ORDER_LATE], skip[ORDER_N + ORDER_LATE];
@@ -265,7 +287,8 @@ static void check_registration_order(bool error) {
         g[i] = register_nth(f, i, &r[i], &skip[i], &s[i], error);
     ck_assert_int_eq(atomic_load(&log.calls), ORDER_N + ORDER_LATE);
     for (int i = 0; i < ORDER_N + ORDER_LATE; i++) {
-        ck_assert_msg(atomic_load(&log.order[i]) == i, "handler %d ran at position %d",
+        ck_assert_msg(atomic_load(&log.order[i]) == i,
+                      "handler %d ran at position %d",
                       atomic_load(&log.order[i]), i);
         ck_assert_int_eq(atomic_load(&r[i].ran), 1);
         ck_assert_int_eq(atomic_load(&r[i].seen), error ? EIO : 10);
@@ -282,13 +305,15 @@ static void check_registration_order(bool error) {
 }
 
 /* 2.2.6.1: the on_value handlers of one future run in registration order. */
-START_TEST(aplus_2_2_6_1_on_value_handlers_run_in_registration_order) {
+START_TEST(aplus_2_2_6_1_on_value_handlers_run_in_registration_order)
+{
     check_registration_order(false);
 }
 END_TEST
 
 /* 2.2.6.2: the on_error handlers of one future run in registration order. */
-START_TEST(aplus_2_2_6_2_on_error_handlers_run_in_registration_order) {
+START_TEST(aplus_2_2_6_2_on_error_handlers_run_in_registration_order)
+{
     check_registration_order(true);
 }
 END_TEST
@@ -296,7 +321,8 @@ END_TEST
 /* 2.2.7 and 2.2.7.1: each form returns a new future, which a returned value
  * fulfils (its destructor named with fut_set_free runs once, when the
  * derived future is freed). */
-START_TEST(aplus_2_2_7_1_returned_value_fulfils_the_new_future) {
+START_TEST(aplus_2_2_7_1_returned_value_fulfils_the_new_future)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     make_obj_t m = {.tracker = &tr, .ran = 0};
@@ -332,7 +358,8 @@ START_TEST(aplus_2_2_7_1_returned_value_fulfils_the_new_future) {
 END_TEST
 
 /* 2.2.7.2: a handler that fails rejects the new future with its error. */
-START_TEST(aplus_2_2_7_2_failing_handler_rejects_the_new_future) {
+START_TEST(aplus_2_2_7_2_failing_handler_rejects_the_new_future)
+{
     rec_t r1, r2, r3;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
@@ -362,7 +389,8 @@ END_TEST
 
 /* 2.2.7.3: without an on_value, a fulfilled input's value passes through,
  * the same pointer, kept alive as long as the new future. */
-START_TEST(aplus_2_2_7_3_value_skips_catch_and_stays_alive) {
+START_TEST(aplus_2_2_7_3_value_skips_catch_and_stays_alive)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     rec_t r;
@@ -385,7 +413,8 @@ END_TEST
 
 /* 2.2.7.4: without an on_error, a rejected input's error passes through;
  * a cancelled input makes a cancelled derived future. */
-START_TEST(aplus_2_2_7_4_error_skips_then_and_cancel_passes_through) {
+START_TEST(aplus_2_2_7_4_error_skips_then_and_cancel_passes_through)
+{
     rec_t r;
     rec_init(&r, NULL, 0);
     fut_t *g = fut_then(fut_rejected(EIO, "m"), h_inc, &r);
@@ -424,7 +453,8 @@ typedef struct adopt_slot {
     atomic_int ran;
 } adopt_slot_t;
 
-static void *h_adopt(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_adopt(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)value;
     adopt_slot_t *s = arg;
     atomic_fetch_add(&s->ran, 1);
@@ -432,7 +462,8 @@ static void *h_adopt(fut_ctx_t *ctx, void *value, void *arg) {
 }
 
 /* 2.3.1: a future that adopts itself rejects with EDEADLK. */
-START_TEST(aplus_2_3_1_handler_adopting_its_own_future_rejects_edeadlk) {
+START_TEST(aplus_2_3_1_handler_adopting_its_own_future_rejects_edeadlk)
+{
     adopt_slot_t s = {.target = NULL, .retain = true, .ran = 0};
     fut_promise_t *p = fut_promise_new();
     fut_t *g = fut_then(fut_promise_future(p), h_adopt, &s);
@@ -452,14 +483,16 @@ typedef struct self_task {
     fut_t *self;
 } self_task_t;
 
-static void *task_adopt_self(fut_ctx_t *ctx, void *arg) {
+static void *task_adopt_self(fut_ctx_t *ctx, void *arg)
+{
     self_task_t *s = arg;
     fut_test_latch_wait(&s->ready);
     return fut_adopt(ctx, fut_retain(s->self));
 }
 
 /* 2.3.1 for a task: a task adopting its own future rejects with EDEADLK. */
-START_TEST(aplus_2_3_1_task_adopting_its_own_future_rejects_edeadlk) {
+START_TEST(aplus_2_3_1_task_adopting_its_own_future_rejects_edeadlk)
+{
     self_task_t s = {.self = NULL};
     fut_test_latch_init(&s.ready);
     fut_executor_t *pool = new_pool(1);
@@ -476,8 +509,10 @@ END_TEST
 
 /* 2.3.1 through a cycle: g adopts h, then h adopts g.  h ends up adopting
  * itself (EDEADLK), and g, following h, rejects with it. */
-START_TEST(aplus_2_3_1_adoption_cycle_rejects_edeadlk) {
-    adopt_slot_t s1 = {.retain = true, .ran = 0}, s2 = {.retain = true, .ran = 0};
+START_TEST(aplus_2_3_1_adoption_cycle_rejects_edeadlk)
+{
+    adopt_slot_t s1 = {.retain = true, .ran = 0},
+                 s2 = {.retain = true, .ran = 0};
     fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new();
     fut_t *g = fut_then(fut_promise_future(p1), h_adopt, &s1);
     fut_t *h = fut_then(fut_promise_future(p2), h_adopt, &s2);
@@ -500,11 +535,13 @@ END_TEST
 /* 2.3.2.1 and 2.3.2.2: adopting a pending future keeps the new future
  * pending until it fulfils, then takes its value (kept alive by the new
  * future). */
-START_TEST(aplus_2_3_2_1_adopting_pending_future_waits_for_it) {
+START_TEST(aplus_2_3_2_1_adopting_pending_future_waits_for_it)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *head = fut_promise_new(), *q = fut_promise_new();
-    adopt_slot_t s = {.target = fut_promise_future(q), .retain = false, .ran = 0};
+    adopt_slot_t s = {
+        .target = fut_promise_future(q), .retain = false, .ran = 0};
     fut_t *g = fut_then(fut_promise_future(head), h_adopt, &s);
     ck_assert_int_eq(fut_resolve(head, FUT_TEST_PTR(1), NULL), 0);
     ck_assert_int_eq(atomic_load(&s.ran), 1);
@@ -527,11 +564,14 @@ START_TEST(aplus_2_3_2_1_adopting_pending_future_waits_for_it) {
 END_TEST
 
 /* 2.3.2.2: adopting a fulfilled future takes its value. */
-START_TEST(aplus_2_3_2_2_adopting_fulfilled_future_takes_its_value) {
+START_TEST(aplus_2_3_2_2_adopting_fulfilled_future_takes_its_value)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 21);
-    adopt_slot_t s = {.target = fut_resolved(o, fut_test_obj_free), .retain = false, .ran = 0};
+    adopt_slot_t s = {.target = fut_resolved(o, fut_test_obj_free),
+                      .retain = false,
+                      .ran = 0};
     fut_t *g = fut_then(fut_resolved(NULL, NULL), h_adopt, &s);
     void *v = NULL;
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
@@ -543,8 +583,10 @@ START_TEST(aplus_2_3_2_2_adopting_fulfilled_future_takes_its_value) {
 END_TEST
 
 /* 2.3.2.3: adopting a rejected future takes its error. */
-START_TEST(aplus_2_3_2_3_adopting_rejected_future_takes_its_error) {
-    adopt_slot_t s = {.target = fut_rejected(ENOENT, "adopted"), .retain = false, .ran = 0};
+START_TEST(aplus_2_3_2_3_adopting_rejected_future_takes_its_error)
+{
+    adopt_slot_t s = {
+        .target = fut_rejected(ENOENT, "adopted"), .retain = false, .ran = 0};
     fut_t *g = fut_then(fut_resolved(NULL, NULL), h_adopt, &s);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), ENOENT);
     ck_assert_int_eq(fut_state(g), FUT_REJECTED);
@@ -553,7 +595,8 @@ START_TEST(aplus_2_3_2_3_adopting_rejected_future_takes_its_error) {
 
     /* Pending, then rejected. */
     fut_promise_t *q = fut_promise_new();
-    adopt_slot_t s2 = {.target = fut_promise_future(q), .retain = false, .ran = 0};
+    adopt_slot_t s2 = {
+        .target = fut_promise_future(q), .retain = false, .ran = 0};
     g = fut_then(fut_resolved(NULL, NULL), h_adopt, &s2);
     ck_assert(!fut_done(g));
     ck_assert_int_eq(fut_reject(q, EPROTO, "later %d", 2), 0);
@@ -564,12 +607,15 @@ START_TEST(aplus_2_3_2_3_adopting_rejected_future_takes_its_error) {
 }
 END_TEST
 
-static void *task_adopt_submitted(fut_ctx_t *ctx, void *pool) {
-    return fut_adopt(ctx, fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(9)));
+static void *task_adopt_submitted(fut_ctx_t *ctx, void *pool)
+{
+    return fut_adopt(ctx,
+                     fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(9)));
 }
 
 /* 2.3.2 from a task: a task's future flattens the future it adopts. */
-START_TEST(aplus_2_3_2_task_adopting_another_task_flattens) {
+START_TEST(aplus_2_3_2_task_adopting_another_task_flattens)
+{
     fut_executor_t *pool = new_pool(1);
     fut_t *f = fut_submit(pool, task_adopt_submitted, pool);
     void *v = NULL;
@@ -580,15 +626,18 @@ START_TEST(aplus_2_3_2_task_adopting_another_task_flattens) {
 }
 END_TEST
 
-static void *h_return_arg(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_return_arg(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     (void)value;
     return arg;
 }
 
 /* 2.3.4: a plain value (here NULL, or a small integer) fulfils. */
-START_TEST(aplus_2_3_4_plain_value_fulfils) {
-    fut_t *g = fut_then(fut_resolved(FUT_TEST_PTR(3), NULL), h_return_arg, NULL);
+START_TEST(aplus_2_3_4_plain_value_fulfils)
+{
+    fut_t *g =
+        fut_then(fut_resolved(FUT_TEST_PTR(3), NULL), h_return_arg, NULL);
     void *v = &v;
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
     ck_assert_ptr_null(v);
@@ -604,7 +653,8 @@ END_TEST
 /* ---------------------------------------------------- chain semantics */
 
 /* Twisted's callback/errback chain end to end. */
-START_TEST(chain_catch_recovers_then_continues) {
+START_TEST(chain_catch_recovers_then_continues)
+{
     rec_t a, b, c, d;
     rec_init(&a, NULL, 0);
     rec_init(&b, NULL, 1);
@@ -632,11 +682,13 @@ START_TEST(chain_catch_recovers_then_continues) {
 END_TEST
 
 /* jQuery then(done, fail): exactly one of the two runs. */
-START_TEST(chain_then_catch_runs_exactly_one_handler) {
+START_TEST(chain_then_catch_runs_exactly_one_handler)
+{
     rec_t r1, r2;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
-    fut_t *g = fut_then_catch(fut_resolved(FUT_TEST_PTR(6), NULL), h_inc, h_recover, &r1);
+    fut_t *g = fut_then_catch(fut_resolved(FUT_TEST_PTR(6), NULL), h_inc,
+                              h_recover, &r1);
     void *v = NULL;
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 7);
@@ -654,7 +706,8 @@ END_TEST
 
 /* finally runs on every outcome, sees the settled input, and passes the
  * outcome through unchanged. */
-START_TEST(chain_finally_runs_on_every_outcome_and_passes_it_through) {
+START_TEST(chain_finally_runs_on_every_outcome_and_passes_it_through)
+{
     rec_t r1, r2, r3;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
@@ -696,7 +749,8 @@ START_TEST(chain_finally_runs_on_every_outcome_and_passes_it_through) {
 END_TEST
 
 /* A handler on a settled future runs at once, on the calling thread. */
-START_TEST(chain_handler_on_settled_future_runs_at_once_on_calling_thread) {
+START_TEST(chain_handler_on_settled_future_runs_at_once_on_calling_thread)
+{
     rec_t r1, r2, r3;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
@@ -725,7 +779,8 @@ typedef struct settler {
     atomic_int thread;
 } settler_t;
 
-static void *settle_from_thread(void *arg) {
+static void *settle_from_thread(void *arg)
+{
     settler_t *s = arg;
     atomic_store(&s->thread, fut_test_thread_id());
     fut_resolve(s->p, FUT_TEST_PTR(30), NULL);
@@ -733,7 +788,8 @@ static void *settle_from_thread(void *arg) {
 }
 
 /* A handler on a pending future runs inline on the thread that settles it. */
-START_TEST(chain_handler_runs_inline_on_settling_thread) {
+START_TEST(chain_handler_runs_inline_on_settling_thread)
+{
     rec_t r1, r2;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
@@ -757,13 +813,15 @@ START_TEST(chain_handler_runs_inline_on_settling_thread) {
 END_TEST
 
 /* A handler's fut_set_free destructor runs once, with the derived future. */
-START_TEST(chain_handler_value_destroyed_once_with_derived_future) {
+START_TEST(chain_handler_value_destroyed_once_with_derived_future)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     make_obj_t m = {.tracker = &tr, .ran = 0};
     fut_promise_t *p = fut_promise_new();
     fut_t *g = fut_then(fut_promise_future(p), h_make_obj, &m);
-    fut_t *h = fut_then(fut_retain(g), h_return_arg, NULL); /* reads g's value */
+    fut_t *h =
+        fut_then(fut_retain(g), h_return_arg, NULL); /* reads g's value */
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(2), NULL), 0);
     fut_promise_release(p);
     void *v = NULL;
@@ -780,7 +838,8 @@ END_TEST
 
 /* Bad arguments: a future rejected EINVAL, never NULL, and the input is
  * released (its value destroyed). */
-START_TEST(chain_bad_arguments_reject_einval_and_release_input) {
+START_TEST(chain_bad_arguments_reject_einval_and_release_input)
+{
     rec_t r;
     rec_init(&r, NULL, 0);
     fut_executor_t *pool = new_pool(1);
@@ -804,17 +863,21 @@ END_TEST
 
 /* fut_then, fut_catch and fut_finally take a handler: NULL is a bad
  * argument (only fut_then_catch documents NULL as "passes through"). */
-START_TEST(chain_null_handler_rejects_einval_and_releases_input) {
+START_TEST(chain_null_handler_rejects_einval_and_releases_input)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    fut_t *g = fut_then(fut_resolved(fut_test_obj_new(&tr, 1), fut_test_obj_free), NULL, NULL);
+    fut_t *g = fut_then(
+        fut_resolved(fut_test_obj_new(&tr, 1), fut_test_obj_free), NULL, NULL);
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), EINVAL);
     fut_release(g);
-    g = fut_catch(fut_resolved(fut_test_obj_new(&tr, 2), fut_test_obj_free), NULL, NULL);
+    g = fut_catch(fut_resolved(fut_test_obj_new(&tr, 2), fut_test_obj_free),
+                  NULL, NULL);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), EINVAL);
     fut_release(g);
-    g = fut_finally(fut_resolved(fut_test_obj_new(&tr, 3), fut_test_obj_free), NULL, NULL);
+    g = fut_finally(fut_resolved(fut_test_obj_new(&tr, 3), fut_test_obj_free),
+                    NULL, NULL);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), EINVAL);
     fut_release(g);
     ck_assert_int_eq(atomic_load(&tr.freed), 3);
@@ -823,12 +886,13 @@ END_TEST
 
 /* ------------------------------------------------ free_arg exactly once */
 
-START_TEST(then_ex_free_arg_runs_once_after_handler_ran) {
+START_TEST(then_ex_free_arg_runs_once_after_handler_ran)
+{
     rec_t r1, r2;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
-    fut_t *g = fut_then_ex(NULL, fut_resolved(FUT_TEST_PTR(1), NULL), h_inc, h_recover, &r1,
-                           rec_free);
+    fut_t *g = fut_then_ex(NULL, fut_resolved(FUT_TEST_PTR(1), NULL), h_inc,
+                           h_recover, &r1, rec_free);
     void *v = NULL;
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 2);
@@ -839,7 +903,8 @@ START_TEST(then_ex_free_arg_runs_once_after_handler_ran) {
 
     /* On a pool. */
     fut_executor_t *pool = new_pool(2);
-    g = fut_then_ex(pool, fut_rejected(EIO, NULL), h_inc, h_recover, &r2, rec_free);
+    g = fut_then_ex(pool, fut_rejected(EIO, NULL), h_inc, h_recover, &r2,
+                    rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 1002);
     fut_executor_free(pool);
@@ -850,15 +915,18 @@ START_TEST(then_ex_free_arg_runs_once_after_handler_ran) {
 }
 END_TEST
 
-START_TEST(then_ex_free_arg_runs_once_when_handler_skipped) {
+START_TEST(then_ex_free_arg_runs_once_when_handler_skipped)
+{
     rec_t r1, r2, r3;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
     rec_init(&r3, NULL, 3);
-    fut_t *g = fut_then_ex(NULL, fut_rejected(EIO, NULL), h_inc, NULL, &r1, rec_free);
+    fut_t *g =
+        fut_then_ex(NULL, fut_rejected(EIO, NULL), h_inc, NULL, &r1, rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), EIO);
     fut_release(g);
-    g = fut_then_ex(NULL, fut_resolved(NULL, NULL), NULL, h_recover, &r2, rec_free);
+    g = fut_then_ex(NULL, fut_resolved(NULL, NULL), NULL, h_recover, &r2,
+                    rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), 0);
     fut_release(g);
     fut_executor_t *pool = new_pool(1);
@@ -874,15 +942,18 @@ START_TEST(then_ex_free_arg_runs_once_when_handler_skipped) {
 }
 END_TEST
 
-START_TEST(then_ex_free_arg_runs_once_when_cancelled) {
+START_TEST(then_ex_free_arg_runs_once_when_cancelled)
+{
     rec_t r;
     rec_init(&r, NULL, 0);
     fut_promise_t *p = fut_promise_new();
-    fut_t *g = fut_then_ex(NULL, fut_promise_future(p), h_inc, h_recover, &r, rec_free);
+    fut_t *g = fut_then_ex(NULL, fut_promise_future(p), h_inc, h_recover, &r,
+                           rec_free);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(g, 0, NULL), ECANCELED);
-    fut_resolve(p, FUT_TEST_PTR(1), NULL); /* the input may or may not be cancelled */
+    fut_resolve(p, FUT_TEST_PTR(1),
+                NULL); /* the input may or may not be cancelled */
     fut_promise_release(p);
     fut_release(g);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
@@ -890,7 +961,8 @@ START_TEST(then_ex_free_arg_runs_once_when_cancelled) {
 }
 END_TEST
 
-START_TEST(then_ex_free_arg_runs_once_on_bad_arguments_and_refusal) {
+START_TEST(then_ex_free_arg_runs_once_on_bad_arguments_and_refusal)
+{
     rec_t r1, r2, r3;
     rec_init(&r1, NULL, 1);
     rec_init(&r2, NULL, 2);
@@ -918,7 +990,8 @@ START_TEST(then_ex_free_arg_runs_once_on_bad_arguments_and_refusal) {
     ck_assert_int_eq(fut_get(h, FUT_FOREVER, NULL), ESHUTDOWN);
     fut_release(h);
     fut_executor_free(pool);
-    ck_assert_int_eq(atomic_load(&r1.ran) + atomic_load(&r2.ran) + atomic_load(&r3.ran), 0);
+    ck_assert_int_eq(
+        atomic_load(&r1.ran) + atomic_load(&r2.ran) + atomic_load(&r3.ran), 0);
     ck_assert_int_eq(atomic_load(&r2.freed), 1);
     ck_assert_int_eq(atomic_load(&r3.freed), 1);
 }
@@ -934,24 +1007,28 @@ typedef struct counted {
     atomic_int done_calls;
 } counted_t;
 
-static void counted_init(counted_t *c) {
+static void counted_init(counted_t *c)
+{
     atomic_init(&c->ran, 0);
     atomic_init(&c->freed, 0);
     atomic_init(&c->state_seen, -1);
     atomic_init(&c->done_calls, 0);
 }
 
-static void *task_counted(fut_ctx_t *ctx, void *arg) {
+static void *task_counted(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     atomic_fetch_add(&((counted_t *)arg)->ran, 1);
     return FUT_TEST_PTR(5);
 }
 
-static void counted_free(void *arg) {
+static void counted_free(void *arg)
+{
     atomic_fetch_add(&((counted_t *)arg)->freed, 1);
 }
 
-static void counted_done(fut_t *f, void *arg) {
+static void counted_done(fut_t *f, void *arg)
+{
     counted_t *c = arg;
     atomic_store(&c->state_seen, (int)fut_state(f));
     atomic_fetch_add(&c->done_calls, 1);
@@ -959,7 +1036,8 @@ static void counted_done(fut_t *f, void *arg) {
 
 /* A one-thread pool whose worker is held by a blocker, so that what is
  * submitted next stays queued (FUT_PENDING) until the latch opens. */
-static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running) {
+static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running)
+{
     fut_test_blocker_init(b, 1);
     fut_executor_t *pool = new_pool(1);
     *running = fut_submit(pool, fut_test_task_block, b);
@@ -967,7 +1045,8 @@ static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running) {
     return pool;
 }
 
-START_TEST(cancel_derived_cancels_input_nothing_else_holds) {
+START_TEST(cancel_derived_cancels_input_nothing_else_holds)
+{
     fut_test_blocker_t b;
     fut_t *running;
     fut_executor_t *pool = held_pool(&b, &running);
@@ -977,7 +1056,8 @@ START_TEST(cancel_derived_cancels_input_nothing_else_holds) {
     rec_init(&r, NULL, 0);
     fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
     ck_assert_int_eq(fut_on_done(q, counted_done, &c), 0);
-    fut_t *g = fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free); /* consumes our q */
+    fut_t *g =
+        fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free); /* consumes our q */
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     fut_test_wait_atomic(&c.done_calls, 1);
@@ -994,7 +1074,8 @@ START_TEST(cancel_derived_cancels_input_nothing_else_holds) {
 }
 END_TEST
 
-START_TEST(cancel_derived_spares_input_the_caller_retained) {
+START_TEST(cancel_derived_spares_input_the_caller_retained)
+{
     fut_test_blocker_t b;
     fut_t *running;
     fut_executor_t *pool = held_pool(&b, &running);
@@ -1014,7 +1095,8 @@ START_TEST(cancel_derived_spares_input_the_caller_retained) {
     fut_executor_free(pool);
     ck_assert_int_eq(atomic_load(&c.ran), 1);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
-    ck_assert_int_eq(atomic_load(&r.ran), 0); /* the derived future was cancelled */
+    ck_assert_int_eq(atomic_load(&r.ran),
+                     0); /* the derived future was cancelled */
     fut_release(q);
     fut_release(g);
     fut_release(running);
@@ -1022,7 +1104,8 @@ START_TEST(cancel_derived_spares_input_the_caller_retained) {
 }
 END_TEST
 
-START_TEST(cancel_derived_asks_running_input_to_stop) {
+START_TEST(cancel_derived_asks_running_input_to_stop)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 4);
     rec_t r;
@@ -1044,7 +1127,8 @@ END_TEST
 
 /* Cancelling the end of a longer chain reaches the head when nothing else
  * holds the links. */
-START_TEST(cancel_chain_end_reaches_unshared_head) {
+START_TEST(cancel_chain_end_reaches_unshared_head)
+{
     fut_test_blocker_t b;
     fut_t *running;
     fut_executor_t *pool = held_pool(&b, &running);
@@ -1078,7 +1162,8 @@ typedef struct plisten {
     _Atomic(fut_t *) target;
 } plisten_t;
 
-static void on_progress(fut_t *f, void *progress, void *arg) {
+static void on_progress(fut_t *f, void *progress, void *arg)
+{
     plisten_t *l = arg;
     atomic_store(&l->target, f);
     atomic_store(&l->seen, progress ? *(const int *)progress : -1);
@@ -1087,7 +1172,8 @@ static void on_progress(fut_t *f, void *progress, void *arg) {
 }
 
 /* A listener on the end of a chain hears progress sent to its head. */
-START_TEST(progress_relayed_down_a_chain) {
+START_TEST(progress_relayed_down_a_chain)
+{
     static const int values[3] = {10, 20, 30};
     plisten_t l = {.calls = 0, .seen = 0, .thread = 0, .target = NULL};
     rec_t r;
@@ -1120,7 +1206,8 @@ typedef struct progress_task {
     fut_test_latch_t go;
 } progress_task_t;
 
-static void *task_progress(fut_ctx_t *ctx, void *arg) {
+static void *task_progress(fut_ctx_t *ctx, void *arg)
+{
     static const int value = 55;
     progress_task_t *t = arg;
     fut_test_latch_wait(&t->go);
@@ -1130,14 +1217,16 @@ static void *task_progress(fut_ctx_t *ctx, void *arg) {
 
 /* fut_progress in a task reaches a listener on a future chained to it, on
  * the worker thread. */
-START_TEST(progress_from_task_relayed_down_a_chain) {
+START_TEST(progress_from_task_relayed_down_a_chain)
+{
     progress_task_t t;
     fut_test_latch_init(&t.go);
     plisten_t l = {.calls = 0, .seen = 0, .thread = 0, .target = NULL};
     rec_t r;
     rec_init(&r, NULL, 0);
     fut_executor_t *pool = new_pool(1);
-    fut_t *g = fut_then(fut_then(fut_submit(pool, task_progress, &t), h_inc, &r), h_inc, &r);
+    fut_t *g = fut_then(
+        fut_then(fut_submit(pool, task_progress, &t), h_inc, &r), h_inc, &r);
     ck_assert_int_eq(fut_on_progress(g, on_progress, &l), 0);
     fut_test_latch_open(&t.go);
     void *v = NULL;
@@ -1154,7 +1243,8 @@ END_TEST
 
 /* --------------------------------------------------------- _on forms */
 
-static void *task_thread_id(fut_ctx_t *ctx, void *arg) {
+static void *task_thread_id(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     (void)arg;
     return FUT_TEST_PTR(fut_test_thread_id());
@@ -1163,7 +1253,8 @@ static void *task_thread_id(fut_ctx_t *ctx, void *arg) {
 /* The _on forms run their handler on the executor: with a one-thread pool,
  * on its worker, never inline on the calling or settling thread, even when
  * the input has already settled. */
-START_TEST(on_forms_run_handler_on_pool_thread) {
+START_TEST(on_forms_run_handler_on_pool_thread)
+{
     fut_executor_t *pool = new_pool(1);
     fut_t *t = fut_submit(pool, task_thread_id, NULL);
     void *v = NULL;
@@ -1182,8 +1273,10 @@ START_TEST(on_forms_run_handler_on_pool_thread) {
     g[1] = fut_catch_on(pool, fut_rejected(EIO, NULL), h_recover, &r[1]);
     g[2] = fut_finally_on(pool, fut_resolved(NULL, NULL), h_finally, &r[2]);
     g[3] = fut_then_on(pool, fut_promise_future(p), h_inc, &r[3]);
-    g[4] = fut_then_ex(pool, fut_promise_future(p), h_inc, NULL, &r[4], rec_free);
-    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), 0); /* settled here */
+    g[4] =
+        fut_then_ex(pool, fut_promise_future(p), h_inc, NULL, &r[4], rec_free);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL),
+                     0); /* settled here */
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(fut_wait(g[i], FUT_FOREVER), 0);
     ck_assert_int_eq(fut_get(g[0], 0, &v), 0);
@@ -1195,8 +1288,9 @@ START_TEST(on_forms_run_handler_on_pool_thread) {
     fut_executor_free(pool);
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(atomic_load(&r[i].ran), 1);
-        ck_assert_msg(atomic_load(&r[i].thread) == worker, "handler %d ran on thread %d, not %d",
-                      i, atomic_load(&r[i].thread), worker);
+        ck_assert_msg(atomic_load(&r[i].thread) == worker,
+                      "handler %d ran on thread %d, not %d", i,
+                      atomic_load(&r[i].thread), worker);
         fut_release(g[i]);
     }
     ck_assert_int_eq(atomic_load(&r[4].freed), 1);
@@ -1219,7 +1313,8 @@ typedef struct depth_job {
 
 /* Runs on a thread with a chosen stack: builds an n-long chain of fut_then
  * and settles it; the whole chain is released on this stack too. */
-static void *depth_chain_body(void *arg) {
+static void *depth_chain_body(void *arg)
+{
     depth_job_t *j = arg;
     fut_promise_t *p = NULL;
     fut_t *g;
@@ -1246,7 +1341,8 @@ static void *depth_chain_body(void *arg) {
     return NULL;
 }
 
-static void run_on_stack(size_t stack, void *(*fn)(void *), void *arg) {
+static void run_on_stack(size_t stack, void *(*fn)(void *), void *arg)
+{
     pthread_attr_t attr;
     ck_assert_int_eq(pthread_attr_init(&attr), 0);
     ck_assert_int_eq(pthread_attr_setstacksize(&attr, stack), 0);
@@ -1257,8 +1353,13 @@ static void run_on_stack(size_t stack, void *(*fn)(void *), void *arg) {
     fut_test_join(t);
 }
 
-static void check_chain_depth(size_t n, size_t stack, bool settle_last) {
-    depth_job_t j = {.n = n, .settle_last = settle_last, .rc = -1, .value = 0, .finished = false};
+static void check_chain_depth(size_t n, size_t stack, bool settle_last)
+{
+    depth_job_t j = {.n = n,
+                     .settle_last = settle_last,
+                     .rc = -1,
+                     .value = 0,
+                     .finished = false};
     run_on_stack(stack, depth_chain_body, &j);
     ck_assert(j.finished);
     ck_assert_int_eq(j.rc, 0);
@@ -1267,49 +1368,58 @@ static void check_chain_depth(size_t n, size_t stack, bool settle_last) {
 
 enum { DEPTH_QUICK = 100000, DEPTH_STRESS = 1000000 };
 
-START_TEST(depth_resolve_head_of_100k_chain_on_8mib_stack) {
+START_TEST(depth_resolve_head_of_100k_chain_on_8mib_stack)
+{
     check_chain_depth(DEPTH_QUICK, STACK_8MIB, true);
 }
 END_TEST
 
-START_TEST(depth_resolve_head_of_100k_chain_on_256kib_stack) {
+START_TEST(depth_resolve_head_of_100k_chain_on_256kib_stack)
+{
     check_chain_depth(DEPTH_QUICK, STACK_256KIB, true);
 }
 END_TEST
 
-START_TEST(depth_build_100k_chain_on_settled_head_on_8mib_stack) {
+START_TEST(depth_build_100k_chain_on_settled_head_on_8mib_stack)
+{
     check_chain_depth(DEPTH_QUICK, STACK_8MIB, false);
 }
 END_TEST
 
-START_TEST(depth_build_100k_chain_on_settled_head_on_256kib_stack) {
+START_TEST(depth_build_100k_chain_on_settled_head_on_256kib_stack)
+{
     check_chain_depth(DEPTH_QUICK, STACK_256KIB, false);
 }
 END_TEST
 
-START_TEST(depth_resolve_head_of_1m_chain_on_8mib_stack) {
+START_TEST(depth_resolve_head_of_1m_chain_on_8mib_stack)
+{
     check_chain_depth(DEPTH_STRESS, STACK_8MIB, true);
 }
 END_TEST
 
-START_TEST(depth_resolve_head_of_1m_chain_on_256kib_stack) {
+START_TEST(depth_resolve_head_of_1m_chain_on_256kib_stack)
+{
     check_chain_depth(DEPTH_STRESS, STACK_256KIB, true);
 }
 END_TEST
 
-START_TEST(depth_build_1m_chain_on_settled_head_on_8mib_stack) {
+START_TEST(depth_build_1m_chain_on_settled_head_on_8mib_stack)
+{
     check_chain_depth(DEPTH_STRESS, STACK_8MIB, false);
 }
 END_TEST
 
-START_TEST(depth_build_1m_chain_on_settled_head_on_256kib_stack) {
+START_TEST(depth_build_1m_chain_on_settled_head_on_256kib_stack)
+{
     check_chain_depth(DEPTH_STRESS, STACK_256KIB, false);
 }
 END_TEST
 
 /* A chain of adoptions: each link adopts an already-fulfilled future, and
  * the head is resolved last.  Adoption must go through the trampoline too. */
-static void *h_adopt_inc(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_adopt_inc(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)arg;
     return fut_adopt(ctx, fut_resolved((void *)((intptr_t)value + 1), NULL));
 }
@@ -1320,7 +1430,8 @@ typedef struct adopt_depth_job {
     intptr_t value;
 } adopt_depth_job_t;
 
-static void *depth_adopt_body(void *arg) {
+static void *depth_adopt_body(void *arg)
+{
     adopt_depth_job_t *j = arg;
     fut_promise_t *p = fut_promise_new();
     if (p == NULL) {
@@ -1339,7 +1450,8 @@ static void *depth_adopt_body(void *arg) {
     return NULL;
 }
 
-START_TEST(depth_resolve_head_of_100k_adopting_chain_on_256kib_stack) {
+START_TEST(depth_resolve_head_of_100k_adopting_chain_on_256kib_stack)
+{
     adopt_depth_job_t j = {.n = DEPTH_QUICK, .rc = -1, .value = 0};
     run_on_stack(STACK_256KIB, depth_adopt_body, &j);
     ck_assert_int_eq(j.rc, 0);
@@ -1349,21 +1461,30 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_chain_suite(void) {
+Suite *fut_test_chain_suite(void)
+{
     Suite *s = suite_create("chain");
     TCase *tc = tcase_create("chain");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
-    tcase_add_test(tc, aplus_2_2_1_then_catch_missing_handler_passes_outcome_through);
-    tcase_add_test(tc, aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once);
-    tcase_add_test(tc, aplus_2_2_3_on_error_runs_after_rejection_with_reason_once);
-    tcase_add_test(tc, aplus_2_2_6_1_on_value_handlers_run_in_registration_order);
-    tcase_add_test(tc, aplus_2_2_6_2_on_error_handlers_run_in_registration_order);
+    tcase_add_test(
+        tc, aplus_2_2_1_then_catch_missing_handler_passes_outcome_through);
+    tcase_add_test(tc,
+                   aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once);
+    tcase_add_test(tc,
+                   aplus_2_2_3_on_error_runs_after_rejection_with_reason_once);
+    tcase_add_test(tc,
+                   aplus_2_2_6_1_on_value_handlers_run_in_registration_order);
+    tcase_add_test(tc,
+                   aplus_2_2_6_2_on_error_handlers_run_in_registration_order);
     tcase_add_test(tc, aplus_2_2_7_1_returned_value_fulfils_the_new_future);
     tcase_add_test(tc, aplus_2_2_7_2_failing_handler_rejects_the_new_future);
     tcase_add_test(tc, aplus_2_2_7_3_value_skips_catch_and_stays_alive);
-    tcase_add_test(tc, aplus_2_2_7_4_error_skips_then_and_cancel_passes_through);
-    tcase_add_test(tc, aplus_2_3_1_handler_adopting_its_own_future_rejects_edeadlk);
-    tcase_add_test(tc, aplus_2_3_1_task_adopting_its_own_future_rejects_edeadlk);
+    tcase_add_test(tc,
+                   aplus_2_2_7_4_error_skips_then_and_cancel_passes_through);
+    tcase_add_test(tc,
+                   aplus_2_3_1_handler_adopting_its_own_future_rejects_edeadlk);
+    tcase_add_test(tc,
+                   aplus_2_3_1_task_adopting_its_own_future_rejects_edeadlk);
     tcase_add_test(tc, aplus_2_3_1_adoption_cycle_rejects_edeadlk);
     tcase_add_test(tc, aplus_2_3_2_1_adopting_pending_future_waits_for_it);
     tcase_add_test(tc, aplus_2_3_2_2_adopting_fulfilled_future_takes_its_value);
@@ -1372,8 +1493,10 @@ Suite *fut_test_chain_suite(void) {
     tcase_add_test(tc, aplus_2_3_4_plain_value_fulfils);
     tcase_add_test(tc, chain_catch_recovers_then_continues);
     tcase_add_test(tc, chain_then_catch_runs_exactly_one_handler);
-    tcase_add_test(tc, chain_finally_runs_on_every_outcome_and_passes_it_through);
-    tcase_add_test(tc, chain_handler_on_settled_future_runs_at_once_on_calling_thread);
+    tcase_add_test(tc,
+                   chain_finally_runs_on_every_outcome_and_passes_it_through);
+    tcase_add_test(
+        tc, chain_handler_on_settled_future_runs_at_once_on_calling_thread);
     tcase_add_test(tc, chain_handler_runs_inline_on_settling_thread);
     tcase_add_test(tc, chain_handler_value_destroyed_once_with_derived_future);
     tcase_add_test(tc, chain_bad_arguments_reject_einval_and_release_input);
@@ -1393,7 +1516,8 @@ Suite *fut_test_chain_suite(void) {
     tcase_add_test(tc, depth_resolve_head_of_100k_chain_on_256kib_stack);
     tcase_add_test(tc, depth_build_100k_chain_on_settled_head_on_8mib_stack);
     tcase_add_test(tc, depth_build_100k_chain_on_settled_head_on_256kib_stack);
-    tcase_add_test(tc, depth_resolve_head_of_100k_adopting_chain_on_256kib_stack);
+    tcase_add_test(tc,
+                   depth_resolve_head_of_100k_adopting_chain_on_256kib_stack);
     suite_add_tcase(s, tc);
 
     TCase *st = tcase_create("chain_stress");

@@ -18,7 +18,8 @@
 
 Suite *fut_test_combinators_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -27,7 +28,8 @@ static fut_executor_t *new_pool(size_t threads) {
 }
 
 /* n promises and a reference to each one's future in fs. */
-static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
+static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         ps[i] = fut_promise_new();
         ck_assert_ptr_nonnull(ps[i]);
@@ -35,14 +37,16 @@ static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
     }
 }
 
-static void release_promises(fut_promise_t **ps, size_t n) {
+static void release_promises(fut_promise_t **ps, size_t n)
+{
     for (size_t i = 0; i < n; i++)
         fut_promise_release(ps[i]);
 }
 
 /* ---------------------------------------------------- jQuery $.when */
 
-START_TEST(jquery_when_fails_fast_while_others_pending) {
+START_TEST(jquery_when_fails_fast_while_others_pending)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
@@ -57,7 +61,8 @@ START_TEST(jquery_when_fails_fast_while_others_pending) {
     ck_assert_int_eq(fut_state(all), FUT_REJECTED);
     ck_assert_str_eq(fut_error(all)->message, "input 1");
     /* Later outcomes change nothing, and their values are not lost. */
-    ck_assert_int_eq(fut_resolve(p[0], fut_test_obj_new(&tr, 0), fut_test_obj_free), 0);
+    ck_assert_int_eq(
+        fut_resolve(p[0], fut_test_obj_new(&tr, 0), fut_test_obj_free), 0);
     ck_assert_int_eq(fut_reject(p[2], ERANGE, "input 2"), 0);
     ck_assert_int_eq(fut_get(all, 0, NULL), EIO);
     ck_assert_str_eq(fut_error(all)->message, "input 1");
@@ -67,7 +72,8 @@ START_TEST(jquery_when_fails_fast_while_others_pending) {
 }
 END_TEST
 
-START_TEST(jquery_when_first_rejection_wins) {
+START_TEST(jquery_when_first_rejection_wins)
+{
     fut_promise_t *p[4];
     fut_t *f[4];
     make_promises(p, f, 4);
@@ -86,7 +92,8 @@ END_TEST
 
 /* Values in input order, whatever the order of fulfilment; already
  * settled inputs mixed in. */
-START_TEST(jquery_when_values_in_input_order) {
+START_TEST(jquery_when_values_in_input_order)
+{
     enum { N = 9 };
     unsigned seed = fut_test_seed();
     fut_test_tracker_t tr;
@@ -115,16 +122,18 @@ START_TEST(jquery_when_values_in_input_order) {
         order[j] = t;
     }
     for (int i = 0; i < m; i++) {
-        ck_assert_msg(fut_state(all) == FUT_PENDING, "seed %u: decided before the last input",
-                      seed);
-        ck_assert_int_eq(fut_resolve(p[order[i]], o[order[i]], fut_test_obj_free), 0);
+        ck_assert_msg(fut_state(all) == FUT_PENDING,
+                      "seed %u: decided before the last input", seed);
+        ck_assert_int_eq(
+            fut_resolve(p[order[i]], o[order[i]], fut_test_obj_free), 0);
     }
     void *v = NULL;
     ck_assert_int_eq(fut_get(all, FUT_FOREVER, &v), 0);
     void **vals = v;
     ck_assert_ptr_nonnull(vals);
     for (int i = 0; i < N; i++)
-        ck_assert_msg(vals[i] == o[i], "seed %u: value %d out of order", seed, i);
+        ck_assert_msg(vals[i] == o[i], "seed %u: value %d out of order", seed,
+                      i);
     release_promises(p, N);
     ck_assert_int_eq(atomic_load(&tr.freed), 0); /* kept alive by the result */
     for (int i = 0; i < N; i++)
@@ -134,7 +143,8 @@ START_TEST(jquery_when_values_in_input_order) {
 }
 END_TEST
 
-START_TEST(jquery_when_no_arguments_fulfils_at_once) {
+START_TEST(jquery_when_no_arguments_fulfils_at_once)
+{
     fut_t *all = fut_when_all(NULL, 0);
     ck_assert_ptr_nonnull(all);
     ck_assert_int_eq(fut_state(all), FUT_FULFILLED);
@@ -150,7 +160,8 @@ START_TEST(jquery_when_no_arguments_fulfils_at_once) {
 }
 END_TEST
 
-START_TEST(when_all_cancelled_input_rejects_ecanceled) {
+START_TEST(when_all_cancelled_input_rejects_ecanceled)
+{
     fut_promise_t *p[2];
     fut_t *f[2];
     make_promises(p, f, 2);
@@ -168,7 +179,8 @@ END_TEST
 
 /* ------------------------------------------------- other combinators */
 
-START_TEST(when_all_settled_never_rejects_and_keeps_inputs) {
+START_TEST(when_all_settled_never_rejects_and_keeps_inputs)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
@@ -203,7 +215,8 @@ START_TEST(when_all_settled_never_rejects_and_keeps_inputs) {
 }
 END_TEST
 
-START_TEST(when_any_first_fulfilment_decides_early) {
+START_TEST(when_any_first_fulfilment_decides_early)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
@@ -211,7 +224,8 @@ START_TEST(when_any_first_fulfilment_decides_early) {
     make_promises(p, f, 3);
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r), FUT_PENDING); /* a rejection does not decide */
+    ck_assert_int_eq(fut_state(r),
+                     FUT_PENDING); /* a rejection does not decide */
     fut_test_obj_t *o = fut_test_obj_new(&tr, 2);
     ck_assert_int_eq(fut_resolve(p[2], o, fut_test_obj_free), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* while input 1 is pending */
@@ -224,14 +238,16 @@ START_TEST(when_any_first_fulfilment_decides_early) {
     ck_assert_int_eq(fut_get(r, 0, &v), 0);
     ck_assert_uint_eq(((fut_any_t *)v)->index, 2);
     release_promises(p, 3);
-    ck_assert_int_eq(atomic_load(&tr.freed), 0); /* the winner's value lives with r */
+    ck_assert_int_eq(atomic_load(&tr.freed),
+                     0); /* the winner's value lives with r */
     ck_assert_int_eq(((fut_test_obj_t *)any->value)->value, 2);
     fut_release(r);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
 }
 END_TEST
 
-START_TEST(when_any_rejects_only_when_all_reject_with_last_rejection) {
+START_TEST(when_any_rejects_only_when_all_reject_with_last_rejection)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
@@ -247,7 +263,8 @@ START_TEST(when_any_rejects_only_when_all_reject_with_last_rejection) {
 }
 END_TEST
 
-START_TEST(when_first_first_settlement_decides_with_value) {
+START_TEST(when_first_first_settlement_decides_with_value)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
@@ -266,7 +283,8 @@ START_TEST(when_first_first_settlement_decides_with_value) {
 }
 END_TEST
 
-START_TEST(when_first_first_settlement_decides_with_rejection) {
+START_TEST(when_first_first_settlement_decides_with_rejection)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
@@ -282,7 +300,8 @@ START_TEST(when_first_first_settlement_decides_with_rejection) {
 }
 END_TEST
 
-START_TEST(when_some_first_k_in_fulfilment_order) {
+START_TEST(when_some_first_k_in_fulfilment_order)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[5];
@@ -294,7 +313,8 @@ START_TEST(when_some_first_k_in_fulfilment_order) {
     fut_t *r = fut_when_some(f, 5, 3);
     ck_assert_int_eq(fut_resolve(p[3], o[3], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_reject(p[1], EIO, "one"), 0);
-    fut_test_obj_free(o[1]); /* input 1 rejects: its object was never handed over */
+    fut_test_obj_free(
+        o[1]); /* input 1 rejects: its object was never handed over */
     ck_assert_int_eq(fut_resolve(p[0], o[0], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[4], o[4], fut_test_obj_free), 0);
@@ -315,13 +335,15 @@ START_TEST(when_some_first_k_in_fulfilment_order) {
 }
 END_TEST
 
-START_TEST(when_some_rejects_as_soon_as_quorum_unreachable) {
+START_TEST(when_some_rejects_as_soon_as_quorum_unreachable)
+{
     fut_promise_t *p[4];
     fut_t *f[4];
     make_promises(p, f, 4);
     fut_t *r = fut_when_some(f, 4, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r), FUT_PENDING); /* 3 of the other 3 can still fulfil */
+    ck_assert_int_eq(fut_state(r),
+                     FUT_PENDING); /* 3 of the other 3 can still fulfil */
     ck_assert_int_eq(fut_resolve(p[3], NULL, NULL), 0);
     ck_assert_int_eq(fut_reject(p[2], ENOENT, "two"), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* input 1 still pending */
@@ -334,7 +356,8 @@ START_TEST(when_some_rejects_as_soon_as_quorum_unreachable) {
 }
 END_TEST
 
-START_TEST(when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval) {
+START_TEST(when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[2];
@@ -357,7 +380,8 @@ START_TEST(when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval) {
 }
 END_TEST
 
-START_TEST(combinators_bad_arguments_reject_einval_and_consume_inputs) {
+START_TEST(combinators_bad_arguments_reject_einval_and_consume_inputs)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_t *r = fut_when_any(NULL, 0);
@@ -385,11 +409,13 @@ START_TEST(combinators_bad_arguments_reject_einval_and_consume_inputs) {
 END_TEST
 
 /* fut_when_ex without flags is the plain combinator. */
-START_TEST(when_ex_kinds_match_plain_combinators) {
-    const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY, FUT_WHEN_FIRST,
-                         FUT_WHEN_SOME};
+START_TEST(when_ex_kinds_match_plain_combinators)
+{
+    const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY,
+                         FUT_WHEN_FIRST, FUT_WHEN_SOME};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        fut_t *f[2] = {fut_resolved(FUT_TEST_PTR(1), NULL), fut_resolved(FUT_TEST_PTR(2), NULL)};
+        fut_t *f[2] = {fut_resolved(FUT_TEST_PTR(1), NULL),
+                       fut_resolved(FUT_TEST_PTR(2), NULL)};
         fut_t *r = fut_when_ex(kinds[k], f, 2, 2, 0);
         void *v = NULL;
         ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
@@ -401,7 +427,8 @@ START_TEST(when_ex_kinds_match_plain_combinators) {
             ck_assert_int_eq(fut_state(((fut_t **)v)[0]), FUT_FULFILLED);
             break;
         case FUT_WHEN_SOME:
-            ck_assert_uint_ne(((fut_any_t *)v)[0].index, ((fut_any_t *)v)[1].index);
+            ck_assert_uint_ne(((fut_any_t *)v)[0].index,
+                              ((fut_any_t *)v)[1].index);
             break;
         default:
             ck_assert_uint_lt(((fut_any_t *)v)->index, 2);
@@ -421,24 +448,28 @@ typedef struct counted {
     atomic_int done_calls;
 } counted_t;
 
-static void counted_init(counted_t *c) {
+static void counted_init(counted_t *c)
+{
     atomic_init(&c->ran, 0);
     atomic_init(&c->freed, 0);
     atomic_init(&c->state_seen, -1);
     atomic_init(&c->done_calls, 0);
 }
 
-static void *task_counted(fut_ctx_t *ctx, void *arg) {
+static void *task_counted(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     atomic_fetch_add(&((counted_t *)arg)->ran, 1);
     return FUT_TEST_PTR(5);
 }
 
-static void counted_free(void *arg) {
+static void counted_free(void *arg)
+{
     atomic_fetch_add(&((counted_t *)arg)->freed, 1);
 }
 
-static void counted_done(fut_t *f, void *arg) {
+static void counted_done(fut_t *f, void *arg)
+{
     counted_t *c = arg;
     atomic_store(&c->state_seen, (int)fut_state(f));
     atomic_fetch_add(&c->done_calls, 1);
@@ -451,14 +482,16 @@ typedef struct held {
     fut_executor_t *pool;
 } held_t;
 
-static void held_start(held_t *h) {
+static void held_start(held_t *h)
+{
     fut_test_blocker_init(&h->b, 1);
     h->pool = new_pool(1);
     h->running = fut_submit(h->pool, fut_test_task_block, &h->b);
     fut_test_wait_atomic(&h->b.started, 1);
 }
 
-static void held_finish(held_t *h) {
+static void held_finish(held_t *h)
+{
     fut_test_latch_open(&h->b.latch);
     fut_executor_free(h->pool);
     fut_release(h->running);
@@ -466,7 +499,8 @@ static void held_finish(held_t *h) {
 }
 
 /* A queued task with a done-callback that records how it settled. */
-static fut_t *queued_task(held_t *h, counted_t *c) {
+static fut_t *queued_task(held_t *h, counted_t *c)
+{
     counted_init(c);
     fut_t *q = fut_submit_ex(h->pool, task_counted, c, counted_free, 0);
     ck_assert_int_eq(fut_on_done(q, counted_done, c), 0);
@@ -477,12 +511,14 @@ static fut_t *queued_task(held_t *h, counted_t *c) {
 /* Inputs: queued task, a promise that decides, queued task.  With
  * FUT_CANCEL_LOSERS the two tasks are cancelled once the result is decided
  * (unless keep: then the caller holds input 2, which must run). */
-static void check_cancel_losers(int kind, size_t k, bool fulfil, bool keep) {
+static void check_cancel_losers(int kind, size_t k, bool fulfil, bool keep)
+{
     held_t h;
     held_start(&h);
     counted_t c0, c2;
     fut_promise_t *p = fut_promise_new();
-    fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p), queued_task(&h, &c2)};
+    fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p),
+                   queued_task(&h, &c2)};
     fut_t *kept = keep ? fut_retain(f[2]) : NULL;
     fut_t *r = fut_when_ex(kind, f, 3, k, FUT_CANCEL_LOSERS);
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
@@ -512,41 +548,48 @@ static void check_cancel_losers(int kind, size_t k, bool fulfil, bool keep) {
     fut_promise_release(p);
 }
 
-START_TEST(cancel_losers_when_all_after_first_rejection) {
+START_TEST(cancel_losers_when_all_after_first_rejection)
+{
     check_cancel_losers(FUT_WHEN_ALL, 0, false, false);
 }
 END_TEST
 
-START_TEST(cancel_losers_when_any_after_first_fulfilment) {
+START_TEST(cancel_losers_when_any_after_first_fulfilment)
+{
     check_cancel_losers(FUT_WHEN_ANY, 0, true, false);
 }
 END_TEST
 
-START_TEST(cancel_losers_when_first_after_first_settlement) {
+START_TEST(cancel_losers_when_first_after_first_settlement)
+{
     check_cancel_losers(FUT_WHEN_FIRST, 0, true, false);
     check_cancel_losers(FUT_WHEN_FIRST, 0, false, false);
 }
 END_TEST
 
-START_TEST(cancel_losers_when_some_after_quorum_or_unreachable) {
+START_TEST(cancel_losers_when_some_after_quorum_or_unreachable)
+{
     check_cancel_losers(FUT_WHEN_SOME, 1, true, false);
     check_cancel_losers(FUT_WHEN_SOME, 3, false, false);
 }
 END_TEST
 
-START_TEST(cancel_losers_spares_inputs_the_caller_holds) {
+START_TEST(cancel_losers_spares_inputs_the_caller_holds)
+{
     check_cancel_losers(FUT_WHEN_ANY, 0, true, true);
     check_cancel_losers(FUT_WHEN_ALL, 0, false, true);
 }
 END_TEST
 
 /* Without the flag the losers are left alone: queued tasks still run. */
-START_TEST(without_cancel_losers_losers_still_run) {
+START_TEST(without_cancel_losers_losers_still_run)
+{
     held_t h;
     held_start(&h);
     counted_t c0, c2;
     fut_promise_t *p = fut_promise_new();
-    fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p), queued_task(&h, &c2)};
+    fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p),
+                   queued_task(&h, &c2)};
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(3), NULL), 0);
     void *v = NULL;
@@ -564,7 +607,8 @@ END_TEST
 
 /* fut_cancel on a pending combined future: it had not started, so it is
  * now FUT_CANCELLED, and later input outcomes do not change it. */
-START_TEST(cancel_combined_result_settles_it_cancelled) {
+START_TEST(cancel_combined_result_settles_it_cancelled)
+{
     fut_promise_t *p[2];
     fut_t *f[2];
     make_promises(p, f, 2);
@@ -582,7 +626,8 @@ END_TEST
 
 /* Regression: cancelling a combined future over a queued task must not
  * strand the tasks queued behind that one. */
-START_TEST(cancel_combined_result_leaves_other_queued_work_running) {
+START_TEST(cancel_combined_result_leaves_other_queued_work_running)
+{
     held_t h;
     held_start(&h);
     counted_t c0, c2;
@@ -606,7 +651,8 @@ END_TEST
 #define STACK_8MIB ((size_t)8 << 20)
 #define STACK_256KIB ((size_t)256 << 10)
 
-static void *h_return_arg(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_return_arg(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     (void)value;
     return arg;
@@ -623,7 +669,8 @@ typedef struct wide_job {
  * pending head, so that resolving the head settles every input and then the
  * when_all, from inside one fut_resolve.  Second: n already-fulfilled
  * inputs.  Everything is released on this stack too. */
-static void *wide_body(void *arg) {
+static void *wide_body(void *arg)
+{
     wide_job_t *j = arg;
     fut_t **in = malloc(j->n * sizeof *in);
     fut_promise_t *p = fut_promise_new();
@@ -660,8 +707,13 @@ static void *wide_body(void *arg) {
     return NULL;
 }
 
-static void check_wide_when_all(size_t n, size_t stack) {
-    wide_job_t j = {.n = n, .rc_chained = -1, .rc_settled = -1, .bad = 0, .finished = false};
+static void check_wide_when_all(size_t n, size_t stack)
+{
+    wide_job_t j = {.n = n,
+                    .rc_chained = -1,
+                    .rc_settled = -1,
+                    .bad = 0,
+                    .finished = false};
     pthread_attr_t attr;
     ck_assert_int_eq(pthread_attr_init(&attr), 0);
     ck_assert_int_eq(pthread_attr_setstacksize(&attr, stack), 0);
@@ -676,22 +728,26 @@ static void check_wide_when_all(size_t n, size_t stack) {
     ck_assert_uint_eq(j.bad, 0);
 }
 
-START_TEST(depth_when_all_of_100k_inputs_on_8mib_stack) {
+START_TEST(depth_when_all_of_100k_inputs_on_8mib_stack)
+{
     check_wide_when_all(100000, STACK_8MIB);
 }
 END_TEST
 
-START_TEST(depth_when_all_of_100k_inputs_on_256kib_stack) {
+START_TEST(depth_when_all_of_100k_inputs_on_256kib_stack)
+{
     check_wide_when_all(100000, STACK_256KIB);
 }
 END_TEST
 
-START_TEST(depth_when_all_of_1m_inputs_on_8mib_stack) {
+START_TEST(depth_when_all_of_1m_inputs_on_8mib_stack)
+{
     check_wide_when_all(1000000, STACK_8MIB);
 }
 END_TEST
 
-START_TEST(depth_when_all_of_1m_inputs_on_256kib_stack) {
+START_TEST(depth_when_all_of_1m_inputs_on_256kib_stack)
+{
     check_wide_when_all(1000000, STACK_256KIB);
 }
 END_TEST
@@ -725,14 +781,16 @@ struct race {
     atomic_int bad;
 };
 
-static void settle_input(race_t *r, int i) {
+static void settle_input(race_t *r, int i)
+{
     int rc = r->fulfil[i] ? fut_resolve(r->p[i], r->obj[i], fut_test_obj_free)
                           : fut_reject(r->p[i], RACE_CODE + i, "input %d", i);
     if (rc != 0)
         atomic_fetch_add(&r->bad, 1);
 }
 
-static void *race_settler(void *arg) {
+static void *race_settler(void *arg)
+{
     race_thread_t *t = arg;
     fut_test_barrier_wait(&t->race->barrier);
     for (int j = 0; j < t->count; j++)
@@ -742,34 +800,40 @@ static void *race_settler(void *arg) {
 
 /* True when no input settled before i by i's own thread satisfies
  * want (fulfilled: 1, rejected: 0, either: -1). */
-static bool first_in_thread(const race_t *r, int i, int want) {
+static bool first_in_thread(const race_t *r, int i, int want)
+{
     for (int j = 0; j < r->n; j++)
-        if (!r->pre[j] && r->thread_of[j] == r->thread_of[i] && r->pos[j] < r->pos[i] &&
-            (want < 0 || r->fulfil[j] == (want == 1)))
+        if (!r->pre[j] && r->thread_of[j] == r->thread_of[i] &&
+            r->pos[j] < r->pos[i] && (want < 0 || r->fulfil[j] == (want == 1)))
             return false;
     return true;
 }
 
-static bool last_in_thread(const race_t *r, int i) {
+static bool last_in_thread(const race_t *r, int i)
+{
     for (int j = 0; j < r->n; j++)
-        if (!r->pre[j] && r->thread_of[j] == r->thread_of[i] && r->pos[j] > r->pos[i])
+        if (!r->pre[j] && r->thread_of[j] == r->thread_of[i] &&
+            r->pos[j] > r->pos[i])
             return false;
     return true;
 }
 
-static int code_input(const race_t *r, int code) {
+static int code_input(const race_t *r, int code)
+{
     int i = code - RACE_CODE;
     return i >= 0 && i < r->n && !r->fulfil[i] ? i : -1;
 }
 
-static fut_t *race_when(race_t *r, int kind, size_t k) {
+static fut_t *race_when(race_t *r, int kind, size_t k)
+{
     fut_t *in[RACE_MAX_N];
     for (int i = 0; i < r->n; i++)
         in[i] = fut_retain(r->f[i]);
     return fut_when_ex(kind, in, (size_t)r->n, k, 0);
 }
 
-static void race_plan(race_t *r, unsigned seed, fut_test_tracker_t *tr) {
+static void race_plan(race_t *r, unsigned seed, fut_test_tracker_t *tr)
+{
     unsigned st = seed;
     r->seed = seed;
     r->n = 2 + (int)(fut_test_rand(&st) % (RACE_MAX_N - 1));
@@ -810,7 +874,8 @@ static void race_plan(race_t *r, unsigned seed, fut_test_tracker_t *tr) {
     }
 }
 
-static void race_round(unsigned seed) {
+static void race_round(unsigned seed)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     race_t r;
@@ -821,9 +886,10 @@ static void race_round(unsigned seed) {
 
     enum { ALL, SETTLED, ANY, FIRST, SOME, NKINDS };
     fut_t *res[NKINDS];
-    const int kinds[NKINDS] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY, FUT_WHEN_FIRST,
-                               FUT_WHEN_SOME};
-    fut_test_barrier_init(&r.barrier, (unsigned)r.nthreads + (r.late ? 1u : 0u));
+    const int kinds[NKINDS] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY,
+                               FUT_WHEN_FIRST, FUT_WHEN_SOME};
+    fut_test_barrier_init(&r.barrier,
+                          (unsigned)r.nthreads + (r.late ? 1u : 0u));
     pthread_t tids[RACE_MAX_T];
     if (!r.late)
         for (int c = 0; c < NKINDS; c++)
@@ -849,8 +915,8 @@ static void race_round(unsigned seed) {
     }
     bool strict = !r.late; /* orders are only known when built before */
     for (int c = 0; c < NKINDS; c++)
-        ck_assert_msg(fut_wait(res[c], FUT_S(30)) == 0, "seed %u: combinator %d unsettled",
-                      seed, c);
+        ck_assert_msg(fut_wait(res[c], FUT_S(30)) == 0,
+                      "seed %u: combinator %d unsettled", seed, c);
 
     /* when_all: values in order, or the first rejection. */
     void *v = NULL;
@@ -858,23 +924,28 @@ static void race_round(unsigned seed) {
     if (nful == r.n) {
         ck_assert_msg(rc == 0, "seed %u: when_all rc %d", seed, rc);
         for (int i = 0; i < r.n; i++)
-            ck_assert_msg(((void **)v)[i] == r.obj[i], "seed %u: when_all value %d", seed, i);
+            ck_assert_msg(((void **)v)[i] == r.obj[i],
+                          "seed %u: when_all value %d", seed, i);
     } else {
         int i = code_input(&r, rc);
         ck_assert_msg(i >= 0, "seed %u: when_all rc %d", seed, rc);
         if (strict && npre_rej > 0)
-            ck_assert_msg(r.pre[i], "seed %u: when_all missed a settled rejection", seed);
+            ck_assert_msg(r.pre[i],
+                          "seed %u: when_all missed a settled rejection", seed);
         else if (strict)
-            ck_assert_msg(first_in_thread(&r, i, 0), "seed %u: when_all took a later rejection",
-                          seed);
+            ck_assert_msg(first_in_thread(&r, i, 0),
+                          "seed %u: when_all took a later rejection", seed);
     }
 
     /* when_all_settled: the inputs, as they settled. */
-    ck_assert_msg(fut_get(res[SETTLED], 0, &v) == 0, "seed %u: when_all_settled rejected", seed);
+    ck_assert_msg(fut_get(res[SETTLED], 0, &v) == 0,
+                  "seed %u: when_all_settled rejected", seed);
     for (int i = 0; i < r.n; i++) {
         fut_t *in = ((fut_t **)v)[i];
-        ck_assert_msg(in == r.f[i], "seed %u: when_all_settled input %d", seed, i);
-        ck_assert_msg(fut_state(in) == (r.fulfil[i] ? FUT_FULFILLED : FUT_REJECTED),
+        ck_assert_msg(in == r.f[i], "seed %u: when_all_settled input %d", seed,
+                      i);
+        ck_assert_msg(fut_state(in) ==
+                          (r.fulfil[i] ? FUT_FULFILLED : FUT_REJECTED),
                       "seed %u: when_all_settled state %d", seed, i);
     }
 
@@ -883,34 +954,41 @@ static void race_round(unsigned seed) {
     if (nful > 0) {
         ck_assert_msg(rc == 0, "seed %u: when_any rc %d", seed, rc);
         int i = (int)((fut_any_t *)v)->index;
-        ck_assert_msg(i < r.n && r.fulfil[i], "seed %u: when_any index %d", seed, i);
-        ck_assert_msg(((fut_any_t *)v)->value == r.obj[i], "seed %u: when_any value", seed);
+        ck_assert_msg(i < r.n && r.fulfil[i], "seed %u: when_any index %d",
+                      seed, i);
+        ck_assert_msg(((fut_any_t *)v)->value == r.obj[i],
+                      "seed %u: when_any value", seed);
         if (strict && npre_ful > 0)
-            ck_assert_msg(r.pre[i], "seed %u: when_any missed a settled value", seed);
-        else if (strict)
-            ck_assert_msg(first_in_thread(&r, i, 1), "seed %u: when_any took a later value",
+            ck_assert_msg(r.pre[i], "seed %u: when_any missed a settled value",
                           seed);
+        else if (strict)
+            ck_assert_msg(first_in_thread(&r, i, 1),
+                          "seed %u: when_any took a later value", seed);
     } else {
         int i = code_input(&r, rc);
         ck_assert_msg(i >= 0, "seed %u: when_any rc %d", seed, rc);
         if (strict && nrej_live > 0)
             ck_assert_msg(!r.pre[i] && last_in_thread(&r, i),
-                          "seed %u: when_any did not take the last rejection", seed);
+                          "seed %u: when_any did not take the last rejection",
+                          seed);
     }
 
     /* when_first: the first settlement, either way. */
     rc = fut_get(res[FIRST], 0, &v);
     int first = rc == 0 ? (int)((fut_any_t *)v)->index : code_input(&r, rc);
-    ck_assert_msg(first >= 0 && first < r.n, "seed %u: when_first rc %d", seed, rc);
-    ck_assert_msg(r.fulfil[first] == (rc == 0), "seed %u: when_first outcome", seed);
+    ck_assert_msg(first >= 0 && first < r.n, "seed %u: when_first rc %d", seed,
+                  rc);
+    ck_assert_msg(r.fulfil[first] == (rc == 0), "seed %u: when_first outcome",
+                  seed);
     if (rc == 0)
-        ck_assert_msg(((fut_any_t *)v)->value == r.obj[first], "seed %u: when_first value",
-                      seed);
+        ck_assert_msg(((fut_any_t *)v)->value == r.obj[first],
+                      "seed %u: when_first value", seed);
     if (strict && npre_ful + npre_rej > 0)
-        ck_assert_msg(r.pre[first], "seed %u: when_first missed a settled input", seed);
+        ck_assert_msg(r.pre[first],
+                      "seed %u: when_first missed a settled input", seed);
     else if (strict)
-        ck_assert_msg(first_in_thread(&r, first, -1), "seed %u: when_first took a later input",
-                      seed);
+        ck_assert_msg(first_in_thread(&r, first, -1),
+                      "seed %u: when_first took a later input", seed);
 
     /* when_some: the first k fulfilments in order, or a rejection once the
      * quorum was out of reach. */
@@ -921,19 +999,21 @@ static void race_round(unsigned seed) {
         bool seen[RACE_MAX_N] = {false};
         for (int e = 0; e < r.k; e++) {
             int i = (int)some[e].index;
-            ck_assert_msg(i < r.n && r.fulfil[i] && !seen[i], "seed %u: when_some entry %d", seed,
-                          e);
+            ck_assert_msg(i < r.n && r.fulfil[i] && !seen[i],
+                          "seed %u: when_some entry %d", seed, e);
             seen[i] = true;
-            ck_assert_msg(some[e].value == r.obj[i], "seed %u: when_some value %d", seed, e);
+            ck_assert_msg(some[e].value == r.obj[i],
+                          "seed %u: when_some value %d", seed, e);
             if (!strict)
                 continue;
             /* Inputs fulfilled before the build come first. */
-            ck_assert_msg(r.pre[i] == (e < npre_ful), "seed %u: when_some order (pre) at %d",
-                          seed, e);
+            ck_assert_msg(r.pre[i] == (e < npre_ful),
+                          "seed %u: when_some order (pre) at %d", seed, e);
             for (int d = 0; d < e; d++) {
                 int j = (int)some[d].index;
                 if (!r.pre[i] && !r.pre[j] && r.thread_of[j] == r.thread_of[i])
-                    ck_assert_msg(r.pos[j] < r.pos[i], "seed %u: when_some order at %d", seed, e);
+                    ck_assert_msg(r.pos[j] < r.pos[i],
+                                  "seed %u: when_some order at %d", seed, e);
             }
         }
         /* A fulfilment that happened before a chosen one on the same thread
@@ -941,12 +1021,15 @@ static void race_round(unsigned seed) {
         for (int e = 0; strict && e < r.k; e++) {
             int i = (int)some[e].index;
             for (int j = 0; j < r.n && !r.pre[i]; j++)
-                if (!r.pre[j] && r.fulfil[j] && r.thread_of[j] == r.thread_of[i] &&
-                    r.pos[j] < r.pos[i])
-                    ck_assert_msg(seen[j], "seed %u: when_some skipped input %d", seed, j);
+                if (!r.pre[j] && r.fulfil[j] &&
+                    r.thread_of[j] == r.thread_of[i] && r.pos[j] < r.pos[i])
+                    ck_assert_msg(seen[j],
+                                  "seed %u: when_some skipped input %d", seed,
+                                  j);
         }
     } else {
-        ck_assert_msg(code_input(&r, rc) >= 0, "seed %u: when_some rc %d", seed, rc);
+        ck_assert_msg(code_input(&r, rc) >= 0, "seed %u: when_some rc %d", seed,
+                      rc);
     }
 
     for (int c = 0; c < NKINDS; c++)
@@ -956,11 +1039,12 @@ static void race_round(unsigned seed) {
         fut_promise_release(r.p[i]);
     }
     ck_assert_msg(atomic_load(&tr.freed) == atomic_load(&tr.made),
-                  "seed %u: %d values made, %d destroyed", seed, atomic_load(&tr.made),
-                  atomic_load(&tr.freed));
+                  "seed %u: %d values made, %d destroyed", seed,
+                  atomic_load(&tr.made), atomic_load(&tr.freed));
 }
 
-static void race_rounds(int rounds) {
+static void race_rounds(int rounds)
+{
     unsigned base = fut_test_seed();
     for (int i = 0; i < rounds; i++) {
         unsigned seed = base + (unsigned)i;
@@ -968,19 +1052,22 @@ static void race_rounds(int rounds) {
     }
 }
 
-START_TEST(race_inputs_settled_from_threads_25_seeds) {
+START_TEST(race_inputs_settled_from_threads_25_seeds)
+{
     race_rounds(25);
 }
 END_TEST
 
-START_TEST(race_inputs_settled_from_threads_1000_seeds) {
+START_TEST(race_inputs_settled_from_threads_1000_seeds)
+{
     race_rounds(1000);
 }
 END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_combinators_suite(void) {
+Suite *fut_test_combinators_suite(void)
+{
     Suite *s = suite_create("combinators");
     TCase *tc = tcase_create("combinators");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
@@ -991,13 +1078,16 @@ Suite *fut_test_combinators_suite(void) {
     tcase_add_test(tc, when_all_cancelled_input_rejects_ecanceled);
     tcase_add_test(tc, when_all_settled_never_rejects_and_keeps_inputs);
     tcase_add_test(tc, when_any_first_fulfilment_decides_early);
-    tcase_add_test(tc, when_any_rejects_only_when_all_reject_with_last_rejection);
+    tcase_add_test(tc,
+                   when_any_rejects_only_when_all_reject_with_last_rejection);
     tcase_add_test(tc, when_first_first_settlement_decides_with_value);
     tcase_add_test(tc, when_first_first_settlement_decides_with_rejection);
     tcase_add_test(tc, when_some_first_k_in_fulfilment_order);
     tcase_add_test(tc, when_some_rejects_as_soon_as_quorum_unreachable);
-    tcase_add_test(tc, when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval);
-    tcase_add_test(tc, combinators_bad_arguments_reject_einval_and_consume_inputs);
+    tcase_add_test(tc,
+                   when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval);
+    tcase_add_test(tc,
+                   combinators_bad_arguments_reject_einval_and_consume_inputs);
     tcase_add_test(tc, when_ex_kinds_match_plain_combinators);
     tcase_add_test(tc, cancel_losers_when_all_after_first_rejection);
     tcase_add_test(tc, cancel_losers_when_any_after_first_fulfilment);

@@ -15,7 +15,8 @@
 
 Suite *fut_test_loop_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -23,7 +24,8 @@ static fut_executor_t *new_pool(size_t threads) {
     return pool;
 }
 
-static fut_executor_t *new_loop(void) {
+static fut_executor_t *new_loop(void)
+{
     fut_executor_t *loop = NULL;
     ck_assert_int_eq(fut_loop_new(&loop), 0);
     ck_assert_ptr_nonnull(loop);
@@ -31,7 +33,8 @@ static fut_executor_t *new_loop(void) {
 }
 
 /* 1 if fd is readable within timeout_ms (0: now), 0 if not. */
-static int readable(int fd, int timeout_ms) {
+static int readable(int fd, int timeout_ms)
+{
     struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
     int rc;
     do
@@ -48,24 +51,28 @@ typedef struct seen {
     atomic_int freed;
 } seen_t;
 
-static void seen_init(seen_t *s) {
+static void seen_init(seen_t *s)
+{
     atomic_init(&s->ran, 0);
     atomic_init(&s->thread, 0);
     atomic_init(&s->freed, 0);
 }
 
-static void *task_note(fut_ctx_t *ctx, void *arg) {
+static void *task_note(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     seen_t *s = arg;
     atomic_store(&s->thread, fut_test_thread_id());
     return FUT_TEST_PTR(atomic_fetch_add(&s->ran, 1) + 1);
 }
 
-static void seen_free(void *arg) {
+static void seen_free(void *arg)
+{
     atomic_fetch_add(&((seen_t *)arg)->freed, 1);
 }
 
-static void *h_note(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_note(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     seen_t *s = arg;
     atomic_store(&s->thread, fut_test_thread_id());
@@ -73,7 +80,8 @@ static void *h_note(fut_ctx_t *ctx, void *value, void *arg) {
     return value;
 }
 
-static void *h_note_error(fut_ctx_t *ctx, const fut_error_t *err, void *arg) {
+static void *h_note_error(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
+{
     (void)ctx;
     seen_t *s = arg;
     atomic_store(&s->thread, fut_test_thread_id());
@@ -81,14 +89,16 @@ static void *h_note_error(fut_ctx_t *ctx, const fut_error_t *err, void *arg) {
     return FUT_TEST_PTR(err->code);
 }
 
-static void h_note_finally(fut_t *settled, void *arg) {
+static void h_note_finally(fut_t *settled, void *arg)
+{
     (void)settled;
     seen_t *s = arg;
     atomic_store(&s->thread, fut_test_thread_id());
     atomic_fetch_add(&s->ran, 1);
 }
 
-static void *task_thread_id(fut_ctx_t *ctx, void *arg) {
+static void *task_thread_id(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     (void)arg;
     return FUT_TEST_PTR(fut_test_thread_id());
@@ -96,7 +106,8 @@ static void *task_thread_id(fut_ctx_t *ctx, void *arg) {
 
 /* ------------------------------------------------------------------ */
 
-START_TEST(loop_nothing_runs_until_drained) {
+START_TEST(loop_nothing_runs_until_drained)
+{
     fut_executor_t *loop = new_loop();
     seen_t s, h;
     seen_init(&s);
@@ -104,10 +115,12 @@ START_TEST(loop_nothing_runs_until_drained) {
     fut_t *t[3];
     for (int i = 0; i < 3; i++)
         t[i] = fut_submit(loop, task_note, &s);
-    fut_t *g = fut_then_on(loop, fut_resolved(FUT_TEST_PTR(8), NULL), h_note, &h);
+    fut_t *g =
+        fut_then_on(loop, fut_resolved(FUT_TEST_PTR(8), NULL), h_note, &h);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(fut_state(t[i]), FUT_PENDING);
-        ck_assert_int_eq(fut_wait(t[i], FUT_MS(5)), ETIMEDOUT); /* nobody else runs it */
+        ck_assert_int_eq(fut_wait(t[i], FUT_MS(5)),
+                         ETIMEDOUT); /* nobody else runs it */
     }
     ck_assert_int_eq(fut_state(g), FUT_PENDING);
     ck_assert_int_eq(atomic_load(&s.ran), 0);
@@ -128,7 +141,8 @@ START_TEST(loop_nothing_runs_until_drained) {
 }
 END_TEST
 
-START_TEST(loop_run_pending_counts_the_tasks_it_ran) {
+START_TEST(loop_run_pending_counts_the_tasks_it_ran)
+{
     fut_executor_t *loop = new_loop();
     seen_t s;
     seen_init(&s);
@@ -151,7 +165,8 @@ typedef struct drainer {
     int rc;
 } drainer_t;
 
-static void *drain_until(void *arg) {
+static void *drain_until(void *arg)
+{
     drainer_t *d = arg;
     atomic_store(&d->thread, fut_test_thread_id());
     d->rc = fut_loop_run_until(d->loop, d->until, FUT_FOREVER);
@@ -159,15 +174,17 @@ static void *drain_until(void *arg) {
 }
 
 /* Tasks run on whichever thread drains the loop, not on the submitter. */
-START_TEST(loop_runs_on_draining_thread) {
+START_TEST(loop_runs_on_draining_thread)
+{
     fut_executor_t *loop = new_loop();
     fut_executor_t *pool = new_pool(1);
     seen_t s, h;
     seen_init(&s);
     seen_init(&h);
     fut_t *t = fut_submit(loop, task_note, &s);
-    fut_t *g = fut_then_on(loop, fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(2)), h_note,
-                           &h);
+    fut_t *g = fut_then_on(
+        loop, fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(2)), h_note,
+        &h);
     drainer_t d = {.loop = loop, .until = g, .thread = 0, .rc = -1};
     pthread_t th = fut_test_spawn(drain_until, &d);
     fut_test_join(th);
@@ -186,7 +203,8 @@ START_TEST(loop_runs_on_draining_thread) {
 }
 END_TEST
 
-START_TEST(loop_fd_readable_while_work_queued) {
+START_TEST(loop_fd_readable_while_work_queued)
+{
     fut_executor_t *loop = new_loop();
     seen_t s;
     seen_init(&s);
@@ -214,7 +232,8 @@ END_TEST
 
 /* A pool worker hands a continuation to the loop: the fd wakes a poll()
  * that is already waiting. */
-START_TEST(loop_fd_wakes_poll_when_another_thread_queues) {
+START_TEST(loop_fd_wakes_poll_when_another_thread_queues)
+{
     fut_executor_t *loop = new_loop();
     fut_executor_t *pool = new_pool(1);
     fut_test_blocker_t b;
@@ -222,7 +241,8 @@ START_TEST(loop_fd_wakes_poll_when_another_thread_queues) {
     seen_t h;
     seen_init(&h);
     int fd = fut_loop_fd(loop);
-    fut_t *g = fut_then_on(loop, fut_submit(pool, fut_test_task_block, &b), h_note, &h);
+    fut_t *g = fut_then_on(loop, fut_submit(pool, fut_test_task_block, &b),
+                           h_note, &h);
     ck_assert_int_eq(readable(fd, 0), 0);
     fut_test_latch_open(&b.latch);
     ck_assert_int_eq(readable(fd, 60000), 1);
@@ -246,7 +266,8 @@ typedef struct requeue {
     fut_t *queued; /* the task the outer task queued */
 } requeue_t;
 
-static void *task_requeue(fut_ctx_t *ctx, void *arg) {
+static void *task_requeue(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     requeue_t *r = arg;
     r->queued = fut_submit(r->loop, task_note, &r->inner);
@@ -254,7 +275,8 @@ static void *task_requeue(fut_ctx_t *ctx, void *arg) {
 }
 
 /* run_pending runs what was queued when it started, not what that queues. */
-START_TEST(loop_run_pending_runs_only_work_queued_now) {
+START_TEST(loop_run_pending_runs_only_work_queued_now)
+{
     fut_executor_t *loop = new_loop();
     requeue_t r = {.loop = loop, .queued = NULL};
     seen_init(&r.inner);
@@ -274,15 +296,17 @@ START_TEST(loop_run_pending_runs_only_work_queued_now) {
 }
 END_TEST
 
-START_TEST(loop_run_until_runs_work_until_future_settles) {
+START_TEST(loop_run_until_runs_work_until_future_settles)
+{
     fut_executor_t *loop = new_loop();
     fut_executor_t *pool = new_pool(2);
     seen_t h1, h2;
     seen_init(&h1);
     seen_init(&h2);
     /* pool -> loop -> pool -> loop */
-    fut_t *g = fut_then_on(loop, fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(4)), h_note,
-                           &h1);
+    fut_t *g = fut_then_on(
+        loop, fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(4)), h_note,
+        &h1);
     g = fut_then_on(pool, g, h_note, &h2);
     g = fut_then_on(loop, g, h_note, &h1);
     ck_assert_int_eq(fut_loop_run_until(loop, g, FUT_FOREVER), 0);
@@ -301,7 +325,8 @@ START_TEST(loop_run_until_runs_work_until_future_settles) {
 }
 END_TEST
 
-START_TEST(loop_run_until_times_out_not_early) {
+START_TEST(loop_run_until_times_out_not_early)
+{
     fut_executor_t *loop = new_loop();
     seen_t s;
     seen_init(&s);
@@ -323,7 +348,8 @@ END_TEST
 
 /* then_on / catch_on / finally_on with the loop: inputs settled on a pool
  * worker, handlers run on the thread that drains the loop, and not before. */
-START_TEST(loop_on_forms_run_on_loop_thread) {
+START_TEST(loop_on_forms_run_on_loop_thread)
+{
     fut_executor_t *loop = new_loop();
     fut_executor_t *pool = new_pool(1);
     seen_t h[4];
@@ -334,7 +360,8 @@ START_TEST(loop_on_forms_run_on_loop_thread) {
     g[0] = fut_then_on(loop, fut_retain(w), h_note, &h[0]);
     g[1] = fut_catch_on(loop, fut_rejected(EIO, NULL), h_note_error, &h[1]);
     g[2] = fut_finally_on(loop, fut_retain(w), h_note_finally, &h[2]);
-    g[3] = fut_then_ex(loop, fut_retain(w), h_note, h_note_error, &h[3], seen_free);
+    g[3] = fut_then_ex(loop, fut_retain(w), h_note, h_note_error, &h[3],
+                       seen_free);
     void *v = NULL;
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, &v), 0);
     int worker = FUT_TEST_INT(v);
@@ -365,7 +392,8 @@ START_TEST(loop_on_forms_run_on_loop_thread) {
 }
 END_TEST
 
-START_TEST(loop_cancel_queued_task) {
+START_TEST(loop_cancel_queued_task)
+{
     fut_executor_t *loop = new_loop();
     seen_t s;
     seen_init(&s);
@@ -381,7 +409,8 @@ START_TEST(loop_cancel_queued_task) {
 }
 END_TEST
 
-START_TEST(loop_shutdown_refuses_new_work_and_runs_queued_work) {
+START_TEST(loop_shutdown_refuses_new_work_and_runs_queued_work)
+{
     fut_executor_t *loop = new_loop();
     seen_t queued, late, h;
     seen_init(&queued);
@@ -405,14 +434,16 @@ START_TEST(loop_shutdown_refuses_new_work_and_runs_queued_work) {
 }
 END_TEST
 
-START_TEST(loop_shutdown_cancel_pending_cancels_queued_work) {
+START_TEST(loop_shutdown_cancel_pending_cancels_queued_work)
+{
     fut_executor_t *loop = new_loop();
     seen_t s;
     seen_init(&s);
     fut_t *t[2];
     for (int i = 0; i < 2; i++)
         t[i] = fut_submit_ex(loop, task_note, &s, seen_free, 0);
-    ck_assert_int_eq(fut_executor_shutdown(loop, FUT_SHUTDOWN_CANCEL_PENDING), 0);
+    ck_assert_int_eq(fut_executor_shutdown(loop, FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(fut_state(t[i]), FUT_CANCELLED);
     ck_assert_int_eq(atomic_load(&s.freed), 2);
@@ -424,7 +455,8 @@ START_TEST(loop_shutdown_cancel_pending_cancels_queued_work) {
 }
 END_TEST
 
-START_TEST(loop_bad_arguments) {
+START_TEST(loop_bad_arguments)
+{
     ck_assert_int_eq(fut_loop_new(NULL), EINVAL);
     ck_assert_int_eq(fut_loop_fd(NULL), -1);
     ck_assert_int_eq(fut_loop_fd(fut_inline_executor()), -1);
@@ -444,7 +476,8 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_loop_suite(void) {
+Suite *fut_test_loop_suite(void)
+{
     Suite *s = suite_create("loop");
     TCase *tc = tcase_create("loop");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -18,7 +18,8 @@
 
 Suite *fut_test_timer_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -34,14 +35,16 @@ typedef struct stamp {
     atomic_int state;
 } stamp_t;
 
-static void stamp_init(stamp_t *s) {
+static void stamp_init(stamp_t *s)
+{
     atomic_init(&s->at, 0);
     atomic_init(&s->thread, 0);
     atomic_init(&s->calls, 0);
     atomic_init(&s->state, -1);
 }
 
-static void stamp_cb(fut_t *f, void *arg) {
+static void stamp_cb(fut_t *f, void *arg)
+{
     stamp_t *s = arg;
     atomic_store(&s->at, (long long)fut_test_now_ns());
     atomic_store(&s->thread, fut_test_thread_id());
@@ -53,7 +56,8 @@ static void stamp_cb(fut_t *f, void *arg) {
 
 /* Delays of several lengths, some zero, made from this thread: none fires
  * before its time. */
-START_TEST(delay_never_fires_early) {
+START_TEST(delay_never_fires_early)
+{
     enum { N = 24 };
     unsigned seed = fut_test_seed(), st = seed;
     int64_t ns[N], t0[N];
@@ -61,7 +65,8 @@ START_TEST(delay_never_fires_early) {
     stamp_t s[N];
     for (int i = 0; i < N; i++) {
         stamp_init(&s[i]);
-        ns[i] = i < 4 ? (int64_t)i * FUT_US(300) : FUT_US(fut_test_rand(&st) % 40000);
+        ns[i] = i < 4 ? (int64_t)i * FUT_US(300)
+                      : FUT_US(fut_test_rand(&st) % 40000);
         t0[i] = fut_test_now_ns();
         d[i] = fut_delay(ns[i]);
         ck_assert_ptr_nonnull(d[i]);
@@ -73,14 +78,16 @@ START_TEST(delay_never_fires_early) {
         ck_assert_ptr_null(v);
         ck_assert_int_eq(fut_state(d[i]), FUT_FULFILLED);
         int64_t waited = fut_test_now_ns() - t0[i];
-        ck_assert_msg(waited >= ns[i], "seed %u: delay %d of %lld ns returned after %lld ns", seed,
-                      i, (long long)ns[i], (long long)waited);
+        ck_assert_msg(waited >= ns[i],
+                      "seed %u: delay %d of %lld ns returned after %lld ns",
+                      seed, i, (long long)ns[i], (long long)waited);
     }
     for (int i = 0; i < N; i++) {
         fut_test_wait_atomic(&s[i].calls, 1);
         int64_t fired = (int64_t)atomic_load(&s[i].at) - t0[i];
-        ck_assert_msg(fired >= ns[i], "seed %u: delay %d of %lld ns fired after %lld ns", seed, i,
-                      (long long)ns[i], (long long)fired);
+        ck_assert_msg(fired >= ns[i],
+                      "seed %u: delay %d of %lld ns fired after %lld ns", seed,
+                      i, (long long)ns[i], (long long)fired);
         ck_assert_int_eq(atomic_load(&s[i].calls), 1);
         fut_release(d[i]);
     }
@@ -95,7 +102,8 @@ typedef struct delay_maker {
 } delay_maker_t;
 
 /* Delays made from several threads at once, each checked on its thread. */
-static void *make_delays(void *arg) {
+static void *make_delays(void *arg)
+{
     enum { M = 20 };
     delay_maker_t *m = arg;
     unsigned st = m->seed;
@@ -113,7 +121,8 @@ static void *make_delays(void *arg) {
     }
     m->worst = INT64_MAX;
     for (int i = 0; i < M; i++) {
-        if (fut_wait(d[i], FUT_FOREVER) != 0 || fut_state(d[i]) != FUT_FULFILLED)
+        if (fut_wait(d[i], FUT_FOREVER) != 0 ||
+            fut_state(d[i]) != FUT_FULFILLED)
             m->bad++;
         while (atomic_load(&s[i].calls) == 0)
             fut_test_sleep_ms(1);
@@ -125,7 +134,8 @@ static void *make_delays(void *arg) {
     return NULL;
 }
 
-START_TEST(delay_from_many_threads_never_fires_early) {
+START_TEST(delay_from_many_threads_never_fires_early)
+{
     enum { T = 4 };
     unsigned seed = fut_test_seed();
     fut_test_barrier_t b;
@@ -133,21 +143,24 @@ START_TEST(delay_from_many_threads_never_fires_early) {
     delay_maker_t m[T];
     pthread_t t[T];
     for (int i = 0; i < T; i++) {
-        m[i] = (delay_maker_t){.barrier = &b, .seed = seed + (unsigned)i * 7919u, .bad = 0};
+        m[i] = (delay_maker_t){
+            .barrier = &b, .seed = seed + (unsigned)i * 7919u, .bad = 0};
         t[i] = fut_test_spawn(make_delays, &m[i]);
     }
     for (int i = 0; i < T; i++)
         fut_test_join(t[i]);
     for (int i = 0; i < T; i++) {
-        ck_assert_msg(m[i].bad == 0, "seed %u: thread %d saw %d failures", seed, i, m[i].bad);
-        ck_assert_msg(m[i].worst >= 0, "seed %u: a delay fired %lld ns early", seed,
-                      (long long)-m[i].worst);
+        ck_assert_msg(m[i].bad == 0, "seed %u: thread %d saw %d failures", seed,
+                      i, m[i].bad);
+        ck_assert_msg(m[i].worst >= 0, "seed %u: a delay fired %lld ns early",
+                      seed, (long long)-m[i].worst);
     }
     fut_test_barrier_destroy(&b);
 }
 END_TEST
 
-static void *h_thread(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_thread(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     atomic_store((atomic_int *)arg, fut_test_thread_id());
     return value;
@@ -156,7 +169,8 @@ static void *h_thread(fut_ctx_t *ctx, void *value, void *arg) {
 /* Callbacks and inline continuations registered before a delay fires run
  * on the timer thread.  A registration is known to precede the firing when
  * it returned before the delay's time had passed; otherwise retry longer. */
-START_TEST(delay_callbacks_run_on_timer_thread) {
+START_TEST(delay_callbacks_run_on_timer_thread)
+{
     int me = fut_test_thread_id();
     bool checked = false;
     for (int64_t ns = FUT_MS(50); !checked && ns <= FUT_S(3); ns *= 2) {
@@ -185,7 +199,8 @@ END_TEST
 
 /* Cancelling a pending delay settles it FUT_CANCELLED at once and removes
  * the timer: a later delay fires, the cancelled one never does. */
-START_TEST(delay_cancel_removes_timer) {
+START_TEST(delay_cancel_removes_timer)
+{
     stamp_t s1, s2;
     stamp_init(&s1);
     stamp_init(&s2);
@@ -195,7 +210,8 @@ START_TEST(delay_cancel_removes_timer) {
     ck_assert_int_eq(fut_on_done(d2, stamp_cb, &s2), 0);
     if (fut_cancel(d1)) {
         ck_assert_int_eq(fut_state(d1), FUT_CANCELLED);
-        ck_assert_int_eq(atomic_load(&s1.calls), 1); /* on this thread, before returning */
+        ck_assert_int_eq(atomic_load(&s1.calls),
+                         1); /* on this thread, before returning */
         ck_assert_int_eq(atomic_load(&s1.thread), fut_test_thread_id());
     } else {
         /* Too slow a machine: d1 had already fired. */
@@ -205,7 +221,8 @@ START_TEST(delay_cancel_removes_timer) {
     ck_assert_int_eq(fut_state(d2), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(d2, 0, NULL), ECANCELED);
     fut_t *d3 = fut_delay(FUT_MS(100));
-    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER), 0); /* fires after d1 and d2 would have */
+    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER),
+                     0); /* fires after d1 and d2 would have */
     ck_assert_int_eq(fut_state(d3), FUT_FULFILLED);
     ck_assert_int_eq(atomic_load(&s1.calls), 1);
     ck_assert_int_eq(atomic_load(&s2.calls), 1);
@@ -218,7 +235,8 @@ START_TEST(delay_cancel_removes_timer) {
 END_TEST
 
 /* Releasing a delay nobody else holds does not lose or crash the timer. */
-START_TEST(delay_released_before_firing) {
+START_TEST(delay_released_before_firing)
+{
     for (int i = 0; i < 16; i++)
         fut_release(fut_delay(FUT_MS(i % 4)));
     fut_t *d = fut_delay(FUT_MS(10));
@@ -229,7 +247,8 @@ END_TEST
 
 /* ----------------------------------------------------------- within */
 
-START_TEST(within_fast_input_settles_with_its_outcome) {
+START_TEST(within_fast_input_settles_with_its_outcome)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 4);
@@ -270,7 +289,8 @@ START_TEST(within_fast_input_settles_with_its_outcome) {
 
     /* A pool task that finishes in time. */
     fut_executor_t *pool = new_pool(1);
-    w = fut_within(fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(6)), FUT_S(30));
+    w = fut_within(fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(6)),
+                   FUT_S(30));
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 6);
     fut_release(w);
@@ -278,7 +298,8 @@ START_TEST(within_fast_input_settles_with_its_outcome) {
 }
 END_TEST
 
-START_TEST(within_slow_input_rejects_etimedout_not_early) {
+START_TEST(within_slow_input_rejects_etimedout_not_early)
+{
     const int64_t ns[] = {0, FUT_MS(1), FUT_MS(20), FUT_MS(45)};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
         stamp_t s;
@@ -291,8 +312,8 @@ START_TEST(within_slow_input_rejects_etimedout_not_early) {
         ck_assert_int_eq(fut_state(w), FUT_REJECTED);
         fut_test_wait_atomic(&s.calls, 1);
         int64_t fired = (int64_t)atomic_load(&s.at) - t0;
-        ck_assert_msg(fired >= ns[i], "within %lld ns rejected after %lld ns", (long long)ns[i],
-                      (long long)fired);
+        ck_assert_msg(fired >= ns[i], "within %lld ns rejected after %lld ns",
+                      (long long)ns[i], (long long)fired);
         fut_release(w);
         fut_promise_release(p);
     }
@@ -301,7 +322,8 @@ END_TEST
 
 /* On timeout the input is asked to cancel: a pending promise's future
  * becomes FUT_CANCELLED, even though the caller kept a reference. */
-START_TEST(within_timeout_cancels_pending_input) {
+START_TEST(within_timeout_cancels_pending_input)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
     fut_t *w = fut_within(fut_retain(f), FUT_MS(10));
@@ -309,7 +331,8 @@ START_TEST(within_timeout_cancels_pending_input) {
     ck_assert_int_eq(fut_wait(f, FUT_FOREVER), 0);
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
     ck_assert_int_eq(fut_resolve(p, NULL, NULL), EALREADY);
-    ck_assert_int_eq(fut_get(w, 0, NULL), ETIMEDOUT); /* unchanged by the cancel */
+    ck_assert_int_eq(fut_get(w, 0, NULL),
+                     ETIMEDOUT); /* unchanged by the cancel */
     fut_release(w);
     fut_release(f);
     fut_promise_release(p);
@@ -318,7 +341,8 @@ END_TEST
 
 /* A task that runs until it is asked to stop (or a minute passes), and
  * returns whether it was asked. */
-static void *task_until_cancelled(fut_ctx_t *ctx, void *started) {
+static void *task_until_cancelled(fut_ctx_t *ctx, void *started)
+{
     atomic_store((atomic_int *)started, 1);
     int64_t deadline = fut_test_now_ns() + FUT_S(60);
     while (!fut_cancel_requested(ctx) && fut_test_now_ns() < deadline)
@@ -326,7 +350,8 @@ static void *task_until_cancelled(fut_ctx_t *ctx, void *started) {
     return FUT_TEST_PTR(fut_cancel_requested(ctx) ? 1 : 0);
 }
 
-START_TEST(within_timeout_asks_running_task_to_stop) {
+START_TEST(within_timeout_asks_running_task_to_stop)
+{
     atomic_int started = 0;
     fut_executor_t *pool = new_pool(1);
     fut_t *task = fut_submit(pool, task_until_cancelled, &started);
@@ -345,14 +370,16 @@ START_TEST(within_timeout_asks_running_task_to_stop) {
 END_TEST
 
 /* A queued task that nothing has started is cancelled outright. */
-START_TEST(within_timeout_cancels_queued_task) {
+START_TEST(within_timeout_cancels_queued_task)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     atomic_int freed = 0;
     fut_executor_t *pool = new_pool(1);
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
-    fut_t *q = fut_submit_ex(pool, fut_test_task_identity, &freed, fut_test_count_free, 0);
+    fut_t *q = fut_submit_ex(pool, fut_test_task_identity, &freed,
+                             fut_test_count_free, 0);
     fut_t *w = fut_within(fut_retain(q), FUT_MS(10));
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, NULL), ETIMEDOUT);
     ck_assert_int_eq(fut_wait(q, FUT_FOREVER), 0);
@@ -368,7 +395,8 @@ START_TEST(within_timeout_cancels_queued_task) {
 END_TEST
 
 /* within composes with a delay: the shorter one wins, and only from below. */
-START_TEST(within_on_delay_picks_the_earlier_deadline) {
+START_TEST(within_on_delay_picks_the_earlier_deadline)
+{
     int64_t t0 = fut_test_now_ns();
     fut_t *w = fut_within(fut_delay(FUT_MS(5)), FUT_S(30));
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, NULL), 0);
@@ -387,7 +415,8 @@ START_TEST(within_on_delay_picks_the_earlier_deadline) {
 }
 END_TEST
 
-START_TEST(within_bad_arguments_reject_einval) {
+START_TEST(within_bad_arguments_reject_einval)
+{
     fut_t *w = fut_within(NULL, FUT_MS(1));
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, NULL), EINVAL);
@@ -397,7 +426,8 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_timer_suite(void) {
+Suite *fut_test_timer_suite(void)
+{
     Suite *s = suite_create("timer");
     TCase *tc = tcase_create("timer");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

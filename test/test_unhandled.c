@@ -19,7 +19,8 @@
 
 Suite *fut_test_unhandled_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -33,17 +34,18 @@ static fut_executor_t *new_pool(size_t threads) {
 #define CODE_C EBADSLT
 
 typedef struct hook_state {
-    atomic_int want;    /* the code the hook counts */
-    atomic_int calls;   /* calls with that code */
-    atomic_int thread;  /* thread of the last such call */
-    atomic_int msg_ok;  /* the last such call's message was want_msg */
-    atomic_int arg_ok;  /* the last call got the registered arg */
+    atomic_int want;   /* the code the hook counts */
+    atomic_int calls;  /* calls with that code */
+    atomic_int thread; /* thread of the last such call */
+    atomic_int msg_ok; /* the last such call's message was want_msg */
+    atomic_int arg_ok; /* the last call got the registered arg */
     const char *want_msg;
 } hook_state_t;
 
 static hook_state_t hs;
 
-static void hook(const fut_error_t *err, void *arg) {
+static void hook(const fut_error_t *err, void *arg)
+{
     if (err == NULL || err->code != atomic_load(&hs.want))
         return;
     atomic_store(&hs.arg_ok, arg == &hs);
@@ -53,7 +55,8 @@ static void hook(const fut_error_t *err, void *arg) {
     atomic_fetch_add(&hs.calls, 1);
 }
 
-static void expect(int code, const char *msg) {
+static void expect(int code, const char *msg)
+{
     atomic_store(&hs.want, code);
     atomic_store(&hs.calls, 0);
     atomic_store(&hs.thread, 0);
@@ -62,16 +65,19 @@ static void expect(int code, const char *msg) {
     hs.want_msg = msg;
 }
 
-static void setup(void) {
+static void setup(void)
+{
     expect(-1, NULL);
     fut_set_unhandled_hook(hook, &hs);
 }
 
-static void teardown(void) {
+static void teardown(void)
+{
     fut_set_unhandled_hook(NULL, NULL);
 }
 
-static int calls(void) {
+static int calls(void)
+{
     return atomic_load(&hs.calls);
 }
 
@@ -82,14 +88,16 @@ typedef struct releaser {
     atomic_int thread;
 } releaser_t;
 
-static void *release_on_thread(void *arg) {
+static void *release_on_thread(void *arg)
+{
     releaser_t *r = arg;
     atomic_store(&r->thread, fut_test_thread_id());
     fut_release(r->f);
     return NULL;
 }
 
-START_TEST(unhandled_hook_called_once_for_rejection_freed_unread) {
+START_TEST(unhandled_hook_called_once_for_rejection_freed_unread)
+{
     expect(CODE_A, "never read");
     fut_t *f = fut_rejected(CODE_A, "never read");
     fut_t *extra = fut_retain(f);
@@ -99,13 +107,15 @@ START_TEST(unhandled_hook_called_once_for_rejection_freed_unread) {
     pthread_t t = fut_test_spawn(release_on_thread, &r);
     fut_test_join(t);
     ck_assert_int_eq(calls(), 1);
-    ck_assert_int_eq(atomic_load(&hs.thread), atomic_load(&r.thread)); /* the last releaser */
+    ck_assert_int_eq(atomic_load(&hs.thread),
+                     atomic_load(&r.thread)); /* the last releaser */
     ck_assert_int_eq(atomic_load(&hs.msg_ok), 1);
     ck_assert_int_eq(atomic_load(&hs.arg_ok), 1);
 }
 END_TEST
 
-START_TEST(unhandled_hook_called_for_promise_rejected_and_unread) {
+START_TEST(unhandled_hook_called_for_promise_rejected_and_unread)
+{
     expect(CODE_B, "promised 2");
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
@@ -119,7 +129,8 @@ START_TEST(unhandled_hook_called_for_promise_rejected_and_unread) {
 END_TEST
 
 /* A broken promise (EPIPE) whose future someone held and never read. */
-START_TEST(unhandled_hook_called_for_broken_promise) {
+START_TEST(unhandled_hook_called_for_broken_promise)
+{
     expect(EPIPE, NULL);
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
@@ -131,12 +142,14 @@ START_TEST(unhandled_hook_called_for_broken_promise) {
 }
 END_TEST
 
-static void *task_fail_a(fut_ctx_t *ctx, void *arg) {
+static void *task_fail_a(fut_ctx_t *ctx, void *arg)
+{
     (void)arg;
     return fut_fail(ctx, CODE_A, "task failed");
 }
 
-START_TEST(unhandled_hook_called_for_failed_task_unread) {
+START_TEST(unhandled_hook_called_for_failed_task_unread)
+{
     expect(CODE_A, "task failed");
     fut_executor_t *pool = new_pool(1);
     fut_t *f = fut_submit(pool, task_fail_a, NULL);
@@ -148,7 +161,8 @@ START_TEST(unhandled_hook_called_for_failed_task_unread) {
 }
 END_TEST
 
-START_TEST(unhandled_hook_not_called_for_fulfilled_or_null_hook) {
+START_TEST(unhandled_hook_not_called_for_fulfilled_or_null_hook)
+{
     expect(CODE_A, NULL);
     fut_release(fut_resolved(FUT_TEST_PTR(CODE_A), NULL));
     ck_assert_int_eq(calls(), 0);
@@ -164,7 +178,8 @@ END_TEST
 
 /* ---------------------------------------------------- reading counts */
 
-START_TEST(unhandled_not_called_after_fut_get) {
+START_TEST(unhandled_not_called_after_fut_get)
+{
     expect(CODE_A, NULL);
     fut_t *f = fut_rejected(CODE_A, "read");
     ck_assert_int_eq(fut_get(f, 0, NULL), CODE_A);
@@ -179,7 +194,8 @@ START_TEST(unhandled_not_called_after_fut_get) {
 }
 END_TEST
 
-START_TEST(unhandled_not_called_after_fut_error) {
+START_TEST(unhandled_not_called_after_fut_error)
+{
     expect(CODE_A, NULL);
     fut_t *f = fut_rejected(CODE_A, "read");
     ck_assert_int_eq(fut_error(f)->code, CODE_A);
@@ -188,25 +204,31 @@ START_TEST(unhandled_not_called_after_fut_error) {
 }
 END_TEST
 
-static void *h_recover(fut_ctx_t *ctx, const fut_error_t *err, void *arg) {
+static void *h_recover(fut_ctx_t *ctx, const fut_error_t *err, void *arg)
+{
     (void)ctx;
     (void)arg;
     return FUT_TEST_PTR(err->code);
 }
 
-static void *h_value(fut_ctx_t *ctx, void *value, void *arg) {
+static void *h_value(fut_ctx_t *ctx, void *value, void *arg)
+{
     (void)ctx;
     (void)arg;
     return value;
 }
 
-START_TEST(unhandled_not_called_after_catch_handler) {
+START_TEST(unhandled_not_called_after_catch_handler)
+{
     expect(CODE_A, NULL);
     fut_release(fut_catch(fut_rejected(CODE_A, NULL), h_recover, NULL));
-    fut_release(fut_then_catch(fut_rejected(CODE_A, NULL), h_value, h_recover, NULL));
-    fut_release(fut_then_ex(NULL, fut_rejected(CODE_A, NULL), NULL, h_recover, NULL, NULL));
+    fut_release(
+        fut_then_catch(fut_rejected(CODE_A, NULL), h_value, h_recover, NULL));
+    fut_release(fut_then_ex(NULL, fut_rejected(CODE_A, NULL), NULL, h_recover,
+                            NULL, NULL));
     /* A catch far down the chain reads it too. */
-    fut_t *g = fut_then(fut_then(fut_rejected(CODE_A, NULL), h_value, NULL), h_value, NULL);
+    fut_t *g = fut_then(fut_then(fut_rejected(CODE_A, NULL), h_value, NULL),
+                        h_value, NULL);
     fut_release(fut_catch(g, h_recover, NULL));
     /* On a pool. */
     fut_executor_t *pool = new_pool(1);
@@ -220,7 +242,8 @@ END_TEST
 
 /* Handing a rejection down a chain reads each link: only the end, if
  * nobody reads it, is reported, and once. */
-START_TEST(unhandled_chain_reports_only_its_unread_end) {
+START_TEST(unhandled_chain_reports_only_its_unread_end)
+{
     expect(CODE_B, "chain");
     fut_t *g = fut_rejected(CODE_B, "chain");
     for (int i = 0; i < 5; i++)
@@ -251,12 +274,14 @@ START_TEST(unhandled_chain_reports_only_its_unread_end) {
 }
 END_TEST
 
-static void h_nothing(fut_t *settled, void *arg) {
+static void h_nothing(fut_t *settled, void *arg)
+{
     (void)settled;
     (void)arg;
 }
 
-START_TEST(unhandled_finally_passes_the_rejection_on) {
+START_TEST(unhandled_finally_passes_the_rejection_on)
+{
     expect(CODE_C, NULL);
     fut_t *g = fut_finally(fut_rejected(CODE_C, NULL), h_nothing, NULL);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), CODE_C);
@@ -270,10 +295,11 @@ END_TEST
 
 /* Combinators read their inputs, including rejections that arrive after
  * the result was decided. */
-START_TEST(unhandled_not_called_for_combinator_inputs) {
+START_TEST(unhandled_not_called_for_combinator_inputs)
+{
     expect(CODE_A, NULL);
-    const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY, FUT_WHEN_FIRST,
-                         FUT_WHEN_SOME};
+    const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY,
+                         FUT_WHEN_FIRST, FUT_WHEN_SOME};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         fut_promise_t *p[3];
         fut_t *f[3];
@@ -290,7 +316,8 @@ START_TEST(unhandled_not_called_for_combinator_inputs) {
         ck_assert_int_eq(fut_wait(r, FUT_FOREVER), 0);
         (void)fut_get(r, 0, NULL); /* the result is read */
         fut_release(r);
-        ck_assert_msg(calls() == 0, "kind %d reported an input it had read", kinds[k]);
+        ck_assert_msg(calls() == 0, "kind %d reported an input it had read",
+                      kinds[k]);
     }
     /* when_all rejected by an input: reading the result is enough. */
     fut_t *f2[2] = {fut_rejected(CODE_A, "a"), fut_rejected(CODE_A, "b")};
@@ -307,7 +334,8 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_unhandled_suite(void) {
+Suite *fut_test_unhandled_suite(void)
+{
     Suite *s = suite_create("unhandled");
     TCase *tc = tcase_create("unhandled");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -18,7 +18,8 @@
 
 Suite *fut_test_wait_suite(void);
 
-static fut_executor_t *new_pool(size_t threads) {
+static fut_executor_t *new_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -26,7 +27,8 @@ static fut_executor_t *new_pool(size_t threads) {
     return pool;
 }
 
-static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
+static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         ps[i] = fut_promise_new();
         ck_assert_ptr_nonnull(ps[i]);
@@ -34,7 +36,8 @@ static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
     }
 }
 
-static void release_all(fut_promise_t **ps, fut_t **fs, size_t n) {
+static void release_all(fut_promise_t **ps, fut_t **fs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         fut_promise_release(ps[i]);
         fut_release(fs[i]);
@@ -49,7 +52,8 @@ typedef struct later {
     int ms;
 } later_t;
 
-static void *settle_later(void *arg) {
+static void *settle_later(void *arg)
+{
     later_t *l = arg;
     fut_test_sleep_ms(l->ms);
     if (l->code == 0)
@@ -61,16 +65,19 @@ static void *settle_later(void *arg) {
 
 /* ----------------------------------------------------- fut_wait_for */
 
-START_TEST(pep3148_wait_first_completed_returns_when_one_settles) {
+START_TEST(pep3148_wait_first_completed_returns_when_one_settles)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
     size_t done = 99;
-    ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_COMPLETED, &done), ETIMEDOUT);
+    ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_COMPLETED, &done),
+                     ETIMEDOUT);
     ck_assert_uint_eq(done, 0);
     later_t l = {.p = p[1], .code = 0, .ms = 20};
     pthread_t t = fut_test_spawn(settle_later, &l);
-    ck_assert_int_eq(fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
     ck_assert_uint_eq(done, 1);
     ck_assert_int_eq(fut_state(f[1]), FUT_FULFILLED);
     ck_assert_int_eq(fut_state(f[0]), FUT_PENDING);
@@ -81,34 +88,40 @@ START_TEST(pep3148_wait_first_completed_returns_when_one_settles) {
     ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_COMPLETED, NULL), 0);
     /* A rejection completes too. */
     ck_assert_int_eq(fut_reject(p[2], EIO, "x"), 0);
-    ck_assert_int_eq(fut_wait_for(f + 2, 1, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f + 2, 1, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
     ck_assert_uint_eq(done, 1);
     ck_assert_int_eq(fut_get(f[2], 0, NULL), EIO);
     release_all(p, f, 3);
 }
 END_TEST
 
-START_TEST(pep3148_wait_first_exception_returns_on_first_rejection) {
+START_TEST(pep3148_wait_first_exception_returns_on_first_rejection)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     size_t done = 99;
     /* A fulfilment does not satisfy FIRST_EXCEPTION. */
-    ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_EXCEPTION, &done), ETIMEDOUT);
+    ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_EXCEPTION, &done),
+                     ETIMEDOUT);
     ck_assert_uint_eq(done, 1);
     later_t l = {.p = p[2], .code = EIO, .ms = 20};
     pthread_t t = fut_test_spawn(settle_later, &l);
-    ck_assert_int_eq(fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
     ck_assert_uint_eq(done, 2);
-    ck_assert_int_eq(fut_state(f[1]), FUT_PENDING); /* returned while 1 was pending */
+    ck_assert_int_eq(fut_state(f[1]),
+                     FUT_PENDING); /* returned while 1 was pending */
     ck_assert_int_eq(fut_get(f[2], 0, NULL), EIO);
     fut_test_join(t);
     release_all(p, f, 3);
 }
 END_TEST
 
-START_TEST(pep3148_wait_first_exception_without_rejection_waits_for_all) {
+START_TEST(pep3148_wait_first_exception_without_rejection_waits_for_all)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
@@ -116,33 +129,39 @@ START_TEST(pep3148_wait_first_exception_without_rejection_waits_for_all) {
     ck_assert_int_eq(fut_resolve(p[2], NULL, NULL), 0);
     size_t done = 99;
     int64_t t0 = fut_test_now_ns();
-    ck_assert_int_eq(fut_wait_for(f, 3, FUT_MS(20), FUT_FIRST_EXCEPTION, &done), ETIMEDOUT);
+    ck_assert_int_eq(fut_wait_for(f, 3, FUT_MS(20), FUT_FIRST_EXCEPTION, &done),
+                     ETIMEDOUT);
     ck_assert_int_ge(fut_test_now_ns() - t0, FUT_MS(20));
     ck_assert_uint_eq(done, 2);
     later_t l = {.p = p[1], .code = 0, .ms = 10};
     pthread_t t = fut_test_spawn(settle_later, &l);
-    ck_assert_int_eq(fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
     ck_assert_uint_eq(done, 3);
     fut_test_join(t);
     release_all(p, f, 3);
 }
 END_TEST
 
-START_TEST(pep3148_wait_all_completed_waits_for_every_future) {
+START_TEST(pep3148_wait_all_completed_waits_for_every_future)
+{
     fut_promise_t *p[4];
     fut_t *f[4];
     make_promises(p, f, 4);
-    ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0); /* does not end the wait */
+    ck_assert_int_eq(fut_reject(p[0], EIO, "zero"),
+                     0); /* does not end the wait */
     ck_assert_int_eq(fut_resolve(p[1], NULL, NULL), 0);
     ck_assert(fut_cancel(f[3]));
     size_t done = 99;
     int64_t t0 = fut_test_now_ns();
-    ck_assert_int_eq(fut_wait_for(f, 4, FUT_MS(30), FUT_ALL_COMPLETED, &done), ETIMEDOUT);
+    ck_assert_int_eq(fut_wait_for(f, 4, FUT_MS(30), FUT_ALL_COMPLETED, &done),
+                     ETIMEDOUT);
     ck_assert_int_ge(fut_test_now_ns() - t0, FUT_MS(30));
     ck_assert_uint_eq(done, 3);
     later_t l = {.p = p[2], .code = 0, .ms = 10};
     pthread_t t = fut_test_spawn(settle_later, &l);
-    ck_assert_int_eq(fut_wait_for(f, 4, FUT_FOREVER, FUT_ALL_COMPLETED, &done), 0);
+    ck_assert_int_eq(fut_wait_for(f, 4, FUT_FOREVER, FUT_ALL_COMPLETED, &done),
+                     0);
     ck_assert_uint_eq(done, 4);
     for (int i = 0; i < 4; i++)
         ck_assert(fut_done(f[i]));
@@ -153,18 +172,22 @@ START_TEST(pep3148_wait_all_completed_waits_for_every_future) {
 END_TEST
 
 /* Futures settled by pool tasks, waited on with every mode. */
-START_TEST(pep3148_wait_on_pool_tasks) {
+START_TEST(pep3148_wait_on_pool_tasks)
+{
     enum { N = 16 };
     fut_executor_t *pool = new_pool(4);
     fut_t *f[N];
     for (int i = 0; i < N; i++)
         f[i] = fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(i));
     size_t done = 0;
-    ck_assert_int_eq(fut_wait_for(f, N, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f, N, FUT_FOREVER, FUT_FIRST_COMPLETED, &done), 0);
     ck_assert_uint_ge(done, 1);
-    ck_assert_int_eq(fut_wait_for(f, N, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
+    ck_assert_int_eq(
+        fut_wait_for(f, N, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
     ck_assert_uint_eq(done, N);
-    ck_assert_int_eq(fut_wait_for(f, N, FUT_FOREVER, FUT_ALL_COMPLETED, &done), 0);
+    ck_assert_int_eq(fut_wait_for(f, N, FUT_FOREVER, FUT_ALL_COMPLETED, &done),
+                     0);
     ck_assert_uint_eq(done, N);
     for (int i = 0; i < N; i++) {
         void *v = NULL;
@@ -176,7 +199,8 @@ START_TEST(pep3148_wait_on_pool_tasks) {
 }
 END_TEST
 
-START_TEST(pep3148_wait_bad_arguments_einval) {
+START_TEST(pep3148_wait_bad_arguments_einval)
+{
     fut_t *f[1] = {fut_resolved(NULL, NULL)};
     ck_assert_int_eq(fut_wait_for(NULL, 2, 0, FUT_ALL_COMPLETED, NULL), EINVAL);
     ck_assert_int_eq(fut_wait_for(f, 1, 0, 0, NULL), EINVAL);
@@ -187,7 +211,8 @@ END_TEST
 
 /* --------------------------------------------------- fut_as_completed */
 
-START_TEST(pep3148_as_completed_yields_in_settle_order) {
+START_TEST(pep3148_as_completed_yields_in_settle_order)
+{
     enum { N = 5 };
     fut_promise_t *p[N];
     fut_t *f[N];
@@ -202,7 +227,8 @@ START_TEST(pep3148_as_completed_yields_in_settle_order) {
         if (order[i] % 2)
             ck_assert_int_eq(fut_reject(p[order[i]], EIO, "odd"), 0);
         else
-            ck_assert_int_eq(fut_resolve(p[order[i]], FUT_TEST_PTR(order[i]), NULL), 0);
+            ck_assert_int_eq(
+                fut_resolve(p[order[i]], FUT_TEST_PTR(order[i]), NULL), 0);
         ck_assert_int_eq(fut_iter_next(it, FUT_FOREVER, &got, &index), 0);
         ck_assert_uint_eq(index, (size_t)order[i]);
         ck_assert_ptr_eq(got, f[order[i]]);
@@ -219,7 +245,8 @@ START_TEST(pep3148_as_completed_yields_in_settle_order) {
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_yields_settled_futures_first) {
+START_TEST(pep3148_as_completed_yields_settled_futures_first)
+{
     fut_promise_t *p[4];
     fut_t *f[4];
     make_promises(p, f, 4);
@@ -233,7 +260,8 @@ START_TEST(pep3148_as_completed_yields_settled_futures_first) {
     fut_t *got = NULL;
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(fut_iter_next(it, 0, &got, &index), 0);
-        ck_assert_msg(index == 1 || index == 3, "yielded %zu before the settled ones", index);
+        ck_assert_msg(index == 1 || index == 3,
+                      "yielded %zu before the settled ones", index);
         ck_assert(!seen[index]);
         seen[index] = true;
     }
@@ -249,7 +277,8 @@ START_TEST(pep3148_as_completed_yields_settled_futures_first) {
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_timeout_applies_per_call) {
+START_TEST(pep3148_as_completed_timeout_applies_per_call)
+{
     fut_promise_t *p[2];
     fut_t *f[2];
     make_promises(p, f, 2);
@@ -258,7 +287,8 @@ START_TEST(pep3148_as_completed_timeout_applies_per_call) {
     size_t index = 99;
     for (int round = 0; round < 2; round++) {
         int64_t t0 = fut_test_now_ns();
-        ck_assert_int_eq(fut_iter_next(it, FUT_MS(20), &got, &index), ETIMEDOUT);
+        ck_assert_int_eq(fut_iter_next(it, FUT_MS(20), &got, &index),
+                         ETIMEDOUT);
         ck_assert_int_ge(fut_test_now_ns() - t0, FUT_MS(20));
     }
     later_t l = {.p = p[1], .code = 0, .ms = 10};
@@ -277,7 +307,8 @@ START_TEST(pep3148_as_completed_timeout_applies_per_call) {
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_keeps_its_own_references) {
+START_TEST(pep3148_as_completed_keeps_its_own_references)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
@@ -286,9 +317,11 @@ START_TEST(pep3148_as_completed_keeps_its_own_references) {
     fut_iter_t *it = fut_as_completed(f, 3);
     ck_assert_ptr_nonnull(it);
     for (int i = 0; i < 3; i++)
-        fut_release(f[i]); /* only the promises and the iterator hold them now */
+        fut_release(
+            f[i]); /* only the promises and the iterator hold them now */
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(fut_resolve(p[2 - i], fut_test_obj_new(&tr, 2 - i), fut_test_obj_free),
+        ck_assert_int_eq(fut_resolve(p[2 - i], fut_test_obj_new(&tr, 2 - i),
+                                     fut_test_obj_free),
                          0);
         fut_promise_release(p[2 - i]);
     }
@@ -307,7 +340,8 @@ START_TEST(pep3148_as_completed_keeps_its_own_references) {
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_freed_before_exhausted) {
+START_TEST(pep3148_as_completed_freed_before_exhausted)
+{
     fut_promise_t *p[3];
     fut_t *f[3];
     make_promises(p, f, 3);
@@ -324,7 +358,8 @@ START_TEST(pep3148_as_completed_freed_before_exhausted) {
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_bad_arguments) {
+START_TEST(pep3148_as_completed_bad_arguments)
+{
     fut_t *got = NULL;
     size_t index = 0;
     ck_assert_ptr_null(fut_as_completed(NULL, 3));
@@ -343,7 +378,8 @@ typedef struct ac_thread {
     int count;
 } ac_thread_t;
 
-static void *ac_settler(void *arg) {
+static void *ac_settler(void *arg)
+{
     ac_thread_t *t = arg;
     fut_test_barrier_wait(t->barrier);
     for (int j = 0; j < t->count; j++)
@@ -351,7 +387,8 @@ static void *ac_settler(void *arg) {
     return NULL;
 }
 
-static void as_completed_round(unsigned seed) {
+static void as_completed_round(unsigned seed)
+{
     unsigned st = seed;
     fut_promise_t *p[AC_N];
     fut_t *f[AC_N];
@@ -383,17 +420,20 @@ static void as_completed_round(unsigned seed) {
     for (int k = 0; k < AC_N; k++) {
         fut_t *got = NULL;
         size_t index = 0;
-        ck_assert_msg(fut_iter_next(it, FUT_FOREVER, &got, &index) == 0, "seed %u: next", seed);
-        ck_assert_msg(index < AC_N && !seen[index], "seed %u: index %zu twice", seed, index);
+        ck_assert_msg(fut_iter_next(it, FUT_FOREVER, &got, &index) == 0,
+                      "seed %u: next", seed);
+        ck_assert_msg(index < AC_N && !seen[index], "seed %u: index %zu twice",
+                      seed, index);
         seen[index] = true;
         ck_assert_msg(got == f[index], "seed %u: wrong future", seed);
-        ck_assert_msg(pos[index] > last_pos[thread_of[index]], "seed %u: out of settle order",
-                      seed);
+        ck_assert_msg(pos[index] > last_pos[thread_of[index]],
+                      "seed %u: out of settle order", seed);
         last_pos[thread_of[index]] = pos[index];
     }
     fut_t *got = NULL;
     size_t index = 0;
-    ck_assert_msg(fut_iter_next(it, 0, &got, &index) == ENOENT, "seed %u: not exhausted", seed);
+    ck_assert_msg(fut_iter_next(it, 0, &got, &index) == ENOENT,
+                  "seed %u: not exhausted", seed);
     for (int t = 0; t < AC_T; t++)
         fut_test_join(tids[t]);
     fut_iter_free(it);
@@ -401,7 +441,8 @@ static void as_completed_round(unsigned seed) {
     release_all(p, f, AC_N);
 }
 
-static void as_completed_rounds(int rounds) {
+static void as_completed_rounds(int rounds)
+{
     unsigned base = fut_test_seed();
     for (int i = 0; i < rounds; i++) {
         unsigned seed = base + (unsigned)i;
@@ -409,12 +450,14 @@ static void as_completed_rounds(int rounds) {
     }
 }
 
-START_TEST(pep3148_as_completed_threads_20_seeds) {
+START_TEST(pep3148_as_completed_threads_20_seeds)
+{
     as_completed_rounds(20);
 }
 END_TEST
 
-START_TEST(pep3148_as_completed_threads_1000_seeds) {
+START_TEST(pep3148_as_completed_threads_1000_seeds)
+{
     as_completed_rounds(1000);
 }
 END_TEST
@@ -429,7 +472,8 @@ typedef struct map_arg {
     int test_thread;
 } map_arg_t;
 
-static void map_arg_init(map_arg_t *m, fut_test_tracker_t *tr, int fail_at) {
+static void map_arg_init(map_arg_t *m, fut_test_tracker_t *tr, int fail_at)
+{
     m->tracker = tr;
     m->fail_at = fail_at;
     atomic_init(&m->calls, 0);
@@ -439,7 +483,8 @@ static void map_arg_init(map_arg_t *m, fut_test_tracker_t *tr, int fail_at) {
 
 /* item is an integer; the result is item * 3, as an integer or as a
  * counted object with a destructor. */
-static void *map_triple(fut_ctx_t *ctx, void *item, void *arg) {
+static void *map_triple(fut_ctx_t *ctx, void *item, void *arg)
+{
     map_arg_t *m = arg;
     atomic_fetch_add(&m->calls, 1);
     if (fut_test_thread_id() != m->test_thread)
@@ -461,12 +506,14 @@ static void *map_triple(fut_ctx_t *ctx, void *item, void *arg) {
 
 enum { MAP_N = 50 };
 
-static void fill_items(void **items, int n) {
+static void fill_items(void **items, int n)
+{
     for (int i = 0; i < n; i++)
         items[i] = FUT_TEST_PTR(i);
 }
 
-START_TEST(pep3148_map_results_in_input_order_for_every_chunk_size) {
+START_TEST(pep3148_map_results_in_input_order_for_every_chunk_size)
+{
     void *items[MAP_N];
     fill_items(items, MAP_N);
     fut_executor_t *pool = new_pool(4);
@@ -479,17 +526,20 @@ START_TEST(pep3148_map_results_in_input_order_for_every_chunk_size) {
         ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
         void **res = v;
         for (int i = 0; i < MAP_N; i++)
-            ck_assert_msg(FUT_TEST_INT(res[i]) == 3 * i, "chunk %zu: result %d is %d", chunks[c],
-                          i, FUT_TEST_INT(res[i]));
+            ck_assert_msg(FUT_TEST_INT(res[i]) == 3 * i,
+                          "chunk %zu: result %d is %d", chunks[c], i,
+                          FUT_TEST_INT(res[i]));
         ck_assert_int_eq(atomic_load(&m.calls), MAP_N);
-        ck_assert_int_eq(atomic_load(&m.other_thread), MAP_N); /* ran on the pool */
+        ck_assert_int_eq(atomic_load(&m.other_thread),
+                         MAP_N); /* ran on the pool */
         fut_release(r);
     }
     fut_executor_free(pool);
 }
 END_TEST
 
-START_TEST(pep3148_map_destroys_each_result_once_with_the_result) {
+START_TEST(pep3148_map_destroys_each_result_once_with_the_result)
+{
     void *items[MAP_N];
     fill_items(items, MAP_N);
     fut_test_tracker_t tr;
@@ -510,7 +560,8 @@ START_TEST(pep3148_map_destroys_each_result_once_with_the_result) {
 }
 END_TEST
 
-START_TEST(pep3148_map_first_failure_rejects) {
+START_TEST(pep3148_map_first_failure_rejects)
+{
     void *items[MAP_N];
     fill_items(items, MAP_N);
     fut_test_tracker_t tr;
@@ -530,14 +581,16 @@ END_TEST
 
 /* With one worker held busy, every chunk is queued when the map starts;
  * the first chunk to run fails, and no other chunk may start after it. */
-static void *map_fail_first(fut_ctx_t *ctx, void *item, void *arg) {
+static void *map_fail_first(fut_ctx_t *ctx, void *item, void *arg)
+{
     map_arg_t *m = arg;
     if (atomic_fetch_add(&m->calls, 1) == 0)
         return fut_fail(ctx, EIO, "first item %d", FUT_TEST_INT(item));
     return item;
 }
 
-START_TEST(pep3148_map_failure_cancels_chunks_not_started) {
+START_TEST(pep3148_map_failure_cancels_chunks_not_started)
+{
     void *items[MAP_N];
     fill_items(items, MAP_N);
     map_arg_t m;
@@ -559,7 +612,8 @@ START_TEST(pep3148_map_failure_cancels_chunks_not_started) {
 }
 END_TEST
 
-START_TEST(pep3148_map_of_nothing_fulfils) {
+START_TEST(pep3148_map_of_nothing_fulfils)
+{
     void *items[1] = {NULL};
     map_arg_t m;
     map_arg_init(&m, NULL, -1);
@@ -572,7 +626,8 @@ START_TEST(pep3148_map_of_nothing_fulfils) {
 }
 END_TEST
 
-START_TEST(pep3148_map_bad_arguments_reject_einval) {
+START_TEST(pep3148_map_bad_arguments_reject_einval)
+{
     void *items[2] = {FUT_TEST_PTR(1), FUT_TEST_PTR(2)};
     map_arg_t m;
     map_arg_init(&m, NULL, -1);
@@ -594,13 +649,15 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-Suite *fut_test_wait_suite(void) {
+Suite *fut_test_wait_suite(void)
+{
     Suite *s = suite_create("wait");
     TCase *tc = tcase_create("wait");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
     tcase_add_test(tc, pep3148_wait_first_completed_returns_when_one_settles);
     tcase_add_test(tc, pep3148_wait_first_exception_returns_on_first_rejection);
-    tcase_add_test(tc, pep3148_wait_first_exception_without_rejection_waits_for_all);
+    tcase_add_test(
+        tc, pep3148_wait_first_exception_without_rejection_waits_for_all);
     tcase_add_test(tc, pep3148_wait_all_completed_waits_for_every_future);
     tcase_add_test(tc, pep3148_wait_on_pool_tasks);
     tcase_add_test(tc, pep3148_wait_bad_arguments_einval);
