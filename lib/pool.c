@@ -1,47 +1,68 @@
 /*
- * pool.c - the thread-pool executor.
+ * pool.c - the thread-pool executor: work stealing, spin-then-park.
  *
- * Design.  Outside submitters append task futures to one FIFO injection
- * queue, linked through the futures' own `next` field (no allocation per
- * task).  Workers pop from it and run the task.  An idle worker registers in
- * the idle list and parks on its own parker; a submit wakes one idle worker
- * only when the idle list is not empty, so a busy pool makes no syscall per
- * task.  (A work-stealing scheduler replaces the single queue behind the
- * same executor interface; see the performance issue.)
+ * Queues.  Each worker owns a Chase-Lev deque (deque.h) for the work it
+ * spawns itself: tasks submitted from inside tasks, continuations handed to
+ * the pool by a settle on a worker.  Outside submitters push onto one
+ * lock-free injection stack (a Treiber stack linked through the futures'
+ * own `next`: no allocation per task).  A worker looking for work takes its
+ * own deque, then the whole injection stack at once (one exchange; it runs
+ * the oldest task and pushes the rest on its deque, oldest at the bottom,
+ * so they run in submission order and the newest are stolen first), then
+ * steals from the other workers' deques.
  *
- * Lock order.  One lock per pool, `lock`, guards the queue, the idle list,
- * the flags and the counters.  No user code runs under it, and no other lock
- * of fut is taken while it is held.  `join_lock` serialises joining and is
- * never taken with `lock` held.  The fork registry lock (fork handler) is
- * taken before any pool lock.
+ * Parking.  An idle worker spins briefly, then registers in the idle list
+ * (nidle++), looks once more, and parks on its own parker.  A submitter
+ * pushes, then reads nidle, and takes the idle lock and unparks one worker
+ * only when nidle is not zero: a busy pool makes no syscall and takes no
+ * lock per task.  No wakeup is lost: the push and the worker's nidle++ are
+ * seq_cst operations, and so are the submitter's load of nidle and the
+ * worker's second look, so at least one of the two sees the other.  A
+ * worker that takes a batch wakes another idle worker, which steals.
  *
- * Invariants.  A queued future is PENDING or was cancelled while queued; the
- * queue owns one reference to it.  A worker is in the idle list exactly when
- * w->idle is set, and only the thread that clears w->idle (under the lock)
- * unparks it on that account.  Worker loops start each iteration with the
- * lock held.
+ * Shutdown.  Submitters announce themselves (inflight) before they check
+ * the flags and push; shutdown sets the flag, waits for inflight to drain,
+ * and only then sets `closed`, so no task can be pushed after the workers
+ * decide to exit (they exit when closed and they find no work).
+ *
+ * Lock order.  `lock` guards the idle list, the flags' transitions and the
+ * bounded-queue wait; no user code runs under it and no other lock of fut
+ * is taken while it is held.  `join_lock` serialises joining and is never
+ * taken with `lock` held.  The fork registry lock comes before any pool's.
+ *
+ * Counters.  Each worker counts what it took out of the queues in its own
+ * cache line (written by it alone); stats sum them.  A task cancelled while
+ * queued stays in its queue, counted as a zombie (the executor is told at
+ * once, see executor.h) until a worker takes it out.
  *
  * Waiting inside a task (rule 7).  A worker that waits on a future runs the
- * pool's queued tasks meanwhile; when there are none it parks both as an
- * idle worker (so a submit wakes it) and on the future (a wake callback), so
- * whichever comes first resumes it.  Nested helping is limited in depth;
- * past the limit the worker simply blocks.
+ * pool's work meanwhile; when there is none it parks both as an idle worker
+ * (so a submit wakes it) and on the future (a wake callback).  Nested
+ * helping is limited in depth; past the limit the worker simply blocks.
  *
  * Fork.  A pool inherited across fork() has no threads in the child: it is
- * marked forked, answers ESHUTDOWN to submits, rejects its queued tasks
- * with ESHUTDOWN when shut down or freed, and is freed without joining.
+ * marked forked and closed, answers ESHUTDOWN to submits, rejects its
+ * queued tasks with ESHUTDOWN when shut down or freed, and is freed without
+ * joining.
  */
+#include "deque.h"
 #include "executor.h"
 #include "park.h"
 #include "wait.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-enum { HELP_DEPTH_MAX = 64, NAME_MAX_BYTES = 15 };
+enum {
+    HELP_DEPTH_MAX = 64,
+    NAME_MAX_BYTES = 15,
+    SPIN_ROUNDS = 64,    /* looks for work before parking */
+    STEAL_TRIES = 4,     /* retries of a steal that lost a race */
+};
 
 typedef struct pool pool_t;
 
@@ -49,95 +70,86 @@ static void pool_register(pool_t *p);
 static void pool_unregister(pool_t *p);
 
 typedef struct worker {
+    fut__deque_t deque; /* first: its own cache lines */
     struct pool *pool;
     pthread_t thread;
     size_t index;
     fut__parker_t *parker; /* the pool holds a reference, the thread another */
     struct worker *idle_next;
-    bool idle;
+    bool idle; /* in the idle list (lock held) */
     bool started;
     int depth; /* nested help-while-wait levels */
+    unsigned rng;
+    /* Written by this worker only. */
+    _Atomic uint64_t taken, completed;
+    char pad[64];
 } worker_t;
 
 struct pool {
     fut_executor_t base;
+    char pad0[64];
+    fut_t *_Atomic inject; /* the injection stack */
+    char pad1[64];
+    _Atomic size_t nidle;    /* parked workers */
+    _Atomic size_t inflight; /* submitters between their check and push */
+    _Atomic bool shutdown;   /* no more submits */
+    _Atomic bool closed;     /* shutdown and no submit in flight */
+    _Atomic int broken;      /* a worker initializer's code */
+    _Atomic bool forked;
+    _Atomic uint64_t submitted, cancelled, zombies, drained;
+    _Atomic size_t blocked_submitters;
+    char pad2[64];
     pthread_mutex_t lock;
     pthread_cond_t not_full;
-    fut_t *head, *tail;
-    size_t queued;  /* in the queue, including the cancelled ones below */
-    size_t zombies; /* cancelled while queued, not yet taken out */
     worker_t *idle;
-    size_t nidle;
     size_t nthreads, alive;
     worker_t *workers;
     size_t max_queued;
-    size_t blocked_submitters;
     int (*init)(void *);
     void (*exit_fn)(void *);
     void *arg;
-    int broken;
-    bool shutdown, joined, self_free, forked;
-    uint64_t submitted, completed, cancelled;
+    bool joined, self_free;
     pthread_mutex_t join_lock;
     char name[NAME_MAX_BYTES + 1]; /* the prefix, as much as can show */
-    struct pool *reg_prev, *reg_next; /* fork registry (pool.h) */
+    struct pool *reg_prev, *reg_next; /* fork registry */
 };
 
 static _Thread_local worker_t *self_worker;
 
-/* --- queue and idle list (lock held) ---------------------------------- */
-
-/* Tasks waiting to start.  Zombies are cancelled tasks still linked in the
- * queue; a detached queue (queue_take) keeps them counted until
- * reject_all meets them, hence the guard. */
-static size_t live_queued(const pool_t *p)
+static void bump(_Atomic uint64_t *c)
 {
-    return p->queued > p->zombies ? p->queued - p->zombies : 0;
+    /* Single writer: a plain load and store, no locked instruction. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
-static void queue_push(pool_t *p, fut_t *f)
+/* --- the injection stack ---------------------------------------------- */
+
+static void inject_push(pool_t *p, fut_t *f)
 {
-    f->next = NULL;
-    if (p->tail)
-        p->tail->next = f;
-    else
-        p->head = f;
-    p->tail = f;
-    p->queued++;
+    fut_t *head = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    do
+        f->next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &p->inject, &head, f, memory_order_seq_cst, memory_order_relaxed));
 }
 
-static fut_t *queue_pop(pool_t *p)
+/* Takes every injected task, newest first. */
+static fut_t *inject_take(pool_t *p)
 {
-    fut_t *f = p->head;
-    if (!f)
+    if (!atomic_load_explicit(&p->inject, memory_order_relaxed))
         return NULL;
-    p->head = f->next;
-    if (!p->head)
-        p->tail = NULL;
-    f->next = NULL;
-    p->queued--;
-    if (p->blocked_submitters)
-        pthread_cond_signal(&p->not_full);
-    return f;
+    return atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
 }
 
-/* Detaches the whole queue; the caller settles each future outside the
- * lock. */
-static fut_t *queue_take(pool_t *p)
-{
-    fut_t *f = p->head;
-    p->head = p->tail = NULL;
-    p->queued = 0;
-    pthread_cond_broadcast(&p->not_full);
-    return f;
-}
+/* --- the idle list (lock held unless said) ---------------------------- */
 
 static void idle_push(pool_t *p, worker_t *w)
 {
     w->idle = true;
     w->idle_next = p->idle;
     p->idle = w;
-    p->nidle++;
+    atomic_fetch_add_explicit(&p->nidle, 1, memory_order_seq_cst);
 }
 
 static void idle_remove(pool_t *p, worker_t *w)
@@ -151,7 +163,7 @@ static void idle_remove(pool_t *p, worker_t *w)
         }
     }
     w->idle = false;
-    p->nidle--;
+    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
 }
 
 static worker_t *idle_pop(pool_t *p)
@@ -160,112 +172,192 @@ static worker_t *idle_pop(pool_t *p)
     if (w) {
         p->idle = w->idle_next;
         w->idle = false;
-        p->nidle--;
+        atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
     }
     return w;
 }
 
-/* Takes every idle worker off the list; returns them chained. */
-static worker_t *idle_take_all(pool_t *p)
+/* Lock not held.  Wakes one parked worker, if any. */
+static void wake_one(pool_t *p)
 {
+    if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    worker_t *w = idle_pop(p);
+    pthread_mutex_unlock(&p->lock);
+    if (w)
+        fut__parker_unpark(w->parker);
+}
+
+/* Lock not held.  Wakes every parked worker. */
+static void wake_all(pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
     worker_t *all = p->idle;
     for (worker_t *w = all; w; w = w->idle_next)
         w->idle = false;
     p->idle = NULL;
-    p->nidle = 0;
-    return all;
-}
-
-static void unpark_all(worker_t *chain)
-{
-    while (chain) {
-        worker_t *next = chain->idle_next;
-        fut__parker_unpark(chain->parker);
-        chain = next;
+    atomic_store(&p->nidle, 0);
+    pthread_mutex_unlock(&p->lock);
+    /* The workers stay allocated as long as the pool, and their parkers
+     * hold references of the pool's: unparking after unlocking is safe. */
+    while (all) {
+        worker_t *next = all->idle_next;
+        fut__parker_unpark(all->parker);
+        all = next;
     }
 }
 
-/* Takes a future out of the queue's books once it is out of the queue:
- * a task that did not run was cancelled while queued, either counted then
- * (FUT__CANCEL_TOLD: it leaves the zombies) or not (a continuation). */
-static void account_unrun(pool_t *p, fut_t *f)
+/* --- finding work ----------------------------------------------------- */
+
+static fut_t *steal_any(pool_t *p, worker_t *self)
 {
-    if (fut__load(f) & FUT__CANCEL_TOLD)
-        p->zombies--;
-    else
-        p->cancelled++;
+    size_t n = p->nthreads;
+    size_t start = self ? (self->rng = self->rng * 1103515245u + 12345u) % n
+                        : 0;
+    for (size_t k = 0; k < n; k++) {
+        worker_t *v = &p->workers[(start + k) % n];
+        if (v == self)
+            continue;
+        for (int t = 0; t < STEAL_TRIES; t++) {
+            fut_t *f = fut__deque_steal(&v->deque);
+            if (f == FUT__DEQUE_EMPTY)
+                break;
+            if (f != FUT__DEQUE_ABORT)
+                return f;
+        }
+    }
+    return NULL;
 }
 
-/* Settles every future of a detached queue with code and drops the
- * queue's references. */
-static void reject_all(pool_t *p, fut_t *f, int code, const char *message)
+/* The next task for worker w, or NULL. */
+static fut_t *find_work(worker_t *w)
 {
-    while (f) {
-        fut_t *next = f->next;
-        f->next = NULL;
-        bool settled = fut__reject_unstarted(f, code, message);
-        pthread_mutex_lock(&p->lock);
-        if (settled)
-            p->cancelled++;
-        else
-            account_unrun(p, f);
-        pthread_mutex_unlock(&p->lock);
-        fut_release(f);
-        f = next;
+    pool_t *p = w->pool;
+    fut_t *f = fut__deque_take(&w->deque);
+    if (f)
+        return f;
+    fut_t *batch = inject_take(p);
+    if (batch) {
+        /* Newest first: push all but the oldest, which runs now. */
+        bool pushed = false;
+        while (batch->next) {
+            fut_t *next = batch->next;
+            batch->next = NULL;
+            if (fut__deque_push(&w->deque, batch) != 0) {
+                batch->next = next; /* no memory: leave the rest injected */
+                fut_t *last = batch;
+                while (last->next->next)
+                    last = last->next;
+                fut_t *oldest = last->next;
+                last->next = NULL;
+                for (fut_t *g = batch, *gn; g; g = gn) {
+                    gn = g->next;
+                    inject_push(p, g);
+                }
+                batch = oldest;
+                break;
+            }
+            pushed = true;
+            batch = next;
+        }
+        if (pushed)
+            wake_one(p); /* let an idle worker steal the rest */
+        return batch;
     }
+    return steal_any(p, w);
 }
 
 /* --- running ---------------------------------------------------------- */
 
-static void run_one(pool_t *p, fut_t *f)
+/* A task taken out of the queues that did not run had been cancelled while
+ * queued: counted then (FUT__CANCEL_TOLD, a zombie until now) or not (a
+ * continuation, cancelled before it was handed to us). */
+static void account_unrun(pool_t *p, fut_t *f)
 {
-    bool ran = fut__task_run(f);
-    pthread_mutex_lock(&p->lock);
-    if (ran)
-        p->completed++;
+    if (fut__load(f) & FUT__CANCEL_TOLD)
+        atomic_fetch_sub(&p->zombies, 1);
     else
-        account_unrun(p, f);
-    pthread_mutex_unlock(&p->lock);
-    fut_release(f);
+        atomic_fetch_add(&p->cancelled, 1);
 }
 
-static void break_pool(pool_t *p, int code)
+static void signal_not_full(pool_t *p)
 {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&p->blocked_submitters)) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->not_full);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void run_one(worker_t *w, fut_t *f)
+{
+    pool_t *p = w->pool;
+    bump(&w->taken);
+    int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
+    if (broken) {
+        if (fut__reject_unstarted(f, broken, "thread pool broken: a worker "
+                                             "initializer failed"))
+            atomic_fetch_add(&p->cancelled, 1);
+        else
+            account_unrun(p, f);
+    } else if (fut__task_run(f)) {
+        bump(&w->completed);
+    } else {
+        account_unrun(p, f);
+    }
+    fut_release(f);
+    if (p->max_queued)
+        signal_not_full(p);
+}
+
+/* Parks w until woken or deadline, unless work or an exit shows up after
+ * it registered as idle.  ready (may be NULL) is a waiter whose condition
+ * also ends the wait.  Returns a task found on the second look, or NULL. */
+static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
+{
+    pool_t *p = w->pool;
     pthread_mutex_lock(&p->lock);
-    if (!p->broken)
-        p->broken = code;
-    fut_t *taken = queue_take(p);
-    worker_t *idle = idle_take_all(p);
+    idle_push(p, w);
+    uint32_t seen = fut__parker_prepare(w->parker);
     pthread_mutex_unlock(&p->lock);
-    unpark_all(idle);
-    reject_all(p, taken, code,
-               "thread pool broken: a worker initializer failed");
+    fut_t *f = find_work(w);
+    if (!f && !atomic_load(&p->closed) && !(ready && ready->ready(ready)))
+        fut__parker_park(w->parker, seen, deadline);
+    pthread_mutex_lock(&p->lock);
+    idle_remove(p, w); /* still listed unless a submitter woke us */
+    pthread_mutex_unlock(&p->lock);
+    return f;
 }
 
 static void run_loop(worker_t *w)
 {
     pool_t *p = w->pool;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        if (p->broken)
-            break;
-        fut_t *f = queue_pop(p);
-        if (f) {
-            pthread_mutex_unlock(&p->lock);
-            run_one(p, f);
-            pthread_mutex_lock(&p->lock);
-            continue;
+        fut_t *f = NULL;
+        for (int spin = 0; spin < SPIN_ROUNDS && !f; spin++) {
+            f = find_work(w);
+            if (!f && spin >= SPIN_ROUNDS / 2)
+                sched_yield();
         }
-        if (p->shutdown)
-            break;
-        idle_push(p, w);
-        uint32_t seen = fut__parker_prepare(w->parker);
-        pthread_mutex_unlock(&p->lock);
-        fut__parker_park(w->parker, seen, -1);
-        pthread_mutex_lock(&p->lock);
-        idle_remove(p, w); /* a spurious wake leaves us listed */
+        if (!f) {
+            if (atomic_load(&p->closed))
+                return;
+            f = park(w, NULL, -1);
+        }
+        if (f)
+            run_one(w, f);
     }
-    pthread_mutex_unlock(&p->lock);
+}
+
+static void break_pool(pool_t *p, int code)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&p->broken, &none, code);
+    /* Queued tasks are rejected by the workers as they take them (run_one);
+     * wake them all so they do. */
+    wake_all(p);
 }
 
 static void pool_free_memory(pool_t *p);
@@ -283,13 +375,11 @@ static void *worker_main(void *arg)
     fut__parker_adopt(w->parker);
 
     int rc = p->init ? p->init(p->arg) : 0;
-    if (rc != 0) {
+    if (rc != 0)
         break_pool(p, rc > 0 ? rc : EINVAL);
-    } else {
-        run_loop(w);
-        if (p->exit_fn)
-            p->exit_fn(p->arg);
-    }
+    run_loop(w); /* a broken pool's workers reject what they find */
+    if (rc == 0 && p->exit_fn)
+        p->exit_fn(p->arg);
     fut__trampoline_flush();
     self_worker = NULL;
     pthread_mutex_lock(&p->lock);
@@ -304,7 +394,6 @@ static void *worker_main(void *arg)
 
 static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
 {
-    pool_t *p = w->pool;
     bool armed = false, poll = false;
     int64_t nap = 1000;
     for (;;) {
@@ -312,21 +401,14 @@ static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
             return 0;
         if (fut__expired(deadline))
             return ETIMEDOUT;
-        pthread_mutex_lock(&p->lock);
-        fut_t *t = p->broken ? NULL : queue_pop(p);
+        fut_t *t = find_work(w);
         if (t) {
-            pthread_mutex_unlock(&p->lock);
             w->depth++;
-            run_one(p, t);
+            run_one(w, t);
             w->depth--;
             continue;
         }
-        if (!armed || poll) {
-            pthread_mutex_unlock(&p->lock);
-            if (poll) {
-                fut__nap(&nap, deadline);
-                continue;
-            }
+        if (!armed) {
             int rc = wt->arm(wt, w->parker);
             if (rc == EALREADY)
                 return 0;
@@ -334,26 +416,23 @@ static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
             armed = true;
             continue;
         }
-        idle_push(p, w);
-        uint32_t seen = fut__parker_prepare(w->parker);
-        pthread_mutex_unlock(&p->lock);
-        if (!wt->ready(wt))
-            fut__parker_park(w->parker, seen, deadline);
-        pthread_mutex_lock(&p->lock);
-        idle_remove(p, w);
-        pthread_mutex_unlock(&p->lock);
+        if (poll) {
+            fut__nap(&nap, deadline);
+            continue;
+        }
+        t = park(w, wt, deadline);
+        if (t) {
+            w->depth++;
+            run_one(w, t);
+            w->depth--;
+        }
     }
 }
 
 bool fut__executor_help_wait(fut__waiter_t *wt, int64_t deadline, int *rc)
 {
     worker_t *w = self_worker;
-    if (!w || w->depth >= HELP_DEPTH_MAX)
-        return false;
-    pthread_mutex_lock(&w->pool->lock);
-    bool forked = w->pool->forked;
-    pthread_mutex_unlock(&w->pool->lock);
-    if (forked)
+    if (!w || w->depth >= HELP_DEPTH_MAX || atomic_load(&w->pool->forked))
         return false;
     *rc = help_wait(w, wt, deadline);
     return true;
@@ -366,35 +445,63 @@ static bool is_own_worker(pool_t *p)
     return self_worker && self_worker->pool == p;
 }
 
+static uint64_t queued_now(pool_t *p)
+{
+    uint64_t out = atomic_load(&p->drained) + atomic_load(&p->zombies);
+    for (size_t i = 0; i < p->nthreads; i++)
+        out += atomic_load(&p->workers[i].taken);
+    uint64_t in = atomic_load(&p->submitted);
+    return in > out ? in - out : 0;
+}
+
+/* Bounded queue: waits while full (lock not held on entry or exit). */
+static int wait_not_full(pool_t *p, unsigned flags)
+{
+    if (queued_now(p) < p->max_queued)
+        return 0;
+    if (flags & FUT_NOWAIT)
+        return EAGAIN;
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->blocked_submitters, 1);
+    while (queued_now(p) >= p->max_queued && !atomic_load(&p->shutdown))
+        pthread_cond_wait(&p->not_full, &p->lock);
+    atomic_fetch_sub(&p->blocked_submitters, 1);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static int refusal(pool_t *p)
+{
+    if (atomic_load(&p->forked))
+        return ESHUTDOWN;
+    int broken = atomic_load(&p->broken);
+    if (broken)
+        return broken;
+    return atomic_load(&p->shutdown) ? ESHUTDOWN : 0;
+}
+
 static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
 {
     pool_t *p = (pool_t *)ex;
-    pthread_mutex_lock(&p->lock);
-    for (;;) {
-        int rc = p->forked ? ESHUTDOWN : p->broken ? p->broken
-                                     : p->shutdown ? ESHUTDOWN
-                                                   : 0;
-        if (rc) {
-            pthread_mutex_unlock(&p->lock);
+    bool own = is_own_worker(p);
+    if (p->max_queued && !own) {
+        int rc = refusal(p);
+        if (!rc)
+            rc = wait_not_full(p, flags);
+        if (rc)
             return rc;
-        }
-        if (!p->max_queued || live_queued(p) < p->max_queued ||
-            is_own_worker(p))
-            break;
-        if (flags & FUT_NOWAIT) {
-            pthread_mutex_unlock(&p->lock);
-            return EAGAIN;
-        }
-        p->blocked_submitters++;
-        pthread_cond_wait(&p->not_full, &p->lock);
-        p->blocked_submitters--;
     }
-    queue_push(p, f);
-    p->submitted++;
-    worker_t *w = idle_pop(p);
-    pthread_mutex_unlock(&p->lock);
-    if (w)
-        fut__parker_unpark(w->parker);
+    atomic_fetch_add_explicit(&p->inflight, 1, memory_order_seq_cst);
+    int rc = refusal(p);
+    if (rc) {
+        atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&p->submitted, 1, memory_order_relaxed);
+    if (!own || fut__deque_push(&self_worker->deque, f) != 0)
+        inject_push(p, f);
+    atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+    wake_one(p);
     return 0;
 }
 
@@ -410,23 +517,50 @@ static void join_all(pool_t *p)
     pthread_mutex_unlock(&p->join_lock);
 }
 
+/* Takes every queued task out (injection stack and all deques) and settles
+ * it with code.  Used when no worker will run them. */
+static void drain_all(pool_t *p, int code, const char *message)
+{
+    fut_t *f;
+    for (;;) {
+        f = inject_take(p);
+        if (!f) {
+            f = steal_any(p, NULL);
+            if (f)
+                f->next = NULL;
+        }
+        if (!f)
+            break;
+        while (f) {
+            fut_t *next = f->next;
+            f->next = NULL;
+            atomic_fetch_add(&p->drained, 1);
+            if (fut__reject_unstarted(f, code, message))
+                atomic_fetch_add(&p->cancelled, 1);
+            else
+                account_unrun(p, f);
+            fut_release(f);
+            f = next;
+        }
+    }
+}
+
 static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 {
     pool_t *p = (pool_t *)ex;
+    atomic_store(&p->shutdown, true);
+    while (atomic_load(&p->inflight))
+        sched_yield(); /* a submitter between its check and its push */
+    atomic_store(&p->closed, true);
+    bool forked = atomic_load(&p->forked);
+    if (forked)
+        drain_all(p, ESHUTDOWN, "thread pool inherited across fork()");
+    else if (flags & FUT_SHUTDOWN_CANCEL_PENDING)
+        drain_all(p, ECANCELED, NULL);
+    wake_all(p);
     pthread_mutex_lock(&p->lock);
-    bool forked = p->forked;
-    p->shutdown = true;
-    fut_t *taken = NULL;
-    if (forked || (flags & FUT_SHUTDOWN_CANCEL_PENDING))
-        taken = queue_take(p);
-    worker_t *idle = idle_take_all(p);
     pthread_cond_broadcast(&p->not_full);
     pthread_mutex_unlock(&p->lock);
-    unpark_all(idle);
-    if (forked)
-        reject_all(p, taken, ESHUTDOWN, "thread pool inherited across fork()");
-    else
-        reject_all(p, taken, ECANCELED, NULL);
     if (forked)
         return ESHUTDOWN;
     if (flags & FUT_SHUTDOWN_WAIT) {
@@ -440,8 +574,10 @@ static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 static void pool_free_memory(pool_t *p)
 {
     pool_unregister(p);
-    for (size_t i = 0; i < p->nthreads; i++)
+    for (size_t i = 0; i < p->nthreads; i++) {
         fut__parker_release(p->workers[i].parker);
+        fut__deque_destroy(&p->workers[i].deque);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_cond_destroy(&p->not_full);
@@ -474,12 +610,10 @@ static void pool_destroy(fut_executor_t *ex)
 static void pool_cancelled(fut_executor_t *ex)
 {
     pool_t *p = (pool_t *)ex;
-    pthread_mutex_lock(&p->lock);
-    p->zombies++;
-    p->cancelled++;
-    if (p->blocked_submitters)
-        pthread_cond_signal(&p->not_full); /* a slot is free again */
-    pthread_mutex_unlock(&p->lock);
+    atomic_fetch_add(&p->zombies, 1);
+    atomic_fetch_add(&p->cancelled, 1);
+    if (p->max_queued)
+        signal_not_full(p); /* a slot is free again */
 }
 
 static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
@@ -487,14 +621,15 @@ static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
     pool_t *p = (pool_t *)ex;
     pthread_mutex_lock(&p->lock);
     out->threads = p->alive;
-    out->idle = p->nidle;
-    out->queued = live_queued(p);
-    out->submitted = p->submitted;
-    out->completed = p->completed;
-    out->cancelled = p->cancelled;
-    out->broken = p->broken;
-    out->shutdown = p->shutdown || p->forked;
     pthread_mutex_unlock(&p->lock);
+    out->idle = atomic_load(&p->nidle);
+    out->queued = (size_t)queued_now(p);
+    out->submitted = atomic_load(&p->submitted);
+    for (size_t i = 0; i < p->nthreads; i++)
+        out->completed += atomic_load(&p->workers[i].completed);
+    out->cancelled = atomic_load(&p->cancelled);
+    out->broken = atomic_load(&p->broken);
+    out->shutdown = atomic_load(&p->shutdown) || atomic_load(&p->forked);
     return 0;
 }
 
@@ -507,6 +642,14 @@ static const fut__executor_ops_t pool_ops = {
 };
 
 /* --- creation --------------------------------------------------------- */
+
+static void workers_free(worker_t *ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fut__parker_release(ws[i].parker);
+        fut__deque_destroy(&ws[i].deque);
+    }
+}
 
 int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
 {
@@ -535,16 +678,18 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     }
     memset(p->workers, 0, n * sizeof *p->workers);
     for (size_t i = 0; i < n; i++) {
-        p->workers[i].parker = fut__parker_new();
-        if (!p->workers[i].parker) {
-            while (i-- > 0)
-                fut__parker_release(p->workers[i].parker);
+        worker_t *w = &p->workers[i];
+        w->parker = fut__parker_new();
+        if (!w->parker || fut__deque_init(&w->deque) != 0) {
+            fut__parker_release(w->parker);
+            workers_free(p->workers, i);
             fut__free(p->workers, n * sizeof *p->workers);
             fut__free(p, sizeof *p);
             return ENOMEM;
         }
-        p->workers[i].pool = p;
-        p->workers[i].index = i;
+        w->pool = p;
+        w->index = i;
+        w->rng = (unsigned)i * 2654435761u + 1;
     }
     p->base.ops = &pool_ops;
     p->nthreads = n;
@@ -576,9 +721,10 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
 
 /* --- fork support ---------------------------------------------------- */
 
-/* Every live pool is registered so that fork handlers can lock them before
- * fork() (the queue is then consistent in the child) and mark them forked
- * in the child.  Order: registry lock, then each pool's lock. */
+/* Every live pool is registered so that fork handlers can lock them around
+ * fork() and mark them forked in the child.  Order: registry lock, then
+ * each pool's lock.  The queues are lock-free, hence consistent in the
+ * child at any instant. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pool_t *registry;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -605,11 +751,14 @@ static void fork_child(void)
         pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_init(&p->join_lock, NULL);
         pthread_cond_init(&p->not_full, NULL);
-        p->forked = true;
+        atomic_store(&p->forked, true);
+        atomic_store(&p->shutdown, true);
+        atomic_store(&p->closed, true);
+        atomic_store(&p->inflight, 0);
+        atomic_store(&p->nidle, 0);
+        atomic_store(&p->blocked_submitters, 0);
         p->alive = 0;
         p->idle = NULL;
-        p->nidle = 0;
-        p->blocked_submitters = 0;
         p->joined = true; /* nothing to join here */
         for (size_t i = 0; i < p->nthreads; i++)
             p->workers[i].idle = false;
