@@ -97,18 +97,9 @@ static void block_release(when_t *w)
 
 static void value_free(void *value);
 
-/* Takes R for deciding (see the top of the file): returns R claimed, or
- * NULL if another slot decided or R was cancelled. */
 static fut_t *decide(when_t *w)
 {
-    fut_t *r = atomic_exchange_explicit(&w->result, NULL,
-                                        memory_order_acq_rel);
-    if (!r)
-        return NULL;
-    if (fut__try_claim(r))
-        return r;
-    fut_release(r); /* cancelled meanwhile: the canceller settles it */
-    return NULL;
+    return fut__decide(&w->result);
 }
 
 static void cancel_losers(when_t *w)

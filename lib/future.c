@@ -268,6 +268,17 @@ bool fut__try_claim(fut_t *f)
                            NULL);
 }
 
+fut_t *fut__decide(fut_t *_Atomic *holder)
+{
+    fut_t *r = atomic_exchange_explicit(holder, NULL, memory_order_acq_rel);
+    if (!r)
+        return NULL;
+    if (fut__try_claim(r))
+        return r;
+    fut_release(r);
+    return NULL;
+}
+
 void fut__cancel_unshared(fut_t *f)
 {
     /* A pending future has exactly one producer reference (its queue, its

@@ -309,6 +309,13 @@ void fut__timer_cancelled(fut_t *f);
  * only ones (nothing else could still want its result).  Borrows f. */
 void fut__cancel_unshared(fut_t *f);
 
+/* "First exchange wins" (combinators, timers): *holder is a reference to
+ * a result future that several parties may race to settle.  The winner of
+ * the exchange claims it (without waiting) and gets it back claimed, with
+ * the reference; everyone else, or the winner when fut_cancel claimed the
+ * future first (the canceller settles it), gets NULL. */
+fut_t *fut__decide(fut_t *_Atomic *holder);
+
 /* Claims f without waiting: false if it is settled or another claimer
  * holds it (that claimer will settle it). */
 bool fut__try_claim(fut_t *f);

@@ -126,17 +126,9 @@ static void timer_release(entry_t *t)
     fut__free(t, sizeof *t);
 }
 
-/* Takes R for settling; NULL if someone else settles it. */
 static fut_t *decide(entry_t *t)
 {
-    fut_t *r = atomic_exchange_explicit(&t->result, NULL,
-                                        memory_order_acq_rel);
-    if (!r)
-        return NULL;
-    if (fut__try_claim(r))
-        return r;
-    fut_release(r);
-    return NULL;
+    return fut__decide(&t->result);
 }
 
 /* Removes t from the heap if it is still there; true if it was (the
