@@ -12,7 +12,8 @@
  * The trampoline (rule 6).  Dispatching callbacks settles other futures
  * (continuations, a callback resolving a promise), whose dispatch would
  * recurse.  Instead each thread keeps a FIFO of futures waiting for
- * dispatch, linked through `next`; the outermost dispatch drains it in a
+ * dispatch (a ring of pointers, so a future's own link stays free for the
+ * executor queue that may still hold it); the outermost dispatch drains it in a
  * loop, so the stack depth stays constant however long the chain.  A thread
  * about to block drains its FIFO first (fut__trampoline_flush), so a
  * deferred dispatch can never be what it waits for.  Destruction is

@@ -14,29 +14,39 @@
  *                 claim (promise settle, cancel, failed submit)
  *      PENDING ---------> PENDING|CLAIMED ----publish----+
  *         |                                              |
- *         | worker starts the task (CAS)                 v
+ *         | a task or continuation starts (CAS)          v
  *         +-------------> RUNNING --------publish---> FULFILLED
- *                           |  ^                      REJECTED
- *               fut_cancel  |  |                      CANCELLED
- *                           +--+ sets CANCEL_REQ         (terminal)
+ *                          |  ^  \                     REJECTED
+ *              fut_cancel  |  |   \ fut_adopt          CANCELLED
+ *                          +--+    RUNNING|ADOPTING      (terminal)
+ *                     sets CANCEL_REQ   | settles like the adopted
+ *                                       +--- future (publish) ---^
  *
  *   Terminal states never change.  An illegal transition is a bug and
  *   aborts through FUT__ASSERT.  Every transition goes through
  *   fut__transition(): a load, then a CAS that keeps the flag bits.
  *
  * Ownership of the fields, by state
- *   PENDING           u.task belongs to the future (fn, arg, free_arg of a
- *                     task still queued).  Whoever claims it or starts it
- *                     takes them over.  Promise futures leave u unused.
+ *   PENDING           u belongs to the future: u.task (a task still
+ *                     queued), u.cont (a continuation waiting for its
+ *                     input, with fut__cont_t's input and free_arg),
+ *                     u.pending (a combinator's block, a timer's entry).
+ *                     Whoever claims it or starts it takes them over.
+ *                     Promise futures leave u unused.
  *   PENDING|CLAIMED   u belongs to the claimer, which writes the result.
- *   RUNNING           u belongs to the worker running the task; it writes
- *                     the result and publishes.  Others may only OR in
- *                     CANCEL_REQ.
+ *   RUNNING           u belongs to the thread running the function; it
+ *                     writes the result and publishes.  Others may only OR
+ *                     in CANCEL_REQ.  With ADOPTING, u.adopt_src holds the
+ *                     followed future until the dispatcher of that future
+ *                     settles this one (chain.c).
  *   FULFILLED         u.ok (value, free_value) is read-only, borrowed by
  *                     readers; free_value(value) runs once when the last
  *                     reference goes.
  *   REJECTED/         u.err is read-only; err.message is owned by the future
  *   CANCELLED         when MSG_OWNED is set, else static.
+ *   Settled futures may borrow: u.hold is a reference to the future that
+ *   owns the value or error message (a derived future passing its input's
+ *   outcome on), and the error is then not MSG_OWNED.
  *   Publication is a release CAS; readers load state with acquire before
  *   touching u, so the result fields are visible once the state says so.
  *
