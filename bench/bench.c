@@ -259,8 +259,8 @@ static const peer_ops_t fut_ops = {
     .chain = chain,
     .fan_in = fan_in,
     .round_trip = round_trip,
-    .note = {[PEER_W2] = "fut_then chain on a promise",
-             [PEER_W3] = "fut_when_all"},
+    .note =
+        {[PEER_W2] = "fut_then chain on a promise", [PEER_W3] = "fut_when_all"},
 };
 
 int main(int argc, char **argv)

@@ -32,8 +32,8 @@ static void *read_file(fut_ctx_t *ctx, void *arg)
 int main(void)
 {
     fut_executor_t *pool;
-    int rc = fut_pool_new(&(fut_pool_config_t){.threads = 4, .name = "io"},
-                          &pool);
+    int rc =
+        fut_pool_new(&(fut_pool_config_t){.threads = 4, .name = "io"}, &pool);
     if (rc) {
         fprintf(stderr, "fut_pool_new: %s\n", strerror(rc));
         return 1;

@@ -58,9 +58,9 @@ extern "C" {
 /* Timeouts are int64_t nanoseconds.  FUT_FOREVER (any negative value) waits
  * without limit; 0 polls. */
 #define FUT_FOREVER ((int64_t)-1)
-#define FUT_US(x) ((int64_t)(x) * INT64_C(1000))
-#define FUT_MS(x) ((int64_t)(x) * INT64_C(1000000))
-#define FUT_S(x) ((int64_t)(x) * INT64_C(1000000000))
+#define FUT_US(x) ((int64_t)(x)*INT64_C(1000))
+#define FUT_MS(x) ((int64_t)(x)*INT64_C(1000000))
+#define FUT_S(x) ((int64_t)(x)*INT64_C(1000000000))
 
 /* --------------------------------------------------------------- types */
 
@@ -128,14 +128,14 @@ typedef struct fut_pool_config {
 } fut_pool_config_t;
 
 typedef struct fut_stats {
-    size_t threads;       /* worker threads started and not yet exited */
-    size_t idle;          /* workers parked waiting for work */
-    size_t queued;        /* tasks waiting to start */
-    uint64_t submitted;   /* tasks accepted */
-    uint64_t completed;   /* tasks that ran to the end (any outcome) */
-    uint64_t cancelled;   /* tasks settled by cancellation before running */
-    int broken;           /* 0, or the code a failing worker_init returned */
-    bool shutdown;        /* fut_executor_shutdown was called */
+    size_t threads;     /* worker threads started and not yet exited */
+    size_t idle;        /* workers parked waiting for work */
+    size_t queued;      /* tasks waiting to start */
+    uint64_t submitted; /* tasks accepted */
+    uint64_t completed; /* tasks that ran to the end (any outcome) */
+    uint64_t cancelled; /* tasks settled by cancellation before running */
+    int broken;         /* 0, or the code a failing worker_init returned */
+    bool shutdown;      /* fut_executor_shutdown was called */
 } fut_stats_t;
 
 /* Creates a thread pool.  cfg may be NULL for defaults.  Returns 0 and the
@@ -150,7 +150,8 @@ FUT_API fut_executor_t *fut_inline_executor(void);
 
 /* Shutdown flags (PEP 3148 shutdown(wait, cancel_futures)). */
 #define FUT_SHUTDOWN_WAIT 1u           /* return after every worker exited */
-#define FUT_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started */
+#define FUT_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started   \
+                                        */
 
 /* Stops accepting work: later submits reject with ESHUTDOWN.  Queued tasks
  * still run unless FUT_SHUTDOWN_CANCEL_PENDING cancels them (their free_arg
@@ -172,8 +173,9 @@ FUT_API int fut_executor_stats(fut_executor_t *ex, fut_stats_t *out);
 /* ---------------------------------------------------------------- tasks */
 
 /* Submit flags. */
-#define FUT_NOWAIT 1u /* a full bounded queue rejects EAGAIN instead of
-                         blocking the submitter */
+#define FUT_NOWAIT                                                             \
+    1u /* a full bounded queue rejects EAGAIN instead of                       \
+          blocking the submitter */
 
 /* Submits fn(ctx, arg) to ex and returns a new reference to its future.
  * Never returns NULL: bad arguments reject EINVAL, a shut-down executor
@@ -217,7 +219,8 @@ FUT_API void fut_release(fut_t *f);
 /* Borrows f.  The state now (FUT_REJECTED for NULL). */
 FUT_API fut_state_t fut_state(const fut_t *f);
 
-/* Borrows f.  True once f is fulfilled, rejected or cancelled (and for NULL). */
+/* Borrows f.  True once f is fulfilled, rejected or cancelled (and for NULL).
+ */
 FUT_API bool fut_done(const fut_t *f);
 
 /* Borrows f.  Blocks until f settles or timeout passes.  Returns 0 once
@@ -251,8 +254,8 @@ FUT_API int fut_on_done(fut_t *f, void (*cb)(fut_t *f, void *arg), void *arg);
 
 /* As fut_on_done; free_arg(arg) runs exactly once after cb ran (or, if the
  * call fails, before it returns). */
-FUT_API int fut_on_done_ex(fut_t *f, void (*cb)(fut_t *f, void *arg),
-                           void *arg, fut_free_fn free_arg);
+FUT_API int fut_on_done_ex(fut_t *f, void (*cb)(fut_t *f, void *arg), void *arg,
+                           fut_free_fn free_arg);
 
 /* Borrows f.  Calls cb(f, progress, arg) on the notifying thread for each
  * fut_notify / fut_progress while f is pending.  Like jQuery's progress(),
@@ -276,8 +279,8 @@ FUT_API fut_t *fut_promise_future(fut_promise_t *p);
  * when the future is freed.  Callbacks run on this thread before it
  * returns (called from inside a callback or handler, they run right after
  * that outer callback returns: nested settles go through a per-thread
- * trampoline so chains never grow the stack).  Returns 0, EINVAL, or EALREADY if already settled (then
- * free_value(value) runs at once: nothing leaks). */
+ * trampoline so chains never grow the stack).  Returns 0, EINVAL, or EALREADY
+ * if already settled (then free_value(value) runs at once: nothing leaks). */
 FUT_API int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value);
 
 /* Rejects the promise with code (positive) and a printf-style message.
@@ -348,8 +351,8 @@ FUT_API fut_t *fut_finally(fut_t *f, fut_finally_fn fn, void *arg);
  * derived future rejects with its code. */
 FUT_API fut_t *fut_then_on(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
                            void *arg);
-FUT_API fut_t *fut_catch_on(fut_executor_t *ex, fut_t *f,
-                            fut_catch_fn on_error, void *arg);
+FUT_API fut_t *fut_catch_on(fut_executor_t *ex, fut_t *f, fut_catch_fn on_error,
+                            void *arg);
 FUT_API fut_t *fut_finally_on(fut_executor_t *ex, fut_t *f, fut_finally_fn fn,
                               void *arg);
 
@@ -362,8 +365,8 @@ FUT_API fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
 /* Inside a task or continuation: the future being produced follows other
  * (consumes it) and settles as it settles, with its value (borrowed, kept
  * alive) or error.  Meanwhile it reads FUT_RUNNING (it has started), so
- * fut_cancel only asks it to stop.  Returns NULL, so `return fut_adopt(ctx, g)` reads
- * naturally.  Adopting the future itself rejects it with EDEADLK. */
+ * fut_cancel only asks it to stop.  Returns NULL, so `return fut_adopt(ctx, g)`
+ * reads naturally.  Adopting the future itself rejects it with EDEADLK. */
 FUT_API void *fut_adopt(fut_ctx_t *ctx, fut_t *other);
 
 /* ---------------------------------------------------------- combinators */
@@ -472,8 +475,7 @@ FUT_API size_t fut_loop_run_pending(fut_executor_t *loop);
 
 /* Runs queued work until f settles (borrowed) or timeout passes.  Returns
  * 0, ETIMEDOUT, or EINVAL. */
-FUT_API int fut_loop_run_until(fut_executor_t *loop, fut_t *f,
-                               int64_t timeout);
+FUT_API int fut_loop_run_until(fut_executor_t *loop, fut_t *f, int64_t timeout);
 
 /* ------------------------------------------------ unobserved rejections */
 

@@ -300,8 +300,8 @@ void fut__adopt_start(fut_t *f, fut_t *x)
         return;
     }
     f->u.adopt_src = x; /* the reference the caller gave us */
-    FUT__ASSERT(fut__transition(f, FUT_RUNNING, FUT_RUNNING, FUT__ADOPTING,
-                                NULL));
+    FUT__ASSERT(
+        fut__transition(f, FUT_RUNNING, FUT_RUNNING, FUT__ADOPTING, NULL));
     pthread_mutex_unlock(&adopt_lock);
     fut_retain(f); /* x's stack holds f until x settles */
     if (!fut__cbs_push(x, (uintptr_t)f | FUT__TAG_FUTURE))

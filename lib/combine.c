@@ -38,11 +38,11 @@ typedef struct when {
     int kind;
     unsigned flags;
     size_t n, k;
-    size_t size;          /* bytes, for the allocator */
-    fut_t **inputs;       /* n references */
-    void **values;        /* all: n values */
-    fut_any_t *any;       /* any, first: 1 entry; some: k entries */
-    fut__cb_t slots[];    /* n slots, then the areas above */
+    size_t size;       /* bytes, for the allocator */
+    fut_t **inputs;    /* n references */
+    void **values;     /* all: n values */
+    fut_any_t *any;    /* any, first: 1 entry; some: k entries */
+    fut__cb_t slots[]; /* n slots, then the areas above */
 } when_t;
 
 /* --- the block -------------------------------------------------------- */
@@ -53,7 +53,7 @@ typedef struct when {
  * [w] any[k]. */
 static when_t *block_new(int kind, size_t n, size_t k)
 {
-    size_t nany = kind == FUT_WHEN_SOME ? k
+    size_t nany = kind == FUT_WHEN_SOME                              ? k
                   : (kind == FUT_WHEN_ANY || kind == FUT_WHEN_FIRST) ? 1
                                                                      : 0;
     size_t nvalues = kind == FUT_WHEN_ALL ? n : 0;
@@ -162,8 +162,8 @@ static void slot_fired(fut_t *in, void *node)
         }
         break;
     case FUT_WHEN_ALL_SETTLED:
-        if (atomic_fetch_sub_explicit(&w->remaining, 1,
-                                      memory_order_acq_rel) == 1 &&
+        if (atomic_fetch_sub_explicit(&w->remaining, 1, memory_order_acq_rel) ==
+                1 &&
             (r = decide(w)))
             fulfil_r(w, r, w->inputs);
         break;
@@ -189,8 +189,8 @@ static void slot_fired(fut_t *in, void *node)
         break;
     case FUT_WHEN_SOME:
         if (ok) {
-            size_t at = atomic_fetch_add_explicit(&w->picked, 1,
-                                                  memory_order_relaxed);
+            size_t at =
+                atomic_fetch_add_explicit(&w->picked, 1, memory_order_relaxed);
             if (at < w->k) {
                 w->any[at].index = i;
                 w->any[at].value = in->u.ok.value;
@@ -219,8 +219,8 @@ void fut__when_cancelled(fut_t *r)
 {
     /* r is claimed by fut_cancel: its block reference is ours now. */
     when_t *w = r->u.pending;
-    fut_t *mine = atomic_exchange_explicit(&w->result, NULL,
-                                           memory_order_acq_rel);
+    fut_t *mine =
+        atomic_exchange_explicit(&w->result, NULL, memory_order_acq_rel);
     fut_release(mine); /* the block's reference to r; the caller has one */
     for (size_t i = 0; i < w->n; i++)
         if (!fut_done(w->inputs[i]))

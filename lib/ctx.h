@@ -13,11 +13,11 @@
 #include "future.h"
 
 struct fut_ctx {
-    fut_t *f;              /* the future being produced (RUNNING) */
+    fut_t *f; /* the future being produced (RUNNING) */
     fut_free_fn free_value;
-    int code;              /* first failure, 0 if none */
-    char *message;         /* owned; NULL: static description of code */
-    fut_t *adopt;          /* future to follow (a reference), or NULL */
+    int code;      /* first failure, 0 if none */
+    char *message; /* owned; NULL: static description of code */
+    fut_t *adopt;  /* future to follow (a reference), or NULL */
 };
 
 /* Settles ctx->f (RUNNING, owned by the caller) from what the function

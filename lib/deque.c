@@ -49,8 +49,7 @@ static fut_t *slot_get(fut__ring_t *r, int64_t i)
 
 static void slot_put(fut__ring_t *r, int64_t i, fut_t *f)
 {
-    atomic_store_explicit(&r->slot[i & (r->size - 1)], f,
-                          memory_order_relaxed);
+    atomic_store_explicit(&r->slot[i & (r->size - 1)], f, memory_order_relaxed);
 }
 
 int fut__deque_push(fut__deque_t *d, fut_t *f)

@@ -22,8 +22,8 @@ fut_t fut__enomem = {
 
 _Noreturn void fut__assert_fail(const char *what, const char *file, int line)
 {
-    fprintf(stderr, "fut: internal invariant broken: %s (%s:%d)\n", what,
-            file, line);
+    fprintf(stderr, "fut: internal invariant broken: %s (%s:%d)\n", what, file,
+            line);
     abort();
 }
 

@@ -39,8 +39,8 @@ fut_t *fut__new(fut__kind_t kind, uint32_t refs)
     if (!f)
         return NULL;
     memset(f, 0, size);
-    atomic_init(&f->state, (uint32_t)FUT_PENDING |
-                               ((uint32_t)kind << FUT__KIND_SHIFT));
+    atomic_init(&f->state,
+                (uint32_t)FUT_PENDING | ((uint32_t)kind << FUT__KIND_SHIFT));
     atomic_init(&f->refs, refs);
     atomic_init(&f->cbs, FUT__CBS_EMPTY);
     atomic_init(&f->ext, NULL);
@@ -84,8 +84,8 @@ static void report_unhandled(const fut_error_t *err)
     if (hook)
         hook(err, arg);
     else if (print)
-        fprintf(stderr, "fut: rejection never retrieved: %d: %s\n",
-                err->code, err->message);
+        fprintf(stderr, "fut: rejection never retrieved: %d: %s\n", err->code,
+                err->message);
 }
 
 void fut__observe(fut_t *f)
@@ -122,16 +122,16 @@ static fut_t *destroy_one(fut_t *f)
     if (ext)
         fut__ext_free(ext);
     fut__free(f, fut__size(fut__kind(s)));
-    if (hold && atomic_fetch_sub_explicit(&hold->refs, 1,
-                                          memory_order_acq_rel) == 1)
+    if (hold &&
+        atomic_fetch_sub_explicit(&hold->refs, 1, memory_order_acq_rel) == 1)
         return hold;
     return NULL;
 }
 
 void fut_release(fut_t *f)
 {
-    if (!f || (atomic_load_explicit(&f->state, memory_order_relaxed) &
-               FUT__IMMORTAL))
+    if (!f ||
+        (atomic_load_explicit(&f->state, memory_order_relaxed) & FUT__IMMORTAL))
         return;
     uint32_t old = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
     FUT__ASSERT(old != 0);
@@ -265,8 +265,7 @@ bool fut__reject_unstarted(fut_t *f, int code, const char *message)
 
 bool fut__try_claim(fut_t *f)
 {
-    return fut__transition(f, FUT_PENDING, FUT_PENDING | FUT__CLAIMED, 0,
-                           NULL);
+    return fut__transition(f, FUT_PENDING, FUT_PENDING | FUT__CLAIMED, 0, NULL);
 }
 
 fut_t *fut__decide(fut_t *_Atomic *holder)
@@ -535,10 +534,9 @@ void fut__dispatch(fut_t *f)
 {
     /* Nothing registered: close directly, no trampoline needed. */
     uintptr_t expect = FUT__CBS_EMPTY;
-    if (atomic_compare_exchange_strong_explicit(&f->cbs, &expect,
-                                                FUT__CBS_CLOSED,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(
+            &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
+            memory_order_acquire))
         return;
     fut_retain(f);
     if (!tramp_push(f)) {

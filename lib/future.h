@@ -103,10 +103,10 @@ enum {
     FUT__IMMORTAL = 1u << 7,   /* static object: references are ignored */
     FUT__KIND_SHIFT = 8,
     FUT__KIND_MASK = 0xfu << 8,
-    FUT__ADOPTING = 1u << 12, /* RUNNING, following u.adopt_src */
+    FUT__ADOPTING = 1u << 12,    /* RUNNING, following u.adopt_src */
     FUT__CANCEL_TOLD = 1u << 13, /* cancelled while queued; the executor
                                     was told (ops->cancelled) */
-    FUT__WRITER_SHIFT = 16, /* promise writer references, bits 16..31 */
+    FUT__WRITER_SHIFT = 16,      /* promise writer references, bits 16..31 */
     FUT__WRITER_ONE = 1u << 16,
 };
 
@@ -135,8 +135,8 @@ struct fut {
     };
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
-    _Atomic uintptr_t cbs;  /* callback stack, see above */
-    fut_executor_t *ex;     /* where the task runs (task kind) */
+    _Atomic uintptr_t cbs; /* callback stack, see above */
+    fut_executor_t *ex;    /* where the task runs (task kind) */
     /* Pending: what will produce the result (owned as future.h says).
      * Settled: the result, and `hold`, a reference to the future that owns
      * a borrowed value or error message (NULL when this future owns it). */
@@ -195,9 +195,8 @@ static inline fut__cont_t *fut__as_cont(fut_t *f)
 /* The allocation size of a future of kind k. */
 static inline size_t fut__size(unsigned k)
 {
-    return (k == FUT__KIND_THEN || k == FUT__KIND_FINALLY)
-               ? sizeof(fut__cont_t)
-               : sizeof(struct fut);
+    return (k == FUT__KIND_THEN || k == FUT__KIND_FINALLY) ? sizeof(fut__cont_t)
+                                                           : sizeof(struct fut);
 }
 
 /* --- callbacks -------------------------------------------------------- */

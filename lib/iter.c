@@ -86,8 +86,7 @@ fut_iter_t *fut_as_completed(fut_t *const *fs, size_t n)
     for (size_t i = 0; i < n; i++) {
         it->slots[i].fn = slot_fired;
         it->slots[i].arg = it;
-        if (!fut__cbs_push(it->fs[i], (uintptr_t)&it->slots[i] |
-                                          FUT__TAG_SLOT))
+        if (!fut__cbs_push(it->fs[i], (uintptr_t)&it->slots[i] | FUT__TAG_SLOT))
             slot_fired(it->fs[i], &it->slots[i]);
     }
     return it;

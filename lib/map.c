@@ -98,8 +98,8 @@ static void *all_done(fut_ctx_t *ctx, void *value, void *p)
     return m->results;
 }
 
-fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
-               size_t n, size_t chunk, void *arg)
+fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items, size_t n,
+               size_t chunk, void *arg)
 {
     if (!ex || !fn || (!items && n))
         return fut_rejected(EINVAL, "fut_map: bad arguments");
@@ -110,9 +110,8 @@ fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
     size_t nchunks = n / chunk + (n % chunk != 0);
     if (n > (SIZE_MAX / 2) / 64)
         return fut_rejected(EINVAL, "fut_map: too many items");
-    size_t size = sizeof(map_t) + n * sizeof(void *) +
-                  n * sizeof(void *) + n * sizeof(fut_free_fn) +
-                  nchunks * sizeof(chunk_t);
+    size_t size = sizeof(map_t) + n * sizeof(void *) + n * sizeof(void *) +
+                  n * sizeof(fut_free_fn) + nchunks * sizeof(chunk_t);
     fut_t **fs = fut__alloc(nchunks * sizeof *fs);
     map_t *m = fs ? fut__alloc(size) : NULL;
     if (!m) {

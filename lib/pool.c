@@ -65,8 +65,8 @@
 enum {
     HELP_DEPTH_MAX = 64,
     NAME_MAX_BYTES = 15,
-    SPIN_ROUNDS = 64,    /* looks for work before parking */
-    STEAL_TRIES = 4,     /* retries of a steal that lost a race */
+    SPIN_ROUNDS = 64, /* looks for work before parking */
+    STEAL_TRIES = 4,  /* retries of a steal that lost a race */
 };
 
 typedef struct pool pool_t;
@@ -123,7 +123,7 @@ struct pool {
     void *arg;
     bool joined, self_free;
     pthread_mutex_t join_lock;
-    char name[NAME_MAX_BYTES + 1]; /* the prefix, as much as can show */
+    char name[NAME_MAX_BYTES + 1];    /* the prefix, as much as can show */
     struct pool *reg_prev, *reg_next; /* fork registry */
 };
 
@@ -229,8 +229,8 @@ static void wake_all(pool_t *p)
 static fut_t *steal_any(pool_t *p, worker_t *self)
 {
     size_t n = p->nthreads;
-    size_t start = self ? (self->rng = self->rng * 1103515245u + 12345u) % n
-                        : 0;
+    size_t start =
+        self ? (self->rng = self->rng * 1103515245u + 12345u) % n : 0;
     for (size_t k = 0; k < n; k++) {
         worker_t *v = &p->workers[(start + k) % n];
         if (v == self)
@@ -313,8 +313,9 @@ static void run_one(worker_t *w, fut_t *f)
     bump(&w->taken);
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
     if (broken) {
-        if (fut__reject_unstarted(f, broken, "thread pool broken: a worker "
-                                             "initializer failed"))
+        if (fut__reject_unstarted(f, broken,
+                                  "thread pool broken: a worker "
+                                  "initializer failed"))
             atomic_fetch_add(&p->cancelled, 1);
         else
             account_unrun(p, f);
@@ -678,7 +679,6 @@ static const fut__executor_ops_t pool_ops = {
 
 /* --- creation --------------------------------------------------------- */
 
-
 static void workers_free(worker_t *ws, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -790,7 +790,8 @@ static void fork_child(void)
         atomic_store(&p->forked, true);
         atomic_store(&p->shutdown, true);
         atomic_store(&p->closed, true);
-        atomic_store(&p->admit, atomic_load(&p->admit) & ~(uint64_t)ADMIT_INFLIGHT);
+        atomic_store(&p->admit,
+                     atomic_load(&p->admit) & ~(uint64_t)ADMIT_INFLIGHT);
         atomic_store(&p->nidle, 0);
         atomic_store(&p->blocked_submitters, 0);
         p->alive = 0;

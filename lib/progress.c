@@ -39,7 +39,7 @@ struct fut__ext {
     size_t count;
     void *last;
     bool has_last;
-    bool relayed; /* a relay from this continuation's input is installed */
+    bool relayed;  /* a relay from this continuation's input is installed */
     bool closed;   /* the future settled: no more progress */
     size_t active; /* notifiers calling listeners now */
 };
@@ -60,9 +60,8 @@ static fut__ext_t *ext_get(fut_t *f)
     mine->relayed = false;
     mine->closed = false;
     mine->active = 0;
-    if (atomic_compare_exchange_strong_explicit(&f->ext, &ext, mine,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(
+            &f->ext, &ext, mine, memory_order_acq_rel, memory_order_acquire))
         return mine;
     pthread_mutex_destroy(&mine->lock);
     fut__free(mine, sizeof *mine);

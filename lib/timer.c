@@ -263,8 +263,8 @@ void fut__timer_cancelled(fut_t *r)
 {
     /* r is claimed by fut_cancel: its entry reference is ours now. */
     entry_t *t = r->u.pending;
-    fut_release(atomic_exchange_explicit(&t->result, NULL,
-                                         memory_order_acq_rel));
+    fut_release(
+        atomic_exchange_explicit(&t->result, NULL, memory_order_acq_rel));
     if (unqueue(t))
         timer_release(t);
     if (t->input)

@@ -28,8 +28,7 @@ static void wake_free(void *arg)
 
 int fut__arm_wake(fut_t *f, fut__parker_t *p)
 {
-    if (atomic_load_explicit(&f->cbs, memory_order_acquire) ==
-        FUT__CBS_CLOSED)
+    if (atomic_load_explicit(&f->cbs, memory_order_acquire) == FUT__CBS_CLOSED)
         return EALREADY;
     fut__cb_t *node = fut__alloc(sizeof *node);
     if (!node)
