@@ -10,13 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static fut_executor_t *new_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    return pool;
-}
-
 /* A task arg that counts runs and frees separately and notes the thread
  * that freed it. */
 typedef struct runfree {
@@ -50,7 +43,7 @@ typedef struct busy {
 } busy_t;
 
 static void busy_start(busy_t *bz) {
-    bz->pool = new_pool(1);
+    bz->pool = fut_test_pool(1);
     fut_test_blocker_init(&bz->b, 100);
     bz->running = fut_submit(bz->pool, fut_test_task_block, &bz->b);
     fut_test_wait_atomic(&bz->b.started, 1);
@@ -118,7 +111,7 @@ START_TEST(pep3148_cancel_twice_returns_true) {
 END_TEST
 
 START_TEST(pep3148_cancel_running_returns_false_and_requests_stop) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 6);
     fut_t *f = fut_submit(pool, fut_test_task_block, &b);
@@ -148,7 +141,7 @@ static void *task_until_cancelled(fut_ctx_t *ctx, void *arg) {
 }
 
 START_TEST(pep3148_cancel_running_task_that_stops_is_cancelled) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     atomic_int started = 0;
     fut_t *f = fut_submit(pool, task_until_cancelled, &started);
     fut_test_wait_atomic(&started, 1);
@@ -167,7 +160,7 @@ static void *task_report_cancel_requested(fut_ctx_t *ctx, void *arg) {
 }
 
 START_TEST(pep3148_cancel_requested_false_without_cancel) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_report_cancel_requested, NULL);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
@@ -197,7 +190,7 @@ START_TEST(pep3148_cancel_done_returns_false) {
     ck_assert_int_eq(fut_get(r, 0, NULL), EIO);
     fut_release(r);
 
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *t = fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(3));
     ck_assert_int_eq(fut_wait(t, FUT_FOREVER), 0);
     ck_assert(!fut_cancel(t));
@@ -369,7 +362,7 @@ START_TEST(rule8_cancel_queued_task_from_other_thread) {
 END_TEST
 
 START_TEST(rule8_cancel_running_task_from_other_thread) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     atomic_int started = 0;
     fut_t *f = fut_submit(pool, task_until_cancelled, &started);
     fut_test_wait_atomic(&started, 1);

@@ -22,15 +22,6 @@
 
 Suite *fut_test_chain_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
 /* ------------------------------------------------------ handler records */
 
 /* What one handler registration saw: how often it ran, on which thread,
@@ -495,7 +486,7 @@ START_TEST(aplus_2_3_1_task_adopting_its_own_future_rejects_edeadlk)
 {
     self_task_t s = {.self = NULL};
     fut_test_latch_init(&s.ready);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_adopt_self, &s);
     s.self = f;
     fut_test_latch_open(&s.ready);
@@ -616,7 +607,7 @@ static void *task_adopt_submitted(fut_ctx_t *ctx, void *pool)
 /* 2.3.2 from a task: a task's future flattens the future it adopts. */
 START_TEST(aplus_2_3_2_task_adopting_another_task_flattens)
 {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_adopt_submitted, pool);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
@@ -842,7 +833,7 @@ START_TEST(chain_bad_arguments_reject_einval_and_release_input)
 {
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *g[7];
     g[0] = fut_then(NULL, h_inc, &r);
     g[1] = fut_catch(NULL, h_recover, &r);
@@ -902,7 +893,7 @@ START_TEST(then_ex_free_arg_runs_once_after_handler_ran)
     ck_assert_int_eq(atomic_load(&r1.ran_when_freed), 1);
 
     /* On a pool. */
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     g = fut_then_ex(pool, fut_rejected(EIO, NULL), h_inc, h_recover, &r2,
                     rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, &v), 0);
@@ -929,7 +920,7 @@ START_TEST(then_ex_free_arg_runs_once_when_handler_skipped)
                     rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), 0);
     fut_release(g);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     g = fut_then_ex(pool, fut_rejected(EIO, NULL), h_inc, NULL, &r3, rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), EIO);
     fut_executor_free(pool);
@@ -975,7 +966,7 @@ START_TEST(then_ex_free_arg_runs_once_on_bad_arguments_and_refusal)
 
     /* A shut-down executor refuses the continuation: the derived future
      * rejects with its code (settled input, and input settled later). */
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT), 0);
     g = fut_then_ex(pool, fut_resolved(NULL, NULL), h_inc, NULL, &r2, rec_free);
     ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), ESHUTDOWN);
@@ -1039,7 +1030,7 @@ static void counted_done(fut_t *f, void *arg)
 static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running)
 {
     fut_test_blocker_init(b, 1);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     *running = fut_submit(pool, fut_test_task_block, b);
     fut_test_wait_atomic(&b->started, 1);
     return pool;
@@ -1110,7 +1101,7 @@ START_TEST(cancel_derived_asks_running_input_to_stop)
     fut_test_blocker_init(&b, 4);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *g = fut_then(fut_submit(pool, fut_test_task_block, &b), h_inc, &r);
     fut_test_wait_atomic(&b.started, 1);
     ck_assert(fut_cancel(g));
@@ -1224,7 +1215,7 @@ START_TEST(progress_from_task_relayed_down_a_chain)
     plisten_t l = {.calls = 0, .seen = 0, .thread = 0, .target = NULL};
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *g = fut_then(
         fut_then(fut_submit(pool, task_progress, &t), h_inc, &r), h_inc, &r);
     ck_assert_int_eq(fut_on_progress(g, on_progress, &l), 0);
@@ -1255,7 +1246,7 @@ static void *task_thread_id(fut_ctx_t *ctx, void *arg)
  * the input has already settled. */
 START_TEST(on_forms_run_handler_on_pool_thread)
 {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *t = fut_submit(pool, task_thread_id, NULL);
     void *v = NULL;
     ck_assert_int_eq(fut_get(t, FUT_FOREVER, &v), 0);

@@ -18,25 +18,6 @@
 
 Suite *fut_test_combinators_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
-/* n promises and a reference to each one's future in fs. */
-static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        ps[i] = fut_promise_new();
-        ck_assert_ptr_nonnull(ps[i]);
-        fs[i] = fut_promise_future(ps[i]);
-    }
-}
-
 static void release_promises(fut_promise_t **ps, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -51,7 +32,7 @@ START_TEST(jquery_when_fails_fast_while_others_pending)
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *all = fut_when_all(f, 3);
     ck_assert_int_eq(fut_state(all), FUT_PENDING);
     ck_assert_int_eq(fut_reject(p[1], EIO, "input %d", 1), 0);
@@ -76,7 +57,7 @@ START_TEST(jquery_when_first_rejection_wins)
 {
     fut_promise_t *p[4];
     fut_t *f[4];
-    make_promises(p, f, 4);
+    fut_test_promises(p, f, 4);
     fut_t *all = fut_when_all(f, 4);
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     ck_assert_int_eq(fut_reject(p[3], ENOENT, "three"), 0);
@@ -101,7 +82,7 @@ START_TEST(jquery_when_values_in_input_order)
     fut_promise_t *p[N];
     fut_t *f[N];
     fut_test_obj_t *o[N];
-    make_promises(p, f, N);
+    fut_test_promises(p, f, N);
     for (int i = 0; i < N; i++)
         o[i] = fut_test_obj_new(&tr, i);
     /* Inputs 0, 4 and 8 are replaced by already-fulfilled futures. */
@@ -164,7 +145,7 @@ START_TEST(when_all_cancelled_input_rejects_ecanceled)
 {
     fut_promise_t *p[2];
     fut_t *f[2];
-    make_promises(p, f, 2);
+    fut_test_promises(p, f, 2);
     fut_t *keep = fut_retain(f[1]);
     fut_t *all = fut_when_all(f, 2);
     ck_assert(fut_cancel(keep));
@@ -185,7 +166,7 @@ START_TEST(when_all_settled_never_rejects_and_keeps_inputs)
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
     fut_t *f[3], *in[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *cancel_me = fut_retain(f[2]);
     memcpy(in, f, sizeof in);
     fut_t *r = fut_when_all_settled(in, 3);
@@ -221,7 +202,7 @@ START_TEST(when_any_first_fulfilment_decides_early)
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
     ck_assert_int_eq(fut_state(r),
@@ -250,7 +231,7 @@ START_TEST(when_any_rejects_only_when_all_reject_with_last_rejection)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_reject(p[1], EIO, "one"), 0);
     ck_assert_int_eq(fut_reject(p[0], EDOM, "zero"), 0);
@@ -267,7 +248,7 @@ START_TEST(when_first_first_settlement_decides_with_value)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *r = fut_when_first(f, 3);
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[1], FUT_TEST_PTR(11), NULL), 0);
@@ -287,7 +268,7 @@ START_TEST(when_first_first_settlement_decides_with_rejection)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_t *r = fut_when_first(f, 3);
     ck_assert_int_eq(fut_reject(p[2], EPROTO, "two"), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0);
@@ -307,7 +288,7 @@ START_TEST(when_some_first_k_in_fulfilment_order)
     fut_promise_t *p[5];
     fut_t *f[5];
     fut_test_obj_t *o[5];
-    make_promises(p, f, 5);
+    fut_test_promises(p, f, 5);
     for (int i = 0; i < 5; i++)
         o[i] = fut_test_obj_new(&tr, i);
     fut_t *r = fut_when_some(f, 5, 3);
@@ -339,7 +320,7 @@ START_TEST(when_some_rejects_as_soon_as_quorum_unreachable)
 {
     fut_promise_t *p[4];
     fut_t *f[4];
-    make_promises(p, f, 4);
+    fut_test_promises(p, f, 4);
     fut_t *r = fut_when_some(f, 4, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
     ck_assert_int_eq(fut_state(r),
@@ -362,7 +343,7 @@ START_TEST(when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval)
     fut_test_tracker_init(&tr);
     fut_promise_t *p[2];
     fut_t *f[2];
-    make_promises(p, f, 2);
+    fut_test_promises(p, f, 2);
     fut_t *r = fut_when_some(f, 2, 0);
     ck_assert_int_eq(fut_state(r), FUT_FULFILLED);
     fut_release(r);
@@ -485,7 +466,7 @@ typedef struct held {
 static void held_start(held_t *h)
 {
     fut_test_blocker_init(&h->b, 1);
-    h->pool = new_pool(1);
+    h->pool = fut_test_pool(1);
     h->running = fut_submit(h->pool, fut_test_task_block, &h->b);
     fut_test_wait_atomic(&h->b.started, 1);
 }
@@ -611,7 +592,7 @@ START_TEST(cancel_combined_result_settles_it_cancelled)
 {
     fut_promise_t *p[2];
     fut_t *f[2];
-    make_promises(p, f, 2);
+    fut_test_promises(p, f, 2);
     fut_t *r = fut_when_any(f, 2);
     ck_assert(fut_cancel(r));
     ck_assert_int_eq(fut_state(r), FUT_CANCELLED);

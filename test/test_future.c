@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static fut_executor_t *new_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
 /* A task whose value is a counted object with a destructor. */
 static void *task_counted_value(fut_ctx_t *ctx, void *tracker) {
     fut_set_free(ctx, fut_test_obj_free);
@@ -79,7 +71,7 @@ END_TEST
 START_TEST(rule1_submit_returns_one_reference) {
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     fut_t *f = fut_submit(pool, task_counted_value, &tr);
     ck_assert_ptr_nonnull(f);
     void *v = NULL;
@@ -184,7 +176,7 @@ END_TEST
 
 START_TEST(rule2_never_null_submit_bad_arguments_reject_einval) {
     atomic_int freed = 0;
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
 
     /* Rejected before it ran: free_arg has run, on this thread, already. */
     fut_t *f = fut_submit_ex(NULL, fut_test_task_identity, &freed, fut_test_count_free, 0);
@@ -215,7 +207,7 @@ START_TEST(rule2_never_null_submit_bad_arguments_reject_einval) {
 END_TEST
 
 START_TEST(rule2_fail_rejects_with_formatted_message) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     fut_t *f = fut_submit(pool, task_fail_fmt, NULL);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), EIO);
@@ -230,7 +222,7 @@ START_TEST(rule2_fail_rejects_with_formatted_message) {
 END_TEST
 
 START_TEST(rule2_fail_nonpositive_code_is_einval) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f0 = fut_submit(pool, task_fail_code, FUT_TEST_PTR(0));
     fut_t *fn = fut_submit(pool, task_fail_code, FUT_TEST_PTR(-7));
     ck_assert_int_eq(fut_get(f0, FUT_FOREVER, NULL), EINVAL);
@@ -244,7 +236,7 @@ START_TEST(rule2_fail_nonpositive_code_is_einval) {
 END_TEST
 
 START_TEST(rule2_fail_ecanceled_settles_cancelled) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_code, FUT_TEST_PTR(ECANCELED));
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ECANCELED);
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
@@ -255,7 +247,7 @@ START_TEST(rule2_fail_ecanceled_settles_cancelled) {
 END_TEST
 
 START_TEST(rule2_fail_first_failure_wins) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_twice, NULL);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EIO);
     ck_assert_str_eq(fut_error(f)->message, "first");
@@ -319,7 +311,7 @@ END_TEST
 START_TEST(rule3_task_value_destroyed_once) {
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     enum { N = 16 };
     fut_t *fs[N];
     for (int i = 0; i < N; i++)
@@ -343,7 +335,7 @@ END_TEST
 START_TEST(rule3_fail_destroys_returned_value_once) {
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_then_value, &tr);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EIO);
     fut_release(f);
@@ -358,7 +350,7 @@ END_TEST
 START_TEST(states_pending_running_fulfilled) {
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 3);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_t *queued = fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(4));
     fut_test_wait_atomic(&b.started, 1);
@@ -465,7 +457,7 @@ static void *task_wait_self(fut_ctx_t *ctx, void *arg) {
 START_TEST(edeadlk_task_waits_on_own_future) {
     selfwait_t s = {.self = NULL};
     fut_test_latch_init(&s.ready);
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     fut_t *f = fut_submit(pool, task_wait_self, &s);
     s.self = f;
     fut_test_latch_open(&s.ready);
@@ -550,7 +542,7 @@ START_TEST(rule5_callbacks_run_on_settling_thread) {
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e[4];
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, fut_test_task_block, &b);
     for (int i = 0; i < 4; i++) {
         fut_test_entry_init(&e[i], &log, i);

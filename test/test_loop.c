@@ -15,15 +15,6 @@
 
 Suite *fut_test_loop_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
 static fut_executor_t *new_loop(void)
 {
     fut_executor_t *loop = NULL;
@@ -177,7 +168,7 @@ static void *drain_until(void *arg)
 START_TEST(loop_runs_on_draining_thread)
 {
     fut_executor_t *loop = new_loop();
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     seen_t s, h;
     seen_init(&s);
     seen_init(&h);
@@ -235,7 +226,7 @@ END_TEST
 START_TEST(loop_fd_wakes_poll_when_another_thread_queues)
 {
     fut_executor_t *loop = new_loop();
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 3);
     seen_t h;
@@ -299,7 +290,7 @@ END_TEST
 START_TEST(loop_run_until_runs_work_until_future_settles)
 {
     fut_executor_t *loop = new_loop();
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     seen_t h1, h2;
     seen_init(&h1);
     seen_init(&h2);
@@ -351,7 +342,7 @@ END_TEST
 START_TEST(loop_on_forms_run_on_loop_thread)
 {
     fut_executor_t *loop = new_loop();
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     seen_t h[4];
     for (int i = 0; i < 4; i++)
         seen_init(&h[i]);
@@ -460,7 +451,7 @@ START_TEST(loop_bad_arguments)
     ck_assert_int_eq(fut_loop_new(NULL), EINVAL);
     ck_assert_int_eq(fut_loop_fd(NULL), -1);
     ck_assert_int_eq(fut_loop_fd(fut_inline_executor()), -1);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     ck_assert_int_eq(fut_loop_fd(pool), -1);
     fut_executor_t *loop = new_loop();
     fut_t *f = fut_resolved(NULL, NULL);

@@ -18,15 +18,6 @@
 
 Suite *fut_test_timer_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
 /* When and where a future's done-callback ran. */
 typedef struct stamp {
     atomic_llong at;
@@ -288,7 +279,7 @@ START_TEST(within_fast_input_settles_with_its_outcome)
     fut_promise_release(p);
 
     /* A pool task that finishes in time. */
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     w = fut_within(fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(6)),
                    FUT_S(30));
     ck_assert_int_eq(fut_get(w, FUT_FOREVER, &v), 0);
@@ -353,7 +344,7 @@ static void *task_until_cancelled(fut_ctx_t *ctx, void *started)
 START_TEST(within_timeout_asks_running_task_to_stop)
 {
     atomic_int started = 0;
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *task = fut_submit(pool, task_until_cancelled, &started);
     fut_test_wait_atomic(&started, 1);
     int64_t t0 = fut_test_now_ns();
@@ -375,7 +366,7 @@ START_TEST(within_timeout_cancels_queued_task)
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     atomic_int freed = 0;
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
     fut_t *q = fut_submit_ex(pool, fut_test_task_identity, &freed,

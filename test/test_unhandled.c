@@ -19,15 +19,6 @@
 
 Suite *fut_test_unhandled_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
 /* Codes that only this suite uses. */
 #define CODE_A ENOTBLK
 #define CODE_B EXFULL
@@ -151,7 +142,7 @@ static void *task_fail_a(fut_ctx_t *ctx, void *arg)
 START_TEST(unhandled_hook_called_for_failed_task_unread)
 {
     expect(CODE_A, "task failed");
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_a, NULL);
     ck_assert_int_eq(fut_wait(f, FUT_FOREVER), 0); /* waiting is not reading */
     fut_release(f);
@@ -231,7 +222,7 @@ START_TEST(unhandled_not_called_after_catch_handler)
                         h_value, NULL);
     fut_release(fut_catch(g, h_recover, NULL));
     /* On a pool. */
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     g = fut_catch_on(pool, fut_rejected(CODE_A, NULL), h_recover, NULL);
     ck_assert_int_eq(fut_wait(g, FUT_FOREVER), 0);
     fut_release(g);

@@ -115,6 +115,22 @@ void fut_test_barrier_destroy(fut_test_barrier_t *b) {
 
 /* ------------------------------------------------ counted objects */
 
+fut_executor_t *fut_test_pool(size_t threads) {
+    fut_pool_config_t cfg = {.threads = threads};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    ck_assert_ptr_nonnull(pool);
+    return pool;
+}
+
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        ps[i] = fut_promise_new();
+        ck_assert_ptr_nonnull(ps[i]);
+        fs[i] = fut_promise_future(ps[i]);
+    }
+}
+
 void fut_test_tracker_init(fut_test_tracker_t *t) {
     atomic_init(&t->made, 0);
     atomic_init(&t->freed, 0);

@@ -126,6 +126,11 @@ typedef struct fut_test_tracker {
 
 void fut_test_tracker_init(fut_test_tracker_t *t);
 
+/* A pool of `threads` workers; fails the test if it cannot be made. */
+fut_executor_t *fut_test_pool(size_t threads);
+/* n new promises, and in fs a reference to each one's future. */
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n);
+
 /* A heap object whose destructor (fut_test_obj_free, a fut_free_fn)
  * counts itself in its tracker.  Valgrind reports a second free. */
 typedef struct fut_test_obj {

@@ -18,24 +18,6 @@
 
 Suite *fut_test_wait_suite(void);
 
-static fut_executor_t *new_pool(size_t threads)
-{
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    ck_assert_ptr_nonnull(pool);
-    return pool;
-}
-
-static void make_promises(fut_promise_t **ps, fut_t **fs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        ps[i] = fut_promise_new();
-        ck_assert_ptr_nonnull(ps[i]);
-        fs[i] = fut_promise_future(ps[i]);
-    }
-}
-
 static void release_all(fut_promise_t **ps, fut_t **fs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -69,7 +51,7 @@ START_TEST(pep3148_wait_first_completed_returns_when_one_settles)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     size_t done = 99;
     ck_assert_int_eq(fut_wait_for(f, 3, 0, FUT_FIRST_COMPLETED, &done),
                      ETIMEDOUT);
@@ -100,7 +82,7 @@ START_TEST(pep3148_wait_first_exception_returns_on_first_rejection)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     size_t done = 99;
     /* A fulfilment does not satisfy FIRST_EXCEPTION. */
@@ -124,7 +106,7 @@ START_TEST(pep3148_wait_first_exception_without_rejection_waits_for_all)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     ck_assert_int_eq(fut_resolve(p[2], NULL, NULL), 0);
     size_t done = 99;
@@ -147,7 +129,7 @@ START_TEST(pep3148_wait_all_completed_waits_for_every_future)
 {
     fut_promise_t *p[4];
     fut_t *f[4];
-    make_promises(p, f, 4);
+    fut_test_promises(p, f, 4);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"),
                      0); /* does not end the wait */
     ck_assert_int_eq(fut_resolve(p[1], NULL, NULL), 0);
@@ -175,7 +157,7 @@ END_TEST
 START_TEST(pep3148_wait_on_pool_tasks)
 {
     enum { N = 16 };
-    fut_executor_t *pool = new_pool(4);
+    fut_executor_t *pool = fut_test_pool(4);
     fut_t *f[N];
     for (int i = 0; i < N; i++)
         f[i] = fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(i));
@@ -216,7 +198,7 @@ START_TEST(pep3148_as_completed_yields_in_settle_order)
     enum { N = 5 };
     fut_promise_t *p[N];
     fut_t *f[N];
-    make_promises(p, f, N);
+    fut_test_promises(p, f, N);
     fut_iter_t *it = fut_as_completed(f, N);
     ck_assert_ptr_nonnull(it);
     const int order[N] = {3, 0, 4, 1, 2};
@@ -249,7 +231,7 @@ START_TEST(pep3148_as_completed_yields_settled_futures_first)
 {
     fut_promise_t *p[4];
     fut_t *f[4];
-    make_promises(p, f, 4);
+    fut_test_promises(p, f, 4);
     ck_assert_int_eq(fut_resolve(p[1], NULL, NULL), 0);
     ck_assert_int_eq(fut_resolve(p[3], NULL, NULL), 0);
     fut_iter_t *it = fut_as_completed(f, 4);
@@ -281,7 +263,7 @@ START_TEST(pep3148_as_completed_timeout_applies_per_call)
 {
     fut_promise_t *p[2];
     fut_t *f[2];
-    make_promises(p, f, 2);
+    fut_test_promises(p, f, 2);
     fut_iter_t *it = fut_as_completed(f, 2);
     fut_t *got = NULL;
     size_t index = 99;
@@ -313,7 +295,7 @@ START_TEST(pep3148_as_completed_keeps_its_own_references)
     fut_test_tracker_init(&tr);
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_iter_t *it = fut_as_completed(f, 3);
     ck_assert_ptr_nonnull(it);
     for (int i = 0; i < 3; i++)
@@ -344,7 +326,7 @@ START_TEST(pep3148_as_completed_freed_before_exhausted)
 {
     fut_promise_t *p[3];
     fut_t *f[3];
-    make_promises(p, f, 3);
+    fut_test_promises(p, f, 3);
     fut_iter_t *it = fut_as_completed(f, 3);
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     fut_t *got = NULL;
@@ -396,7 +378,7 @@ static void as_completed_round(unsigned seed)
     ac_thread_t th[AC_T];
     fut_test_barrier_t barrier;
     fut_test_barrier_init(&barrier, AC_T + 1);
-    make_promises(p, f, AC_N);
+    fut_test_promises(p, f, AC_N);
     for (int t = 0; t < AC_T; t++) {
         th[t].barrier = &barrier;
         th[t].count = 0;
@@ -516,7 +498,7 @@ START_TEST(pep3148_map_results_in_input_order_for_every_chunk_size)
 {
     void *items[MAP_N];
     fill_items(items, MAP_N);
-    fut_executor_t *pool = new_pool(4);
+    fut_executor_t *pool = fut_test_pool(4);
     const size_t chunks[] = {0, 1, 3, 7, MAP_N, MAP_N + 5};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         map_arg_t m;
@@ -546,7 +528,7 @@ START_TEST(pep3148_map_destroys_each_result_once_with_the_result)
     fut_test_tracker_init(&tr);
     map_arg_t m;
     map_arg_init(&m, &tr, -1);
-    fut_executor_t *pool = new_pool(3);
+    fut_executor_t *pool = fut_test_pool(3);
     fut_t *r = fut_map(pool, map_triple, items, MAP_N, 4, &m);
     void *v = NULL;
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
@@ -568,7 +550,7 @@ START_TEST(pep3148_map_first_failure_rejects)
     fut_test_tracker_init(&tr);
     map_arg_t m;
     map_arg_init(&m, &tr, 17);
-    fut_executor_t *pool = new_pool(4);
+    fut_executor_t *pool = fut_test_pool(4);
     fut_t *r = fut_map(pool, map_triple, items, MAP_N, 2, &m);
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), EDOM);
     ck_assert_str_eq(fut_error(r)->message, "item 17");
@@ -597,7 +579,7 @@ START_TEST(pep3148_map_failure_cancels_chunks_not_started)
     map_arg_init(&m, NULL, -1);
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
     fut_t *r = fut_map(pool, map_fail_first, items, MAP_N, 1, &m);
@@ -617,7 +599,7 @@ START_TEST(pep3148_map_of_nothing_fulfils)
     void *items[1] = {NULL};
     map_arg_t m;
     map_arg_init(&m, NULL, -1);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *r = fut_map(pool, map_triple, items, 0, 1, &m);
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), 0);
     ck_assert_int_eq(atomic_load(&m.calls), 0);
@@ -631,7 +613,7 @@ START_TEST(pep3148_map_bad_arguments_reject_einval)
     void *items[2] = {FUT_TEST_PTR(1), FUT_TEST_PTR(2)};
     map_arg_t m;
     map_arg_init(&m, NULL, -1);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_t *r = fut_map(NULL, map_triple, items, 2, 1, &m);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), EINVAL);
