@@ -149,9 +149,10 @@ FUT_API int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out);
 FUT_API fut_executor_t *fut_inline_executor(void);
 
 /* Shutdown flags (PEP 3148 shutdown(wait, cancel_futures)). */
-#define FUT_SHUTDOWN_WAIT 1u           /* return after every worker exited */
-#define FUT_SHUTDOWN_CANCEL_PENDING 2u /* cancel tasks that have not started   \
-                                        */
+#define FUT_SHUTDOWN_WAIT 1u /* return after every worker exited */
+#define FUT_SHUTDOWN_CANCEL_PENDING                                            \
+    2u /* cancel tasks that have not started                                   \
+        */
 
 /* Stops accepting work: later submits reject with ESHUTDOWN.  Queued tasks
  * still run unless FUT_SHUTDOWN_CANCEL_PENDING cancels them (their free_arg
@@ -357,7 +358,9 @@ FUT_API fut_t *fut_finally_on(fut_executor_t *ex, fut_t *f, fut_finally_fn fn,
                               void *arg);
 
 /* The general form: ex may be NULL (inline); free_arg (may be NULL) runs
- * exactly once, after the handler ran or was skipped or cancelled. */
+ * exactly once, after the handler ran or was skipped or cancelled (on the
+ * thread that did that), or at once when the call fails.  Both handlers
+ * NULL: the outcome passes through. */
 FUT_API fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
                            fut_catch_fn on_error, void *arg,
                            fut_free_fn free_arg);
@@ -373,7 +376,12 @@ FUT_API void *fut_adopt(fut_ctx_t *ctx, fut_t *other);
 
 /* Each consumes the n futures in fs (fs itself is not kept) and returns a
  * new reference.  The inputs' values are borrowed by the result and live as
- * long as it does.  n == 0 with fs NULL is allowed. */
+ * long as it does.  n == 0 with fs NULL is allowed.  The result settles on
+ * the thread that settles the deciding input (at once, on the calling
+ * thread, if the inputs have already settled), so its callbacks run there.
+ * Errors: fs NULL with n > 0 or an unknown kind rejects EINVAL (the inputs
+ * are still released); a NULL input counts as an input rejected EINVAL; no
+ * memory returns the ENOMEM future.  Any thread may call them. */
 
 /* Value: a void ** of the n values in input order.  Rejects with the first
  * rejection as soon as it happens (jQuery $.when); n == 0 fulfils at once. */
@@ -418,9 +426,12 @@ enum {
 FUT_API fut_t *fut_when_ex(int kind, fut_t **fs, size_t n, size_t k,
                            unsigned flags);
 
-/* PEP 3148 wait(): borrows the futures; blocks until return_when holds or
- * timeout passes.  Returns 0 or ETIMEDOUT (EINVAL for bad arguments);
- * *done (may be NULL) receives how many of fs have settled. */
+/* PEP 3148 wait(): borrows the futures; blocks the calling thread (a pool
+ * worker runs queued tasks meanwhile) until return_when holds or timeout
+ * passes.  Returns 0, ETIMEDOUT, or EINVAL (fs NULL with n > 0, a NULL
+ * future, an unknown return_when); *done (may be NULL) receives how many of
+ * fs have settled.  FUT_FIRST_EXCEPTION counts rejections, not
+ * cancellations. */
 #define FUT_FIRST_COMPLETED 1
 #define FUT_FIRST_EXCEPTION 2
 #define FUT_ALL_COMPLETED 3
@@ -431,8 +442,10 @@ FUT_API int fut_wait_for(fut_t *const *fs, size_t n, int64_t timeout,
  * its own references) yielding each future once, in the order they settle.
  * fut_iter_next stores the next settled future (borrowed from the iterator)
  * and its index; returns 0, ETIMEDOUT (none settled within timeout, per
- * call), ENOENT when every future has been yielded, EINVAL.
- * fut_as_completed returns NULL only on ENOMEM or bad arguments. */
+ * call), ENOENT when every future has been yielded, EINVAL (it NULL).
+ * fut_as_completed returns NULL only on ENOMEM or bad arguments (fs NULL
+ * with n > 0, a NULL future).  fut_iter_free(NULL) is a no-op.  One thread
+ * at a time may call fut_iter_next on an iterator; any thread may. */
 typedef struct fut_iter fut_iter_t;
 FUT_API fut_iter_t *fut_as_completed(fut_t *const *fs, size_t n);
 FUT_API int fut_iter_next(fut_iter_t *it, int64_t timeout, fut_t **f,
@@ -442,20 +455,31 @@ FUT_API void fut_iter_free(fut_iter_t *it);
 /* PEP 3148 map() with chunksize: runs fn(ctx, items[i], arg) for each item
  * on ex, chunk items per task (0: 1).  Value: a void ** of the n results in
  * input order (each destroyed with the destructor its call named).  The
- * first failure rejects the result and cancels chunks not yet started. */
+ * first failure rejects the result and cancels chunks not yet started.
+ * Borrows items only for the call (the pointers are copied).  fn runs on
+ * ex's threads; the result settles on the thread that finishes the last
+ * chunk.  Bad arguments (ex or fn NULL, items NULL with n > 0) reject
+ * EINVAL; n == 0 fulfils with NULL; no memory: the ENOMEM future.
+ * fut_adopt inside fn fails that item with EINVAL. */
 typedef void *(*fut_map_fn)(fut_ctx_t *ctx, void *item, void *arg);
 FUT_API fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
                        size_t n, size_t chunk, void *arg);
 
 /* ---------------------------------------------------------------- timers */
 
-/* A future fulfilled (value NULL) after ns nanoseconds on CLOCK_MONOTONIC,
- * never earlier (asyncio call_later).  Callbacks run on the timer thread.
- * Cancelling it removes the timer. */
+/* A new future fulfilled (value NULL) after ns nanoseconds on
+ * CLOCK_MONOTONIC, never earlier (asyncio call_later); ns <= 0 fires at
+ * once on the timer thread.  Callbacks run on the timer thread.  Cancelling
+ * it removes the timer.  No memory: the ENOMEM future; the timer thread
+ * cannot start: rejected with pthread_create's code (ESHUTDOWN once the
+ * process is exiting). */
 FUT_API fut_t *fut_delay(int64_t ns);
 
-/* Consumes f.  Settles as f settles if it does within ns; otherwise rejects
- * ETIMEDOUT and asks f to cancel (fut_cancel). */
+/* Consumes f; returns a new reference.  Settles as f settles if it does
+ * within ns (on the thread that settles f), otherwise rejects ETIMEDOUT on
+ * the timer thread and asks f to cancel (fut_cancel).  Cancelling the
+ * result cancels f when nothing else holds it.  f NULL rejects EINVAL; no
+ * memory: the ENOMEM future (f released). */
 FUT_API fut_t *fut_within(fut_t *f, int64_t ns);
 
 /* ------------------------------------------------------- loop executor */
@@ -466,15 +490,22 @@ FUT_API fut_t *fut_within(fut_t *f, int64_t ns);
  * Returns 0, EINVAL, ENOMEM, or an errno from eventfd. */
 FUT_API int fut_loop_new(fut_executor_t **out);
 
-/* An eventfd that is readable while work is queued, for poll/epoll/libuv.
- * -1 (and EINVAL) if ex is not a loop. */
+/* An eventfd that is readable while work is queued, for poll/epoll/libuv
+ * (fut_loop_run_until may also make it readable to wake its own poll).
+ * -1 if loop is not a loop executor.  Owned by the loop: do not close it. */
 FUT_API int fut_loop_fd(fut_executor_t *loop);
 
-/* Runs every task queued now (not those they queue); returns how many. */
+/* Runs every task queued now (not those they queue) on the calling thread;
+ * returns how many ran (0 if loop is not a loop executor).  Call it from
+ * one thread at a time: the loop's owner. */
 FUT_API size_t fut_loop_run_pending(fut_executor_t *loop);
 
-/* Runs queued work until f settles (borrowed) or timeout passes.  Returns
- * 0, ETIMEDOUT, or EINVAL. */
+/* Runs queued work on the calling thread until f settles (borrowed) or
+ * timeout passes, sleeping in poll() on the fd meanwhile.  Returns 0,
+ * ETIMEDOUT, or EINVAL (not a loop, f NULL).  fut_executor_shutdown on a
+ * loop refuses new work; FUT_SHUTDOWN_WAIT does not wait (the loop has no
+ * threads: queued work runs when its owner drains it), and
+ * fut_executor_free cancels whatever is still queued. */
 FUT_API int fut_loop_run_until(fut_executor_t *loop, fut_t *f, int64_t timeout);
 
 /* ------------------------------------------------ unobserved rejections */
@@ -483,7 +514,8 @@ FUT_API int fut_loop_run_until(fut_executor_t *loop, fut_t *f, int64_t timeout);
  * error (fut_get, fut_error, a catch or then_catch handler, a combinator,
  * or handing it down a chain count as reading).  Runs on the thread that
  * drops the last reference.  NULL restores the default, which prints to
- * stderr when the environment variable FUT_DEBUG is set to 1. */
+ * stderr when the environment variable FUT_DEBUG is set to 1.  Cancelled
+ * futures are not reported.  Any thread may set it. */
 typedef void (*fut_unhandled_fn)(const fut_error_t *err, void *arg);
 FUT_API void fut_set_unhandled_hook(fut_unhandled_fn hook, void *arg);
 

@@ -97,11 +97,6 @@ static void block_release(when_t *w)
 
 static void value_free(void *value);
 
-static fut_t *decide(when_t *w)
-{
-    return fut__decide(&w->result);
-}
-
 static void cancel_losers(when_t *w)
 {
     if (!(w->flags & FUT_CANCEL_LOSERS))
@@ -155,22 +150,22 @@ static void slot_fired(fut_t *in, void *node)
             w->values[i] = in->u.ok.value;
             if (atomic_fetch_sub_explicit(&w->remaining, 1,
                                           memory_order_acq_rel) == 1 &&
-                (r = decide(w)))
+                (r = fut__decide(&w->result)))
                 fulfil_r(w, r, w->values);
-        } else if ((r = decide(w))) {
+        } else if ((r = fut__decide(&w->result))) {
             reject_r(w, r, in);
         }
         break;
     case FUT_WHEN_ALL_SETTLED:
         if (atomic_fetch_sub_explicit(&w->remaining, 1, memory_order_acq_rel) ==
                 1 &&
-            (r = decide(w)))
+            (r = fut__decide(&w->result)))
             fulfil_r(w, r, w->inputs);
         break;
     case FUT_WHEN_ANY:
     case FUT_WHEN_FIRST:
         if (ok || w->kind == FUT_WHEN_FIRST) {
-            if ((r = decide(w))) {
+            if ((r = fut__decide(&w->result))) {
                 if (ok) {
                     w->any->index = i;
                     w->any->value = in->u.ok.value;
@@ -183,7 +178,7 @@ static void slot_fired(fut_t *in, void *node)
                                              memory_order_acq_rel) +
                            1 ==
                        w->n &&
-                   (r = decide(w))) {
+                   (r = fut__decide(&w->result))) {
             reject_r(w, r, in); /* every input rejected: the last one */
         }
         break;
@@ -198,14 +193,14 @@ static void slot_fired(fut_t *in, void *node)
                                               memory_order_acq_rel) +
                             1 ==
                         w->k &&
-                    (r = decide(w)))
+                    (r = fut__decide(&w->result)))
                     fulfil_r(w, r, w->any);
             }
         } else {
             size_t rej = atomic_fetch_add_explicit(&w->rejected, 1,
                                                    memory_order_acq_rel) +
                          1;
-            if (w->n - rej < w->k && (r = decide(w)))
+            if (w->n - rej < w->k && (r = fut__decide(&w->result)))
                 reject_r(w, r, in); /* k can no longer be reached */
         }
         break;

@@ -261,17 +261,12 @@ static fut_t *find_work(worker_t *w)
             fut_t *next = batch->next;
             batch->next = NULL;
             if (fut__deque_push(&w->deque, batch) != 0) {
-                batch->next = next; /* no memory: leave the rest injected */
-                fut_t *last = batch;
-                while (last->next->next)
-                    last = last->next;
-                fut_t *oldest = last->next;
-                last->next = NULL;
-                for (fut_t *g = batch, *gn; g; g = gn) {
+                /* No memory to grow the ring: run this one now and hand
+                 * the older ones back to the injection stack. */
+                for (fut_t *g = next, *gn; g; g = gn) {
                     gn = g->next;
                     inject_push(p, g);
                 }
-                batch = oldest;
                 break;
             }
             pushed = true;
@@ -297,6 +292,16 @@ static void account_unrun(pool_t *p, fut_t *f)
         atomic_fetch_add(&p->cancelled, 1);
 }
 
+/* Settles a task taken out of the queues that will not run (broken pool,
+ * shutdown) with code, and counts it. */
+static void reject_queued(pool_t *p, fut_t *f, int code, const char *message)
+{
+    if (fut__reject_unstarted(f, code, message))
+        atomic_fetch_add(&p->cancelled, 1);
+    else
+        account_unrun(p, f);
+}
+
 static void signal_not_full(pool_t *p)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -312,14 +317,10 @@ static void run_one(worker_t *w, fut_t *f)
     pool_t *p = w->pool;
     bump(&w->taken);
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
-    if (broken) {
-        if (fut__reject_unstarted(f, broken,
-                                  "thread pool broken: a worker "
-                                  "initializer failed"))
-            atomic_fetch_add(&p->cancelled, 1);
-        else
-            account_unrun(p, f);
-    } else if (fut__task_run(f)) {
+    if (broken)
+        reject_queued(p, f, broken,
+                      "thread pool broken: a worker initializer failed");
+    else if (fut__task_run(f)) {
         bump(&w->completed);
     } else {
         account_unrun(p, f);
@@ -553,10 +554,7 @@ static void drain_all(pool_t *p, int code, const char *message)
             fut_t *next = f->next;
             f->next = NULL;
             atomic_fetch_add(&p->drained, 1);
-            if (fut__reject_unstarted(f, code, message))
-                atomic_fetch_add(&p->cancelled, 1);
-            else
-                account_unrun(p, f);
+            reject_queued(p, f, code, message);
             fut_release(f);
             f = next;
         }

@@ -126,11 +126,6 @@ static void timer_release(entry_t *t)
     fut__free(t, sizeof *t);
 }
 
-static fut_t *decide(entry_t *t)
-{
-    return fut__decide(&t->result);
-}
-
 /* Removes t from the heap if it is still there; true if it was (the
  * caller then owns the heap's reference). */
 static bool unqueue(entry_t *t)
@@ -145,7 +140,7 @@ static bool unqueue(entry_t *t)
 
 static void fire(entry_t *t)
 {
-    fut_t *r = decide(t);
+    fut_t *r = fut__decide(&t->result);
     if (r) {
         if (t->input)
             fut__fail_static(r, ETIMEDOUT, "timed out");
@@ -275,7 +270,7 @@ void fut__timer_cancelled(fut_t *r)
 static void input_settled(fut_t *in, void *node)
 {
     entry_t *t = (entry_t *)((char *)node - offsetof(entry_t, slot));
-    fut_t *r = decide(t);
+    fut_t *r = fut__decide(&t->result);
     if (r) {
         fut__settle_like(r, in);
         timer_release(t); /* R's reference */
@@ -307,7 +302,7 @@ static fut_t *timer_new(int64_t ns, fut_t *input)
     if (rc) {
         /* Not queued: settle R with the error ourselves. */
         timer_release(t); /* the heap's, never taken */
-        fut_t *mine = decide(t);
+        fut_t *mine = fut__decide(&t->result);
         FUT__ASSERT(mine == r);
         fut__fail_static(r, rc, "fut: the timer could not be scheduled");
         timer_release(t); /* R's */
