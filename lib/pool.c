@@ -1,15 +1,23 @@
 /*
  * pool.c - the thread-pool executor: work stealing, spin-then-park.
  *
- * Queues.  Each worker owns a Chase-Lev deque (deque.h) for the work it
- * spawns itself: tasks submitted from inside tasks, continuations handed to
- * the pool by a settle on a worker.  Outside submitters push onto one
- * lock-free injection stack (a Treiber stack linked through the futures'
- * own `next`: no allocation per task).  A worker looking for work takes its
- * own deque, then the whole injection stack at once (one exchange; it runs
- * the oldest task and pushes the rest on its deque, oldest at the bottom,
- * so they run in submission order and the newest are stolen first), then
- * steals from the other workers' deques.
+ * Queues.  Each worker owns a bounded Chase-Lev deque (deque.h) for the
+ * work it spawns itself: tasks submitted from inside tasks, continuations
+ * handed to the pool by a settle on a worker; when it is full they go to
+ * the shared queue instead.  The shared (injection) queue has two parts.
+ * Outside submitters push onto a lock-free stack linked through the
+ * futures' own `next` (no allocation per task).  Workers take from a FIFO
+ * backlog under `inject_lock`; when the backlog is empty, the taker moves
+ * the whole stack into it at once (one exchange) and reverses it.  The
+ * backlog only ever holds tasks older than those on the stack, so tasks
+ * leave in submission order.  A worker takes at most INJECT_BATCH at a
+ * time: it runs the oldest and pushes the others on its deque, oldest at
+ * the bottom, so it runs them in order and thieves take the newest.
+ * Taking in bounded batches keeps every deque within its fixed ring, so
+ * queue memory does not grow with a burst, and leaves the rest of a burst
+ * in the shared queue for whichever worker is free.
+ * A worker looking for work takes its own deque, then a batch from the
+ * shared queue, then steals from the other workers' deques.
  *
  * Parking.  An idle worker spins briefly, then registers in the idle list
  * (nidle++), looks once more, and parks on its own parker.  A submitter
@@ -27,9 +35,11 @@
  * decide to exit (they exit when closed and they find no work).
  *
  * Lock order.  `lock` guards the idle list, the flags' transitions and the
- * bounded-queue wait; no user code runs under it and no other lock of fut
- * is taken while it is held.  `join_lock` serialises joining and is never
- * taken with `lock` held.  The fork registry lock comes before any pool's.
+ * bounded-queue wait; `inject_lock` guards the backlog.  No user code runs
+ * under either, and neither is taken while the other is held, except by
+ * the fork handlers (lock, then inject_lock).  `join_lock` serialises joining
+ * and is never taken with `lock` held.  The fork registry lock comes before any
+ * pool's.
  *
  * Cache lines.  The pool's fields are grouped by writer, a line each:
  * measured, W1 went from 7-14 M to 30 M tasks/s when the workers stopped
@@ -65,9 +75,12 @@
 enum {
     HELP_DEPTH_MAX = 64,
     NAME_MAX_BYTES = 15,
-    SPIN_ROUNDS = 64, /* looks for work before parking */
-    STEAL_TRIES = 4,  /* retries of a steal that lost a race */
+    SPIN_ROUNDS = 64,  /* looks for work before parking */
+    STEAL_TRIES = 4,   /* retries of a steal that lost a race */
+    INJECT_BATCH = 64, /* tasks a worker takes from the shared queue */
 };
+_Static_assert((int)INJECT_BATCH <= (int)FUT__DEQUE_CAPACITY,
+               "a batch fits in an empty deque");
 
 typedef struct pool pool_t;
 
@@ -107,8 +120,12 @@ struct pool {
     /* Written by every submit: submitters in flight (low 16 bits) and
      * tasks accepted (the rest), one RMW to enter, one to leave. */
     LINE _Atomic uint64_t admit;
-    /* The injection stack: submitters push, workers take. */
+    /* The injection stack: submitters push, workers take it whole. */
     LINE fut_t *_Atomic inject;
+    /* The backlog, oldest first: workers take, under inject_lock (the
+     * atomic lets a worker look without the lock). */
+    LINE fut_t *_Atomic backlog;
+    pthread_mutex_t inject_lock;
     /* Written by workers as they park and wake. */
     LINE _Atomic size_t nidle;
     /* Rare. */
@@ -139,7 +156,7 @@ static void bump(_Atomic uint64_t *c)
                           memory_order_relaxed);
 }
 
-/* --- the injection stack ---------------------------------------------- */
+/* --- the injection queue --------------------------------------------- */
 
 static void inject_push(pool_t *p, fut_t *f)
 {
@@ -150,12 +167,53 @@ static void inject_push(pool_t *p, fut_t *f)
         &p->inject, &head, f, memory_order_seq_cst, memory_order_relaxed));
 }
 
-/* Takes every injected task, newest first. */
-static fut_t *inject_take(pool_t *p)
+/* True if the shared queue may hold a task.  The seq_cst load of the stack
+ * is the worker's half of the no-lost-wakeup argument (see Parking). */
+static bool inject_nonempty(pool_t *p)
 {
-    if (!atomic_load_explicit(&p->inject, memory_order_relaxed))
-        return NULL;
-    return atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+    return atomic_load_explicit(&p->backlog, memory_order_relaxed) ||
+           atomic_load_explicit(&p->inject, memory_order_seq_cst);
+}
+
+/* Takes up to max of the oldest tasks in the shared queue, oldest first,
+ * linked through next; NULL if there are none, or if another worker is
+ * taking and !wait.  *more says whether tasks were left behind.
+ *
+ * A worker about to park looks with wait: it takes the lock, so either it
+ * sees what an earlier taker left in the backlog, or that taker's critical
+ * section comes after its own, hence after its nidle++, and the taker,
+ * which reads nidle when it leaves work behind, wakes it. */
+static fut_t *inject_take(pool_t *p, size_t max, bool wait, bool *more)
+{
+    *more = false;
+    if (wait)
+        pthread_mutex_lock(&p->inject_lock);
+    else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
+        return NULL; /* a holder wakes a helper if it leaves work */
+    fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
+    if (!head) {
+        /* Move the stack (newest first) into the backlog, reversed. */
+        fut_t *s =
+            atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+        while (s) {
+            fut_t *next = s->next;
+            s->next = head;
+            head = s;
+            s = next;
+        }
+    }
+    fut_t *first = head;
+    if (head) {
+        fut_t *last = head;
+        for (size_t n = 1; n < max && last->next; n++)
+            last = last->next;
+        head = last->next;
+        last->next = NULL;
+    }
+    atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
+    pthread_mutex_unlock(&p->inject_lock);
+    *more = inject_nonempty(p);
+    return first;
 }
 
 /* --- the idle list (lock held unless said) ---------------------------- */
@@ -246,34 +304,33 @@ static fut_t *steal_any(pool_t *p, worker_t *self)
     return NULL;
 }
 
-/* The next task for worker w, or NULL. */
-static fut_t *find_work(worker_t *w)
+/* The next task for worker w, or NULL.  wait: take the shared queue's
+ * lock even if another worker holds it (the last look before parking). */
+static fut_t *find_work(worker_t *w, bool wait)
 {
     pool_t *p = w->pool;
     fut_t *f = fut__deque_take(&w->deque);
     if (f)
         return f;
-    fut_t *batch = inject_take(p);
+    bool more;
+    fut_t *batch = inject_take(p, INJECT_BATCH, wait, &more);
     if (batch) {
-        /* Newest first: push all but the oldest, which runs now. */
-        bool pushed = false;
-        while (batch->next) {
-            fut_t *next = batch->next;
-            batch->next = NULL;
-            if (fut__deque_push(&w->deque, batch) != 0) {
-                /* No memory to grow the ring: run this one now and hand
-                 * the older ones back to the injection stack. */
-                for (fut_t *g = next, *gn; g; g = gn) {
-                    gn = g->next;
-                    inject_push(p, g);
-                }
-                break;
-            }
-            pushed = true;
-            batch = next;
+        /* Oldest first: run the first now, push the others newest first so
+         * that the owner takes them oldest first.  The deque was empty and
+         * a batch fits it, so every push succeeds. */
+        fut_t *rest[INJECT_BATCH];
+        size_t n = 0;
+        for (fut_t *g = batch->next; g; g = g->next)
+            rest[n++] = g;
+        batch->next = NULL;
+        while (n > 0) {
+            fut_t *g = rest[--n];
+            g->next = NULL;
+            FUT__ASSERT(fut__deque_push(&w->deque, g));
+            more = true;
         }
-        if (pushed)
-            wake_one(p); /* let an idle worker steal the rest */
+        if (more)
+            wake_one(p); /* let an idle worker steal or take the rest */
         return batch;
     }
     return steal_any(p, w);
@@ -340,7 +397,7 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     idle_push(p, w);
     uint32_t seen = fut__parker_prepare(w->parker);
     pthread_mutex_unlock(&p->lock);
-    fut_t *f = find_work(w);
+    fut_t *f = find_work(w, true);
     if (!f && !atomic_load(&p->closed) && !(ready && ready->ready(ready)))
         fut__parker_park(w->parker, seen, deadline);
     pthread_mutex_lock(&p->lock);
@@ -355,7 +412,7 @@ static void run_loop(worker_t *w)
     for (;;) {
         fut_t *f = NULL;
         for (int spin = 0; spin < SPIN_ROUNDS && !f; spin++) {
-            f = find_work(w);
+            f = find_work(w, false);
             if (!f && spin >= SPIN_ROUNDS / 2)
                 sched_yield();
         }
@@ -419,7 +476,7 @@ static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
             return 0;
         if (fut__expired(deadline))
             return ETIMEDOUT;
-        fut_t *t = find_work(w);
+        fut_t *t = find_work(w, false);
         if (t) {
             w->depth++;
             run_one(w, t);
@@ -517,7 +574,7 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
                                   memory_order_release);
         return rc;
     }
-    if (!own || fut__deque_push(&self_worker->deque, f) != 0)
+    if (!own || !fut__deque_push(&self_worker->deque, f))
         inject_push(p, f);
     atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
     wake_one(p);
@@ -540,9 +597,9 @@ static void join_all(pool_t *p)
  * it with code.  Used when no worker will run them. */
 static void drain_all(pool_t *p, int code, const char *message)
 {
-    fut_t *f;
     for (;;) {
-        f = inject_take(p);
+        bool more;
+        fut_t *f = inject_take(p, SIZE_MAX, true, &more);
         if (!f) {
             f = steal_any(p, NULL);
             if (f)
@@ -608,11 +665,10 @@ static void free_aligned(void *p, size_t size)
 static void pool_free_memory(pool_t *p)
 {
     pool_unregister(p);
-    for (size_t i = 0; i < p->nthreads; i++) {
+    for (size_t i = 0; i < p->nthreads; i++)
         fut__parker_release(p->workers[i].parker);
-        fut__deque_destroy(&p->workers[i].deque);
-    }
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->inject_lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_cond_destroy(&p->not_full);
     free_aligned(p->workers, p->nthreads * sizeof *p->workers);
@@ -679,10 +735,8 @@ static const fut__executor_ops_t pool_ops = {
 
 static void workers_free(worker_t *ws, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         fut__parker_release(ws[i].parker);
-        fut__deque_destroy(&ws[i].deque);
-    }
 }
 
 int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
@@ -714,13 +768,13 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     for (size_t i = 0; i < n; i++) {
         worker_t *w = &p->workers[i];
         w->parker = fut__parker_new();
-        if (!w->parker || fut__deque_init(&w->deque) != 0) {
-            fut__parker_release(w->parker);
+        if (!w->parker) {
             workers_free(p->workers, i);
             free_aligned(p->workers, n * sizeof *p->workers);
             free_aligned(p, sizeof *p);
             return ENOMEM;
         }
+        fut__deque_init(&w->deque);
         w->pool = p;
         w->index = i;
         w->rng = (unsigned)i * 2654435761u + 1;
@@ -733,6 +787,7 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     p->arg = cfg->worker_arg;
     snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "fut");
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->inject_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
     pthread_cond_init(&p->not_full, NULL);
     pool_register(p);
@@ -757,8 +812,9 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
 
 /* Every live pool is registered so that fork handlers can lock them around
  * fork() and mark them forked in the child.  Order: registry lock, then
- * each pool's lock.  The queues are lock-free, hence consistent in the
- * child at any instant. */
+ * each pool's two locks.  The stack and the deques are lock-free, hence
+ * consistent in the child at any instant; the backlog is consistent because
+ * its lock is held across fork(). */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pool_t *registry;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -766,14 +822,18 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&registry_lock);
-    for (pool_t *p = registry; p; p = p->reg_next)
+    for (pool_t *p = registry; p; p = p->reg_next) {
         pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&p->inject_lock);
+    }
 }
 
 static void fork_parent(void)
 {
-    for (pool_t *p = registry; p; p = p->reg_next)
+    for (pool_t *p = registry; p; p = p->reg_next) {
+        pthread_mutex_unlock(&p->inject_lock);
         pthread_mutex_unlock(&p->lock);
+    }
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -783,6 +843,7 @@ static void fork_child(void)
      * taken in prepare; the workers are gone, so start the locks afresh. */
     for (pool_t *p = registry; p; p = p->reg_next) {
         pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->inject_lock, NULL);
         pthread_mutex_init(&p->join_lock, NULL);
         pthread_cond_init(&p->not_full, NULL);
         atomic_store(&p->forked, true);

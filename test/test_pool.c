@@ -663,6 +663,122 @@ START_TEST(pool_worker_submit_never_blocks_on_full_queue) {
 }
 END_TEST
 
+/* ------------------------------------------------- queue order, depth */
+
+/* Records the order in which tasks start. */
+typedef struct order_log {
+    atomic_int next;
+    int *seen;
+} order_log_t;
+
+typedef struct order_item {
+    order_log_t *log;
+    int index;
+} order_item_t;
+
+static void *task_record(fut_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    order_item_t *it = arg;
+    it->log->seen[atomic_fetch_add(&it->log->next, 1)] = it->index;
+    return NULL;
+}
+
+/* PEP 3148 max_workers=1: tasks from outside run in submission order, also
+ * when far more are queued than one worker's deque holds (the rest wait in
+ * the injection queue) and while the worker is taking batches. */
+START_TEST(pool_one_thread_runs_outside_submits_in_order) {
+    enum { N = 20000 };
+    fut_executor_t *pool = new_pool(1);
+    fut_test_blocker_t gate;
+    fut_test_blocker_init(&gate, 0);
+    fut_t *first = fut_submit(pool, fut_test_task_block, &gate);
+    order_log_t log = {.seen = calloc(N, sizeof(int))};
+    order_item_t *items = calloc(N, sizeof *items);
+    fut_t **fs = calloc(N, sizeof *fs);
+    ck_assert_ptr_nonnull(log.seen);
+    ck_assert_ptr_nonnull(items);
+    ck_assert_ptr_nonnull(fs);
+    for (int i = 0; i < N; i++) {
+        items[i] = (order_item_t){.log = &log, .index = i};
+        fs[i] = fut_submit(pool, task_record, &items[i]);
+        if (i == N / 2)
+            fut_test_latch_open(&gate.latch); /* the worker starts taking */
+    }
+    ck_assert_int_eq(fut_get(first, FUT_FOREVER, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        fut_release(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&log.next), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(log.seen[i], i);
+    fut_release(first);
+    fut_executor_free(pool);
+    fut_test_blocker_destroy(&gate);
+    free(fs);
+    free(items);
+    free(log.seen);
+}
+END_TEST
+
+/* A task on a worker submits many more tasks than a worker's own deque
+ * holds: the overflow goes to the shared queue, and every task runs once. */
+typedef struct spawner {
+    fut_executor_t *pool;
+    int n;
+} spawner_t;
+
+static void *task_spawn_many(fut_ctx_t *ctx, void *arg) {
+    spawner_t *sp = arg;
+    fut_t **fs = calloc((size_t)sp->n, sizeof *fs);
+    if (!fs)
+        return fut_fail(ctx, ENOMEM, "no memory for the test");
+    for (int i = 0; i < sp->n; i++)
+        fs[i] = fut_submit(sp->pool, fut_test_task_identity, FUT_TEST_PTR(i + 1));
+    long sum = 0;
+    int failed = 0;
+    for (int i = 0; i < sp->n; i++) {
+        void *v = NULL;
+        if (fut_get(fs[i], FUT_FOREVER, &v) == 0)
+            sum += FUT_TEST_INT(v);
+        else
+            failed++;
+        fut_release(fs[i]);
+    }
+    free(fs);
+    if (failed)
+        return fut_fail(ctx, EIO, "%d nested tasks failed", failed);
+    return (void *)(intptr_t)sum;
+}
+
+static void spawn_many_on(size_t threads) {
+    enum { N = 50000 };
+    fut_executor_t *pool = new_pool(threads);
+    spawner_t sp = {.pool = pool, .n = N};
+    fut_t *f = fut_submit(pool, task_spawn_many, &sp);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq((long)(intptr_t)v, (long)N * (N + 1) / 2);
+    fut_release(f);
+    /* A worker counts a task after settling it: join the workers first. */
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT), 0);
+    fut_stats_t st = stats_of(pool);
+    ck_assert_uint_eq(st.submitted, N + 1);
+    ck_assert_uint_eq(st.completed, N + 1);
+    ck_assert_uint_eq(st.queued, 0);
+    fut_executor_free(pool);
+}
+
+START_TEST(pool_worker_spawns_past_its_deque_one_thread) {
+    spawn_many_on(1);
+}
+END_TEST
+
+START_TEST(pool_worker_spawns_past_its_deque_two_threads) {
+    spawn_many_on(2);
+}
+END_TEST
+
 /* ---------------------------------------------------------- rule 7 */
 
 typedef struct nest {
@@ -922,6 +1038,9 @@ Suite *fut_test_pool_suite(void) {
     tcase_add_test(tc, pool_bounded_queue_blocks_and_nowait_rejects_eagain);
     tcase_add_test(tc, pool_blocked_submit_wakes_on_shutdown);
     tcase_add_test(tc, pool_worker_submit_never_blocks_on_full_queue);
+    tcase_add_test(tc, pool_one_thread_runs_outside_submits_in_order);
+    tcase_add_test(tc, pool_worker_spawns_past_its_deque_one_thread);
+    tcase_add_test(tc, pool_worker_spawns_past_its_deque_two_threads);
     tcase_add_test(tc, rule7_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_deeply_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_all_workers_waiting_still_complete);
