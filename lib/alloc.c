@@ -1,14 +1,14 @@
 /*
  * alloc.c - the pluggable allocator, and per-thread freelists over it.
  *
- * The hot objects have three fixed sizes (32: callback nodes, 64: futures,
- * 80: continuations).  Each thread keeps a stack of free blocks per size
- * class, so the steady state allocates nothing from the allocator.  Blocks
- * migrate: a pool worker frees the futures the submitting thread allocated,
- * so a cache that grows past CACHE_MAX hands a batch of BATCH blocks to a
- * global depot, and a thread whose cache is empty takes a batch from it
- * before it asks the allocator.  The depot is one mutex per class, taken
- * once per BATCH blocks.  Any other size goes straight to the allocator.
+ * The hot objects have three fixed sizes (32: callback nodes and progress
+ * listeners, 56: futures, 72: continuations).  Each thread keeps a stack of
+ * free blocks per size class, so the steady state allocates nothing from the
+ * allocator.  Blocks migrate: a pool worker frees the futures the submitting
+ * thread allocated, so a cache that grows past CACHE_MAX hands a batch of BATCH
+ * blocks to a global depot, and a thread whose cache is empty takes a batch
+ * from it before it asks the allocator.  The depot is one mutex per class,
+ * taken once per BATCH blocks.  Any other size goes straight to the allocator.
  *
  * A block is freed through the allocator that is installed when it leaves
  * the caches: at thread exit (the cache goes to the depot), and in
@@ -28,7 +28,11 @@
 
 enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256 };
 
-static const size_t class_size[NCLASS] = {32, 64, 80};
+static const size_t class_size[NCLASS] = {
+    sizeof(fut__cb_t),
+    sizeof(struct fut),
+    sizeof(fut__cont_t),
+};
 
 /* AddressSanitizer builds skip the caches so that a use after free is
  * caught rather than hidden by a reused block. */

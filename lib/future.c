@@ -43,7 +43,6 @@ fut_t *fut__new(fut__kind_t kind, uint32_t refs)
                 (uint32_t)FUT_PENDING | ((uint32_t)kind << FUT__KIND_SHIFT));
     atomic_init(&f->refs, refs);
     atomic_init(&f->cbs, FUT__CBS_EMPTY);
-    atomic_init(&f->ext, NULL);
     return f;
 }
 
@@ -118,9 +117,8 @@ static fut_t *destroy_one(fut_t *f)
     } else if (s & FUT__MSG_OWNED) {
         fut__msg_free((char *)f->u.err.message);
     }
-    fut__ext_t *ext = atomic_load_explicit(&f->ext, memory_order_acquire);
-    if (ext)
-        fut__ext_free(ext);
+    if (s & FUT__HAS_EXT)
+        fut__ext_free(f);
     fut__free(f, fut__size(fut__kind(s)));
     if (hold &&
         atomic_fetch_sub_explicit(&hold->refs, 1, memory_order_acq_rel) == 1)
@@ -190,10 +188,11 @@ static void publish(fut_t *f, uint32_t to, uint32_t add)
     uint32_t from = (s & FUT__CLAIMED) ? (FUT_PENDING | FUT__CLAIMED)
                                        : (uint32_t)FUT_RUNNING;
     FUT__ASSERT(fut__transition(f, from, to, add, NULL));
-    atomic_thread_fence(memory_order_seq_cst); /* pairs with add_listener */
-    fut__ext_t *ext = atomic_load_explicit(&f->ext, memory_order_acquire);
-    if (ext)
-        fut__ext_close(ext);
+    /* An extension block flagged before the transition shows in this load
+     * (both are RMWs of state); one flagged after sees f settled and is
+     * closed by its creator (add_listener). */
+    if (atomic_load_explicit(&f->state, memory_order_acquire) & FUT__HAS_EXT)
+        fut__ext_close(f);
     fut__dispatch(f);
 }
 

@@ -106,6 +106,7 @@ enum {
     FUT__ADOPTING = 1u << 12,    /* RUNNING, following u.adopt_src */
     FUT__CANCEL_TOLD = 1u << 13, /* cancelled while queued; the executor
                                     was told (ops->cancelled) */
+    FUT__HAS_EXT = 1u << 14,     /* has an extension block (progress.c) */
     FUT__WRITER_SHIFT = 16,      /* promise writer references, bits 16..31 */
     FUT__WRITER_ONE = 1u << 16,
 };
@@ -167,12 +168,14 @@ struct fut {
             fut_t *hold;
         };
     } u;
-    /* Rarely used parts (progress listeners), allocated on first use and
-     * freed with the future. */
-    fut__ext_t *_Atomic ext;
+    /* Rarely used parts (progress listeners) live in a side table keyed by
+     * the future, flagged by FUT__HAS_EXT (progress.c), so that futures
+     * nobody watches do not carry a pointer for them. */
 };
 
-_Static_assert(sizeof(struct fut) <= 64, "the future object must stay small");
+/* 56 bytes: a million pending futures fit in 56 MB, and malloc serves a
+ * 56-byte request from a 64-byte chunk when the freelists are off. */
+_Static_assert(sizeof(struct fut) <= 56, "the future object must stay small");
 
 /* A continuation (then, catch, finally) carries two more words: the input
  * it waits for and its argument's destructor.  `input` holds one reference
@@ -362,9 +365,10 @@ char *fut__msg_copy(const char *s);
 void fut__msg_free(char *s);
 const char *fut__code_message(int code);
 
-/* Progress (progress.c): frees f's rarely used parts. */
-void fut__ext_free(fut__ext_t *ext);
-void fut__ext_close(fut__ext_t *ext);
+/* Progress (progress.c).  For a future with FUT__HAS_EXT: close ends
+ * progress when it settles; free releases the block when it is freed. */
+void fut__ext_close(fut_t *f);
+void fut__ext_free(fut_t *f);
 int fut__notify(fut_t *f, void *progress);
 
 /* The allocator (alloc.c). */

@@ -2,7 +2,13 @@
  * progress.c - progress notifications (jQuery's notify/progress).
  *
  * Listeners live in the future's extension block, allocated on first use
- * and freed with the future, so futures nobody watches pay one NULL word.
+ * and freed with the future.  The blocks are found through a side table
+ * keyed by the future's address, and a future has one only if its state
+ * says FUT__HAS_EXT, so futures nobody watches pay one bit and no lookup.
+ * The table is sharded by address; each shard is a chained hash table
+ * under its own mutex that doubles as it fills and is freed when empty.
+ * Lock order: a shard's lock, then nothing; an extension block's lock,
+ * then nothing.
  * The listener list is append-only while the future lives: a notifier
  * takes the lock only to record the latest progress and to read how many
  * listeners exist, then calls them without the lock (a listener may notify,
@@ -34,6 +40,8 @@ typedef struct listener {
 } listener_t;
 
 struct fut__ext {
+    fut_t *key;            /* the future (side table) */
+    fut__ext_t *hash_next; /* the shard's chain */
     pthread_mutex_t lock;
     listener_t *head, *tail;
     size_t count;
@@ -44,32 +52,143 @@ struct fut__ext {
     size_t active; /* notifiers calling listeners now */
 };
 
-static fut__ext_t *ext_get(fut_t *f)
+/* --- the side table ----------------------------------------------------- */
+
+enum { SHARD_BITS = 4, NSHARDS = 1 << SHARD_BITS, MIN_BUCKETS = 16 };
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    fut__ext_t **bucket; /* NULL while the shard is empty */
+    size_t nbuckets, count;
+} shard_t;
+
+#define SHARD_INIT                                                             \
+    {                                                                          \
+        PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0                                  \
+    }
+static shard_t table[NSHARDS] = {
+    SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT,
+    SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT,
+    SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT,
+};
+_Static_assert(sizeof table / sizeof table[0] == NSHARDS, "one per shard");
+
+static uint64_t hash_of(const fut_t *f)
 {
-    fut__ext_t *ext = atomic_load_explicit(&f->ext, memory_order_acquire);
-    if (ext)
-        return ext;
-    fut__ext_t *mine = fut__alloc(sizeof *mine);
-    if (!mine)
-        return NULL;
-    pthread_mutex_init(&mine->lock, NULL);
-    mine->head = mine->tail = NULL;
-    mine->count = 0;
-    mine->last = NULL;
-    mine->has_last = false;
-    mine->relayed = false;
-    mine->closed = false;
-    mine->active = 0;
-    if (atomic_compare_exchange_strong_explicit(
-            &f->ext, &ext, mine, memory_order_acq_rel, memory_order_acquire))
-        return mine;
-    pthread_mutex_destroy(&mine->lock);
-    fut__free(mine, sizeof *mine);
-    return ext; /* another thread installed one first */
+    return (uint64_t)(uintptr_t)f * 0x9e3779b97f4a7c15ull; /* Fibonacci */
 }
 
-void fut__ext_free(fut__ext_t *ext)
+static shard_t *shard_of(const fut_t *f)
 {
+    return &table[hash_of(f) >> (64 - SHARD_BITS)];
+}
+
+static size_t slot_of(const shard_t *sh, const fut_t *f)
+{
+    return (size_t)(hash_of(f) >> 16) & (sh->nbuckets - 1);
+}
+
+/* Shard lock held.  The block of f, or NULL. */
+static fut__ext_t *shard_find(shard_t *sh, const fut_t *f)
+{
+    if (!sh->bucket)
+        return NULL;
+    fut__ext_t *e = sh->bucket[slot_of(sh, f)];
+    while (e && e->key != f)
+        e = e->hash_next;
+    return e;
+}
+
+/* Shard lock held.  Gives the shard twice the buckets (or its first);
+ * false on ENOMEM, and then the shard is unchanged. */
+static bool shard_grow(shard_t *sh)
+{
+    size_t n = sh->nbuckets ? sh->nbuckets * 2 : MIN_BUCKETS;
+    fut__ext_t **b = fut__alloc(n * sizeof *b);
+    if (!b)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        b[i] = NULL;
+    fut__ext_t **old = sh->bucket;
+    size_t old_n = sh->nbuckets;
+    sh->bucket = b;
+    sh->nbuckets = n;
+    for (size_t i = 0; i < old_n; i++) {
+        for (fut__ext_t *e = old[i], *next; e; e = next) {
+            next = e->hash_next;
+            size_t k = slot_of(sh, e->key);
+            e->hash_next = b[k];
+            b[k] = e;
+        }
+    }
+    fut__free(old, old_n * sizeof *old);
+    return true;
+}
+
+/* The block of f if it has one. */
+static fut__ext_t *ext_find(fut_t *f)
+{
+    if (!(fut__load(f) & FUT__HAS_EXT))
+        return NULL;
+    shard_t *sh = shard_of(f);
+    pthread_mutex_lock(&sh->lock);
+    fut__ext_t *e = shard_find(sh, f);
+    pthread_mutex_unlock(&sh->lock);
+    FUT__ASSERT(e);
+    return e;
+}
+
+/* The block of f, made on first use; NULL on ENOMEM.  The block is in the
+ * table before the flag is set, so whoever sees the flag finds it. */
+static fut__ext_t *ext_get(fut_t *f)
+{
+    fut__ext_t *e = ext_find(f);
+    if (e)
+        return e;
+    shard_t *sh = shard_of(f);
+    pthread_mutex_lock(&sh->lock);
+    e = shard_find(sh, f);
+    if (!e && (sh->count < sh->nbuckets || shard_grow(sh) || sh->bucket)) {
+        e = fut__alloc(sizeof *e);
+        if (e) {
+            e->key = f;
+            pthread_mutex_init(&e->lock, NULL);
+            e->head = e->tail = NULL;
+            e->count = 0;
+            e->last = NULL;
+            e->has_last = false;
+            e->relayed = false;
+            e->closed = false;
+            e->active = 0;
+            size_t k = slot_of(sh, f);
+            e->hash_next = sh->bucket[k];
+            sh->bucket[k] = e;
+            sh->count++;
+            atomic_fetch_or_explicit(&f->state, FUT__HAS_EXT,
+                                     memory_order_acq_rel);
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return e;
+}
+
+void fut__ext_free(fut_t *f)
+{
+    shard_t *sh = shard_of(f);
+    pthread_mutex_lock(&sh->lock);
+    fut__ext_t **pp = &sh->bucket[slot_of(sh, f)];
+    while (*pp && (*pp)->key != f)
+        pp = &(*pp)->hash_next;
+    fut__ext_t *ext = *pp;
+    FUT__ASSERT(ext);
+    *pp = ext->hash_next;
+    if (--sh->count == 0) {
+        fut__free(sh->bucket, sh->nbuckets * sizeof *sh->bucket);
+        sh->bucket = NULL;
+        sh->nbuckets = 0;
+    }
+    pthread_mutex_unlock(&sh->lock);
+
     listener_t *l = ext->head;
     while (l) {
         listener_t *next = l->next;
@@ -118,7 +237,7 @@ static void release_args(fut__ext_t *ext)
     }
 }
 
-void fut__ext_close(fut__ext_t *ext)
+static void ext_close(fut__ext_t *ext)
 {
     /* f settled: relays hold their continuation only while progress can
      * still come, else a continuation that borrows f's value (and so holds
@@ -162,6 +281,11 @@ int fut__notify(fut_t *f, void *progress)
     return 0;
 }
 
+void fut__ext_close(fut_t *f)
+{
+    ext_close(ext_find(f));
+}
+
 static int add_listener(fut_t *f,
                         void (*cb)(fut_t *f, void *progress, void *arg),
                         void *arg, fut_free_fn free_arg)
@@ -196,11 +320,11 @@ static int add_listener(fut_t *f,
     pthread_mutex_unlock(&ext->lock);
     if (replay)
         cb(f, last, arg);
-    /* If f settled before this block existed, its settler saw no block to
-     * close: close it here.  The fences pair with the one in publish. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* If f settled before its block was flagged, its settler saw no block
+     * to close: close it here.  Flag and settle are both RMWs of f's state,
+     * so one of the two sees the other. */
     if (fut_done(f))
-        fut__ext_close(ext);
+        ext_close(ext);
     return 0;
 }
 

@@ -310,6 +310,55 @@ START_TEST(rule8_notify_from_other_thread) {
 }
 END_TEST
 
+/* Many watched futures at once: each listener hears only its own future,
+ * however the futures' progress blocks are stored, and watching and
+ * releasing them in any order loses nothing. */
+typedef struct own_watch {
+    fut_t *f;
+    atomic_int heard;
+    atomic_int wrong;
+} own_watch_t;
+
+static void on_own_progress(fut_t *f, void *progress, void *arg) {
+    own_watch_t *w = arg;
+    if (f != w->f || progress != (void *)w)
+        atomic_fetch_add(&w->wrong, 1);
+    atomic_fetch_add(&w->heard, 1);
+}
+
+START_TEST(progress_many_watched_futures_hear_only_their_own) {
+    enum { N = 20000 };
+    fut_promise_t **ps = calloc(N, sizeof *ps);
+    fut_t **fs = calloc(N, sizeof *fs);
+    own_watch_t *ws = calloc(N, sizeof *ws);
+    ck_assert_ptr_nonnull(ps);
+    ck_assert_ptr_nonnull(fs);
+    ck_assert_ptr_nonnull(ws);
+    fut_test_promises(ps, fs, N);
+    for (int i = 0; i < N; i++) {
+        ws[i].f = fs[i];
+        ck_assert_int_eq(fut_on_progress(fs[i], on_own_progress, &ws[i]), 0);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = N - 1; i >= 0; i--)
+            ck_assert_int_eq(fut_notify(ps[i], &ws[i]), 0);
+    /* Settle and free every other one first, then the rest. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = pass; i < N; i += 2) {
+            ck_assert_int_eq(fut_resolve(ps[i], NULL, NULL), 0);
+            ck_assert_int_eq(fut_notify(ps[i], &ws[i]), EALREADY);
+            fut_promise_release(ps[i]);
+            ck_assert_int_eq(atomic_load(&ws[i].heard), 2);
+            ck_assert_int_eq(atomic_load(&ws[i].wrong), 0);
+            fut_release(fs[i]);
+        }
+    }
+    free(ws);
+    free(fs);
+    free(ps);
+}
+END_TEST
+
 Suite *fut_test_progress_suite(void) {
     Suite *s = suite_create("progress");
     TCase *tc = tcase_create("progress");
@@ -323,6 +372,7 @@ Suite *fut_test_progress_suite(void) {
     tcase_add_test(tc, progress_from_task_replays_to_late_listener);
     tcase_add_test(tc, progress_from_inline_task_without_listener);
     tcase_add_test(tc, rule8_notify_from_other_thread);
+    tcase_add_test(tc, progress_many_watched_futures_hear_only_their_own);
     suite_add_tcase(s, tc);
     return s;
 }
