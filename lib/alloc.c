@@ -3,12 +3,22 @@
  *
  * The hot objects have three fixed sizes (32: callback nodes and progress
  * listeners, 56: futures, 72: continuations).  Each thread keeps a stack of
- * free blocks per size class, so the steady state allocates nothing from the
- * allocator.  Blocks migrate: a pool worker frees the futures the submitting
- * thread allocated, so a cache that grows past CACHE_MAX hands a batch of BATCH
- * blocks to a global depot, and a thread whose cache is empty takes a batch
- * from it before it asks the allocator.  The depot is one mutex per class,
- * taken once per BATCH blocks.  Any other size goes straight to the allocator.
+ * free blocks per size class, so the steady state allocates nothing from
+ * the allocator.  Blocks migrate: a pool worker frees the futures the
+ * submitting thread allocated, so a cache that grows past CACHE_MAX hands
+ * a batch of BATCH blocks to a global depot, and a thread whose cache is
+ * empty takes a batch from it before it asks the allocator.  The depot is
+ * one mutex per class, taken once per batch.  Any other size goes straight
+ * to the allocator.
+ *
+ * Slabs.  With the built-in allocator (malloc), a thread whose cache and
+ * the depot are empty carves SLAB_BLOCKS blocks out of one malloc'd slab:
+ * a block then costs its size and no malloc chunk header (malloc rounds a
+ * 56-byte request up to a 64-byte chunk, 72 to 80), and one call serves
+ * SLAB_BLOCKS objects.  Slabs are kept for reuse, listed in the depot, and
+ * freed when fut_set_allocator finds every block of their class free.  An
+ * installed allocator gets one call per object instead, with the object's
+ * own size, so it sees (and can count, place or fail) every object.
  *
  * A block is freed through the allocator that is installed when it leaves
  * the caches: at thread exit (the cache goes to the depot), and in
@@ -26,7 +36,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256 };
+enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256, SLAB_BLOCKS = BATCH };
 
 static const size_t class_size[NCLASS] = {
     sizeof(fut__cb_t),
@@ -57,11 +67,22 @@ static int class_of(size_t size)
 }
 
 /* A free block: its first word links the blocks of a list; the head block
- * of a batch in the depot uses its second word to link batches. */
+ * of a batch in the depot links batches and says how many blocks it has
+ * (BATCH, or fewer for what a thread had left when it exited). */
 typedef struct block {
     struct block *next;
     struct block *next_batch;
+    size_t count;
 } block_t;
+
+/* A slab's header; its blocks follow. */
+typedef struct slab {
+    struct slab *next;
+    size_t bytes;
+} slab_t;
+
+_Static_assert(sizeof(block_t) <= 32, "a free block fits the smallest class");
+_Static_assert(sizeof(slab_t) % 16 == 0, "blocks start malloc-aligned");
 
 /* --- the allocator ---------------------------------------------------- */
 
@@ -101,17 +122,20 @@ static void raw_free(void *p, size_t size)
 
 typedef struct depot {
     pthread_mutex_t lock;
-    block_t *batches; /* each a list of BATCH blocks */
+    block_t *batches; /* each a list of count blocks */
+    slab_t *slabs;    /* every slab of this class */
+    size_t nslabs;
 } depot_t;
 
 static depot_t depot[NCLASS] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL},
-    {PTHREAD_MUTEX_INITIALIZER, NULL},
-    {PTHREAD_MUTEX_INITIALIZER, NULL},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
 };
 
-static void depot_put(int c, block_t *batch)
+static void depot_put(int c, block_t *batch, size_t count)
 {
+    batch->count = count;
     pthread_mutex_lock(&depot[c].lock);
     batch->next_batch = depot[c].batches;
     depot[c].batches = batch;
@@ -135,6 +159,33 @@ static void free_list(block_t *b, size_t size)
         raw_free(b, size);
         b = next;
     }
+}
+
+static bool carving(void)
+{
+    return atomic_load_explicit(&cur_alloc, memory_order_relaxed) ==
+           default_alloc;
+}
+
+/* A new slab of class c, its blocks linked into a list; NULL on ENOMEM. */
+static block_t *slab_new(int c)
+{
+    size_t size = class_size[c];
+    size_t bytes = sizeof(slab_t) + SLAB_BLOCKS * size;
+    slab_t *sl = raw_alloc(bytes);
+    if (!sl)
+        return NULL;
+    sl->bytes = bytes;
+    char *first = (char *)(sl + 1);
+    for (size_t i = 0; i < SLAB_BLOCKS; i++)
+        ((block_t *)(first + i * size))->next =
+            i + 1 < SLAB_BLOCKS ? (block_t *)(first + (i + 1) * size) : NULL;
+    pthread_mutex_lock(&depot[c].lock);
+    sl->next = depot[c].slabs;
+    depot[c].slabs = sl;
+    depot[c].nslabs++;
+    pthread_mutex_unlock(&depot[c].lock);
+    return (block_t *)first;
 }
 
 /* --- the per-thread caches -------------------------------------------- */
@@ -166,7 +217,9 @@ static void cache_thread_exit(void *unused)
     (void)unused;
     for (int c = 0; c < NCLASS; c++) {
         while (cache.count[c] >= BATCH)
-            depot_put(c, cache_cut(c, BATCH));
+            depot_put(c, cache_cut(c, BATCH), BATCH);
+        if (cache.count[c] > 0 && carving()) /* slab blocks: keep them */
+            depot_put(c, cache_cut(c, cache.count[c]), cache.count[c]);
         free_list(cache.head[c], class_size[c]);
         cache.head[c] = NULL;
         cache.count[c] = 0;
@@ -207,20 +260,32 @@ static void cache_register(void)
     cache.registered = true;
 }
 
+/* Fills the empty cache of class c from the depot or a new slab; false if
+ * neither has blocks (then the allocator serves one object). */
+static bool cache_refill(int c)
+{
+    size_t count = SLAB_BLOCKS;
+    block_t *list = depot_take(c);
+    if (list)
+        count = list->count;
+    else if (carving())
+        list = slab_new(c);
+    if (!list)
+        return false;
+    if (!cache.registered)
+        cache_register();
+    cache.head[c] = list;
+    cache.count[c] = count;
+    return true;
+}
+
 void *fut__alloc(size_t size)
 {
     int c = class_of(size);
     if (c < 0)
         return raw_alloc(size);
-    if (!cache.head[c]) {
-        block_t *batch = depot_take(c);
-        if (!batch)
-            return raw_alloc(size);
-        if (!cache.registered)
-            cache_register();
-        cache.head[c] = batch;
-        cache.count[c] = BATCH;
-    }
+    if (!cache.head[c] && !cache_refill(c))
+        return carving() ? NULL : raw_alloc(size);
     block_t *b = cache.head[c];
     cache.head[c] = b->next;
     cache.count[c]--;
@@ -242,22 +307,58 @@ void fut__free(void *p, size_t size)
     b->next = cache.head[c];
     cache.head[c] = b;
     if (++cache.count[c] >= CACHE_MAX)
-        depot_put(c, cache_cut(c, BATCH));
+        depot_put(c, cache_cut(c, BATCH), BATCH);
+}
+
+/* Class c's free blocks (this thread's cache and the depot) go back to
+ * the allocator they came from.  Slabs are freed when all their blocks are
+ * free.  Otherwise objects are still alive (fut.h forbids it, but another
+ * thread may hold blocks in its cache) and the slabs are kept; their free
+ * blocks go back to the depot if malloc stays installed, else they are
+ * left unused rather than handed out as the new allocator's. */
+static void release_class(int c, bool slabs, bool keep_default)
+{
+    block_t *all = cache.head[c];
+    size_t n = cache.count[c];
+    cache.head[c] = NULL;
+    cache.count[c] = 0;
+    block_t *batch;
+    while ((batch = depot_take(c)) != NULL) {
+        n += batch->count;
+        block_t *last = batch;
+        while (last->next)
+            last = last->next;
+        last->next = all;
+        all = batch;
+    }
+    if (!slabs) {
+        free_list(all, class_size[c]);
+        return;
+    }
+    pthread_mutex_lock(&depot[c].lock);
+    slab_t *sl = NULL;
+    if (n == depot[c].nslabs * SLAB_BLOCKS) {
+        sl = depot[c].slabs;
+        depot[c].slabs = NULL;
+        depot[c].nslabs = 0;
+    }
+    pthread_mutex_unlock(&depot[c].lock);
+    if (!sl && all && keep_default)
+        depot_put(c, all, n);
+    while (sl) {
+        slab_t *next = sl->next;
+        raw_free(sl, sl->bytes);
+        sl = next;
+    }
 }
 
 int fut_set_allocator(const fut_allocator_t *a)
 {
     if (a && (!a->alloc || !a->free))
         return EINVAL;
-    /* Give every cached block back to the allocator it came from. */
-    for (int c = 0; c < NCLASS; c++) {
-        free_list(cache.head[c], class_size[c]);
-        cache.head[c] = NULL;
-        cache.count[c] = 0;
-        block_t *batch;
-        while ((batch = depot_take(c)) != NULL)
-            free_list(batch, class_size[c]);
-    }
+    bool slabs = carving();
+    for (int c = 0; c < NCLASS; c++)
+        release_class(c, slabs, !a);
     atomic_store_explicit(&cur_alloc, a ? a->alloc : default_alloc,
                           memory_order_relaxed);
     atomic_store_explicit(&cur_free, a ? a->free : default_free,
