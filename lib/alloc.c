@@ -135,6 +135,7 @@ static depot_t depot[NCLASS] = {
 
 static void depot_put(int c, block_t *batch, size_t count)
 {
+    FUT__ASSERT(count > 0); /* the count the taker's cache will trust */
     batch->count = count;
     pthread_mutex_lock(&depot[c].lock);
     batch->next_batch = depot[c].batches;
@@ -218,8 +219,9 @@ static void cache_thread_exit(void *unused)
     for (int c = 0; c < NCLASS; c++) {
         while (cache.count[c] >= BATCH)
             depot_put(c, cache_cut(c, BATCH), BATCH);
-        if (cache.count[c] > 0 && carving()) /* slab blocks: keep them */
-            depot_put(c, cache_cut(c, cache.count[c]), cache.count[c]);
+        size_t rest = cache.count[c];
+        if (rest > 0 && carving()) /* slab blocks: keep them */
+            depot_put(c, cache_cut(c, rest), rest);
         free_list(cache.head[c], class_size[c]);
         cache.head[c] = NULL;
         cache.count[c] = 0;

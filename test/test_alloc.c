@@ -276,6 +276,43 @@ START_TEST(alloc_builtin_slabs_pack_reuse_and_give_back) {
 }
 END_TEST
 
+/* Threads that exit with part of a batch in their caches leave those
+ * blocks to the depot, counted right, and later threads use them: each
+ * thread frees futures another thread made (its cache then ends between
+ * batches) and makes new ones from what earlier threads left (a batch
+ * counted wrong crashed a later thread's exit). */
+typedef struct churn {
+    fut_t *fs[1000];
+    size_t n;
+} churn_t;
+
+static void *churn_thread(void *arg) {
+    churn_t *c = arg;
+    for (size_t i = 0; i < c->n; i++)
+        fut_release(c->fs[i]);
+    c->n = 1000 - c->n;
+    for (size_t i = 0; i < c->n; i++)
+        c->fs[i] = fut_resolved(NULL, NULL);
+    return NULL;
+}
+
+START_TEST(alloc_thread_exit_leaves_partial_caches_usable) {
+    static churn_t c;
+    c.n = 0;
+    for (size_t i = 0; i < 60; i++) {
+        size_t want = 1 + i * 97 % 999;
+        for (; c.n < want; c.n++)
+            c.fs[c.n] = fut_resolved(NULL, NULL);
+        fut_test_join(fut_test_spawn(churn_thread, &c));
+        for (size_t k = 0; k < c.n; k++)
+            ck_assert_int_eq(fut_state(c.fs[k]), FUT_FULFILLED);
+    }
+    for (size_t k = 0; k < c.n; k++)
+        fut_release(c.fs[k]);
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------- every allocation fails */
 
 static void *task_never(fut_ctx_t *ctx, void *arg) {
@@ -649,6 +686,7 @@ Suite *fut_test_alloc_suite(void) {
     tcase_add_test(tc, alloc_set_allocator_requires_both_functions);
     tcase_add_test(tc, alloc_objects_come_from_the_installed_allocator);
     tcase_add_test(tc, alloc_builtin_slabs_pack_reuse_and_give_back);
+    tcase_add_test(tc, alloc_thread_exit_leaves_partial_caches_usable);
     tcase_add_test(tc, rule2_enomem_when_every_allocation_fails);
     tcase_add_test(tc, rule4_alloc_failure_promise_scenario);
     tcase_add_test(tc, rule4_alloc_failure_pool_scenario);
