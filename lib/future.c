@@ -38,7 +38,12 @@ fut_t *fut__new(fut__kind_t kind, uint32_t refs)
     fut_t *f = fut__alloc(size);
     if (!f)
         return NULL;
-    memset(f, 0, size);
+    /* Constant sizes, so the compiler clears with a few stores instead of
+     * a string instruction (W2 spent most of fut__new starting one). */
+    if (size == sizeof(fut__cont_t))
+        memset(f, 0, sizeof(fut__cont_t));
+    else
+        memset(f, 0, sizeof(struct fut));
     atomic_init(&f->state,
                 (uint32_t)FUT_PENDING | ((uint32_t)kind << FUT__KIND_SHIFT));
     atomic_init(&f->refs, refs);
