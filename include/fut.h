@@ -104,7 +104,12 @@ typedef struct fut_allocator {
 
 /* Installs an allocator (NULL restores malloc/free).  Call it while no
  * object of fut's is alive: objects are freed through the allocator that is
- * installed when they die.  Returns 0, or EINVAL if a function is missing. */
+ * installed when they die.  An installed allocator gets one call per object
+ * (of that object's size), so it can count, place or fail each one; with
+ * malloc, fut carves its small objects from slabs it keeps for reuse, and
+ * this call gives the slabs back once all their objects are free (so
+ * fut_set_allocator(NULL) also trims).  Freed objects are cached per thread
+ * either way.  Returns 0, or EINVAL if a function is missing. */
 FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
 /* ------------------------------------------------------------ executors */
