@@ -576,8 +576,11 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
     }
     if (!own || !fut__deque_push(&self_worker->deque, f))
         inject_push(p, f);
-    atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
+    /* Wake before leaving: once no submitter is in flight, shutdown may
+     * finish and, from a worker (fut_executor_free in a task), the pool
+     * may be freed while this thread would still read it. */
     wake_one(p);
+    atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
     return 0;
 }
 
