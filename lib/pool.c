@@ -175,21 +175,22 @@ static bool inject_nonempty(pool_t *p)
            atomic_load_explicit(&p->inject, memory_order_seq_cst);
 }
 
-/* Takes up to max of the oldest tasks in the shared queue, oldest first,
- * linked through next; NULL if there are none, or if another worker is
- * taking and !wait.  *more says whether tasks were left behind.
+/* Moves up to max of the oldest tasks in the shared queue into out[],
+ * oldest first, and returns how many; 0 if there are none, or if another
+ * worker is taking and !wait.  *more says whether tasks were left behind.
  *
  * A worker about to park looks with wait: it takes the lock, so either it
  * sees what an earlier taker left in the backlog, or that taker's critical
  * section comes after its own, hence after its nidle++, and the taker,
  * which reads nidle when it leaves work behind, wakes it. */
-static fut_t *inject_take(pool_t *p, size_t max, bool wait, bool *more)
+static size_t inject_take(pool_t *p, fut_t **out, size_t max, bool wait,
+                          bool *more)
 {
     *more = false;
     if (wait)
         pthread_mutex_lock(&p->inject_lock);
     else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
-        return NULL; /* a holder wakes a helper if it leaves work */
+        return 0; /* a holder wakes a helper if it leaves work */
     fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
     if (!head) {
         /* Move the stack (newest first) into the backlog, reversed. */
@@ -202,18 +203,16 @@ static fut_t *inject_take(pool_t *p, size_t max, bool wait, bool *more)
             s = next;
         }
     }
-    fut_t *first = head;
-    if (head) {
-        fut_t *last = head;
-        for (size_t n = 1; n < max && last->next; n++)
-            last = last->next;
-        head = last->next;
-        last->next = NULL;
+    size_t n = 0;
+    for (; n < max && head; n++) {
+        out[n] = head;
+        head = head->next;
+        out[n]->next = NULL;
     }
     atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
     pthread_mutex_unlock(&p->inject_lock);
     *more = inject_nonempty(p);
-    return first;
+    return n;
 }
 
 /* --- the idle list (lock held unless said) ---------------------------- */
@@ -313,25 +312,17 @@ static fut_t *find_work(worker_t *w, bool wait)
     if (f)
         return f;
     bool more;
-    fut_t *batch = inject_take(p, INJECT_BATCH, wait, &more);
-    if (batch) {
-        /* Oldest first: run the first now, push the others newest first so
-         * that the owner takes them oldest first.  The deque was empty and
-         * a batch fits it, so every push succeeds. */
-        fut_t *rest[INJECT_BATCH];
-        size_t n = 0;
-        for (fut_t *g = batch->next; g; g = g->next)
-            rest[n++] = g;
-        batch->next = NULL;
-        while (n > 0) {
-            fut_t *g = rest[--n];
-            g->next = NULL;
-            FUT__ASSERT(fut__deque_push(&w->deque, g));
-            more = true;
-        }
-        if (more)
+    fut_t *batch[INJECT_BATCH];
+    size_t n = inject_take(p, batch, INJECT_BATCH, wait, &more);
+    if (n > 0) {
+        /* Run the oldest now; push the others newest first, so that the
+         * owner takes them oldest first.  The deque was empty and a batch
+         * fits it, so every push succeeds. */
+        for (size_t i = n - 1; i > 0; i--)
+            FUT__ASSERT(fut__deque_push(&w->deque, batch[i]));
+        if (more || n > 1)
             wake_one(p); /* let an idle worker steal or take the rest */
-        return batch;
+        return batch[0];
     }
     return steal_any(p, w);
 }
@@ -602,21 +593,16 @@ static void drain_all(pool_t *p, int code, const char *message)
 {
     for (;;) {
         bool more;
-        fut_t *f = inject_take(p, SIZE_MAX, true, &more);
-        if (!f) {
-            f = steal_any(p, NULL);
-            if (f)
-                f->next = NULL;
-        }
-        if (!f)
+        fut_t *batch[INJECT_BATCH];
+        size_t n = inject_take(p, batch, INJECT_BATCH, true, &more);
+        if (n == 0 && (batch[0] = steal_any(p, NULL)) != NULL)
+            n = 1;
+        if (n == 0)
             break;
-        while (f) {
-            fut_t *next = f->next;
-            f->next = NULL;
+        for (size_t i = 0; i < n; i++) {
             atomic_fetch_add(&p->drained, 1);
-            reject_queued(p, f, code, message);
-            fut_release(f);
-            f = next;
+            reject_queued(p, batch[i], code, message);
+            fut_release(batch[i]);
         }
     }
 }
