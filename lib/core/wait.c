@@ -1,0 +1,215 @@
+/*
+ * wait.c - blocking: fut_wait, fut_get, fut_wait_for (PEP 3148 wait), and
+ * the waiter mechanism they share (wait.h).
+ *
+ * A blocked thread costs its futures nothing until it blocks: it then
+ * pushes a wake callback on each future it waits for and sleeps on its own
+ * parker (park.h), which the callback unparks.  A wait that times out
+ * leaves its callbacks behind; they hold a reference to the parker, so they
+ * stay harmless after the thread has moved on or exited.
+ */
+#include "core/wait.h"
+
+#include "core/ctx.h"
+
+#include <errno.h>
+#include <time.h>
+
+static void wake_cb(fut_t *f, void *arg)
+{
+    (void)f;
+    fut__parker_unpark(arg);
+}
+
+static void wake_free(void *arg)
+{
+    fut__parker_release(arg);
+}
+
+int fut__arm_wake(fut_t *f, fut__parker_t *p)
+{
+    if (fut__cbs_closed(f))
+        return EALREADY;
+    fut__cb_t *node = fut__alloc(sizeof *node);
+    if (!node)
+        return ENOMEM;
+    fut__parker_retain(p);
+    node->fn = wake_cb;
+    node->arg = p;
+    node->free_arg = wake_free;
+    if (!fut__cbs_push(f, (uintptr_t)node)) {
+        fut__parker_release(p);
+        fut__free(node, sizeof *node);
+        return EALREADY;
+    }
+    return 0;
+}
+
+void fut__nap(int64_t *nap, int64_t deadline)
+{
+    int64_t ns = *nap;
+    if (deadline >= 0) {
+        int64_t left = deadline - fut__now();
+        if (left < ns)
+            ns = left > 0 ? left : 0;
+    }
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    nanosleep(&ts, NULL);
+    if (*nap < 1000000)
+        *nap *= 2;
+}
+
+int fut__wait_until(fut__waiter_t *w, int64_t deadline)
+{
+    if (w->ready(w))
+        return 0;
+    fut__trampoline_flush();
+    int rc;
+    fut_executor_t *ex = fut__exec_current();
+    if (ex && ex->ops->help_wait && ex->ops->help_wait(ex, w, deadline, &rc))
+        return rc;
+    for (int i = 0; i < 64; i++) {
+        if (w->ready(w))
+            return 0;
+        fut__cpu_relax();
+    }
+    fut__parker_t *self = fut__parker_self();
+    rc = self ? w->arm(w, self) : ENOMEM;
+    if (rc == ENOMEM) {
+        int64_t nap = 1000;
+        while (!w->ready(w)) {
+            if (fut__expired(deadline))
+                return ETIMEDOUT;
+            fut__nap(&nap, deadline);
+        }
+        return 0;
+    }
+    for (;;) {
+        uint32_t seen = fut__parker_prepare(self);
+        if (w->ready(w))
+            return 0;
+        if (fut__expired(deadline))
+            return ETIMEDOUT;
+        fut__parker_park(self, seen, deadline);
+    }
+}
+
+/* --- one future ------------------------------------------------------- */
+
+typedef struct one_waiter {
+    fut__waiter_t base;
+    fut_t *f;
+} one_waiter_t;
+
+static bool one_ready(fut__waiter_t *w)
+{
+    return fut__is_settled(fut__load(((one_waiter_t *)w)->f));
+}
+
+static int one_arm(fut__waiter_t *w, fut__parker_t *p)
+{
+    return fut__arm_wake(((one_waiter_t *)w)->f, p);
+}
+
+int fut_wait(fut_t *f, int64_t timeout)
+{
+    if (!f)
+        return EINVAL;
+    if (fut__is_settled(fut__load(f)))
+        return 0;
+    if (f == fut__current())
+        return EDEADLK;
+    if (timeout == 0)
+        return ETIMEDOUT;
+    one_waiter_t w = {{one_ready, one_arm}, f};
+    return fut__wait_until(&w.base, fut__deadline(timeout));
+}
+
+int fut_get(fut_t *f, int64_t timeout, void **value)
+{
+    if (value)
+        *value = NULL;
+    int rc = fut_wait(f, timeout);
+    if (rc)
+        return rc;
+    uint32_t s = fut__load(f);
+    if ((s & FUT__STATE_MASK) == FUT_FULFILLED) {
+        if (value)
+            *value = f->u.ok.value;
+        return 0;
+    }
+    fut__observe(f);
+    return f->u.err.code;
+}
+
+/* --- PEP 3148 wait ---------------------------------------------------- */
+
+typedef struct many_waiter {
+    fut__waiter_t base;
+    fut_t *const *fs;
+    size_t n;
+    int return_when;
+    size_t done;
+} many_waiter_t;
+
+static bool many_ready(fut__waiter_t *w)
+{
+    many_waiter_t *m = (many_waiter_t *)w;
+    size_t done = 0;
+    bool failed = false;
+    for (size_t i = 0; i < m->n; i++) {
+        uint32_t s = fut__load(m->fs[i]);
+        if (fut__is_settled(s)) {
+            done++;
+            failed |= (s & FUT__STATE_MASK) == FUT_REJECTED;
+        }
+    }
+    m->done = done;
+    switch (m->return_when) {
+    case FUT_FIRST_COMPLETED:
+        return done > 0 || m->n == 0;
+    case FUT_FIRST_EXCEPTION:
+        return failed || done == m->n;
+    default:
+        return done == m->n;
+    }
+}
+
+static int many_arm(fut__waiter_t *w, fut__parker_t *p)
+{
+    many_waiter_t *m = (many_waiter_t *)w;
+    int armed = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        int rc = fut__arm_wake(m->fs[i], p);
+        if (rc == ENOMEM)
+            return ENOMEM; /* those already armed stay harmless */
+        armed += rc == 0;
+    }
+    return armed ? 0 : EALREADY;
+}
+
+int fut_wait_for(fut_t *const *fs, size_t n, int64_t timeout, int return_when,
+                 size_t *done)
+{
+    if (done)
+        *done = 0;
+    if ((!fs && n) || return_when < FUT_FIRST_COMPLETED ||
+        return_when > FUT_ALL_COMPLETED)
+        return EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return EINVAL;
+    many_waiter_t m = {{many_ready, many_arm}, fs, n, return_when, 0};
+    int rc;
+    if (many_ready(&m.base))
+        rc = 0;
+    else if (timeout == 0)
+        rc = ETIMEDOUT;
+    else
+        rc = fut__wait_until(&m.base, fut__deadline(timeout));
+    if (rc == ETIMEDOUT)
+        many_ready(&m.base); /* count what settled meanwhile */
+    if (done)
+        *done = m.done;
+    return rc;
+}

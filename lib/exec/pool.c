@@ -1,0 +1,315 @@
+/*
+ * pool.c - the thread-pool executor: creating a pool, submitting to it,
+ * shutting it down, freeing it, its stats.  The queues and the workers are
+ * in pool_worker.c, the fork registry in pool_fork.c (pool.h lists them).
+ *
+ * Shutdown.  Submitters announce themselves (the in-flight bits of
+ * `admit`) before they check the flags and push; shutdown sets the flag,
+ * waits for the submitters in flight to drain, and only then sets
+ * `closed`, so no task can be pushed after the workers decide to exit
+ * (they exit when closed and they find no work).
+ *
+ * Lifetime (core/exec.h).  The pool holds one reference per worker
+ * thread, dropped as the thread exits, plus the user's.  fut_executor_free
+ * shuts down, joins the workers (or, called from one of them, detaches
+ * them) and drops the user's reference; the last reference frees the
+ * memory, whoever drops it: the freeing thread, the last worker out, or a
+ * continuation that still named the pool.
+ *
+ * Lock order.  `join_lock` serialises joining and is never taken with
+ * `lock` held; the other locks are described in pool_worker.c.  The fork
+ * registry lock comes before any pool's.
+ *
+ * Fork.  A pool inherited across fork() has no threads in the child: it is
+ * marked forked and closed (pool_fork.c), answers ESHUTDOWN to submits,
+ * rejects its queued tasks with ESHUTDOWN when shut down or freed, and is
+ * freed without joining.
+ */
+#include "exec/pool.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef fut__pool_t pool_t;
+typedef fut__worker_t worker_t;
+
+/* --- the executor interface ------------------------------------------- */
+
+static bool is_own_worker(pool_t *p)
+{
+    return fut__pool_self(p) != NULL;
+}
+
+static uint64_t queued_now(pool_t *p)
+{
+    uint64_t out = atomic_load(&p->drained) + atomic_load(&p->zombies);
+    for (size_t i = 0; i < p->nthreads; i++)
+        out += atomic_load(&p->workers[i].taken);
+    uint64_t in = atomic_load(&p->admit) >> 16;
+    return in > out ? in - out : 0;
+}
+
+/* Bounded queue: waits while full (lock not held on entry or exit). */
+static int wait_not_full(pool_t *p, unsigned flags)
+{
+    if (queued_now(p) < p->max_queued)
+        return 0;
+    if (flags & FUT_NOWAIT)
+        return EAGAIN;
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->blocked_submitters, 1);
+    while (queued_now(p) >= p->max_queued && !atomic_load(&p->shutdown))
+        pthread_cond_wait(&p->not_full, &p->lock);
+    atomic_fetch_sub(&p->blocked_submitters, 1);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static int refusal(pool_t *p)
+{
+    if (atomic_load(&p->forked))
+        return ESHUTDOWN;
+    int broken = atomic_load(&p->broken);
+    if (broken)
+        return broken;
+    return atomic_load(&p->shutdown) ? ESHUTDOWN : 0;
+}
+
+static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
+{
+    pool_t *p = (pool_t *)ex;
+    bool own = is_own_worker(p);
+    if (p->max_queued && !own) {
+        int rc = refusal(p);
+        if (!rc)
+            rc = wait_not_full(p, flags);
+        if (rc)
+            return rc;
+    }
+    /* Announce: in flight, and counted as accepted. */
+    atomic_fetch_add_explicit(&p->admit, FUT__ADMIT_ONE + 1, memory_order_seq_cst);
+    int rc = refusal(p);
+    if (rc) {
+        atomic_fetch_sub_explicit(&p->admit, FUT__ADMIT_ONE + 1,
+                                  memory_order_release);
+        return rc;
+    }
+    /* Push and wake before leaving: once no submitter is in flight,
+     * shutdown may finish and the pool's threads exit. */
+    fut__pool_push(p, f);
+    atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
+    return 0;
+}
+
+static void join_all(pool_t *p)
+{
+    pthread_mutex_lock(&p->join_lock);
+    if (!p->joined) {
+        for (size_t i = 0; i < p->nthreads; i++)
+            if (p->workers[i].started)
+                pthread_join(p->workers[i].thread, NULL);
+        p->joined = true;
+    }
+    pthread_mutex_unlock(&p->join_lock);
+}
+
+static int pool_shutdown(fut_executor_t *ex, unsigned flags)
+{
+    pool_t *p = (pool_t *)ex;
+    atomic_store(&p->shutdown, true);
+    while (atomic_load(&p->admit) & FUT__ADMIT_INFLIGHT)
+        sched_yield(); /* a submitter between its check and its push */
+    atomic_store(&p->closed, true);
+    bool forked = atomic_load(&p->forked);
+    if (forked)
+        fut__pool_drain(p, ESHUTDOWN, "thread pool inherited across fork()");
+    else if (flags & FUT_SHUTDOWN_CANCEL_PENDING)
+        fut__pool_drain(p, ECANCELED, NULL);
+    fut__pool_wake_all(p);
+    pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->not_full);
+    pthread_mutex_unlock(&p->lock);
+    if (forked)
+        return ESHUTDOWN;
+    if (flags & FUT_SHUTDOWN_WAIT) {
+        if (is_own_worker(p))
+            return EDEADLK;
+        join_all(p);
+    }
+    return 0;
+}
+
+/* The pool and its workers are cache-line aligned; the allocator promises
+ * only malloc's alignment, so ask for a line more and keep the address it
+ * gave in the word before the aligned block. */
+static void *alloc_aligned(size_t size)
+{
+    char *raw = fut__alloc(size + 64 + sizeof(void *));
+    if (!raw)
+        return NULL;
+    uintptr_t at = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    ((void **)at)[-1] = raw;
+    return (void *)at;
+}
+
+static void free_aligned(void *p, size_t size)
+{
+    fut__free(((void **)p)[-1], size + 64 + sizeof(void *));
+}
+
+/* The last reference went: every thread is gone (joined, or detached and
+ * past its last touch of the pool). */
+static void pool_destroy(fut_executor_t *ex)
+{
+    pool_t *p = (pool_t *)ex;
+    fut__pool_unregister(p);
+    for (size_t i = 0; i < p->nthreads; i++)
+        fut__parker_release(p->workers[i].parker);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->inject_lock);
+    pthread_mutex_destroy(&p->join_lock);
+    pthread_cond_destroy(&p->not_full);
+    free_aligned(p->workers, p->nthreads * sizeof *p->workers);
+    free_aligned(p, sizeof *p);
+}
+
+/* fut_executor_free: shut down and wait; from one of its own workers,
+ * which cannot join itself, detach the threads instead (the last one out
+ * drops the last reference of the threads). */
+static void pool_close(fut_executor_t *ex)
+{
+    pool_t *p = (pool_t *)ex;
+    if (pool_shutdown(ex, FUT_SHUTDOWN_WAIT) != EDEADLK)
+        return;
+    pthread_mutex_lock(&p->join_lock);
+    if (!p->joined) {
+        for (size_t i = 0; i < p->nthreads; i++)
+            if (p->workers[i].started)
+                pthread_detach(p->workers[i].thread);
+        p->joined = true;
+    }
+    pthread_mutex_unlock(&p->join_lock);
+}
+
+static void pool_cancelled(fut_executor_t *ex)
+{
+    pool_t *p = (pool_t *)ex;
+    atomic_fetch_add(&p->zombies, 1);
+    atomic_fetch_add(&p->cancelled, 1);
+    if (p->max_queued)
+        fut__pool_signal_not_full(p); /* a slot is free again */
+}
+
+static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
+{
+    pool_t *p = (pool_t *)ex;
+    pthread_mutex_lock(&p->lock);
+    out->threads = p->alive;
+    pthread_mutex_unlock(&p->lock);
+    out->idle = atomic_load(&p->nidle);
+    out->queued = (size_t)queued_now(p);
+    out->submitted = atomic_load(&p->admit) >> 16;
+    for (size_t i = 0; i < p->nthreads; i++)
+        out->completed += atomic_load(&p->workers[i].completed);
+    out->cancelled = atomic_load(&p->cancelled);
+    out->broken = atomic_load(&p->broken);
+    out->shutdown = atomic_load(&p->shutdown) || atomic_load(&p->forked);
+    return 0;
+}
+
+static const fut__executor_ops_t pool_ops = {
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .close = pool_close,
+    .destroy = pool_destroy,
+    .stats = pool_stats,
+    .cancelled = pool_cancelled,
+    .help_wait = fut__pool_help_wait,
+};
+
+/* --- creation --------------------------------------------------------- */
+
+/* A pool's memory with n workers, every field set up but no thread
+ * started; NULL on ENOMEM, with everything it had made undone. */
+static pool_t *pool_alloc(size_t n, const fut_pool_config_t *cfg)
+{
+    pool_t *p = alloc_aligned(sizeof *p);
+    worker_t *ws = p ? alloc_aligned(n * sizeof *ws) : NULL;
+    if (ws)
+        memset(ws, 0, n * sizeof *ws);
+    size_t made = 0;
+    while (ws && made < n && (ws[made].parker = fut__parker_new()) != NULL)
+        made++;
+    if (made < n) {
+        for (size_t i = 0; i < made; i++)
+            fut__parker_release(ws[i].parker);
+        if (ws)
+            free_aligned(ws, n * sizeof *ws);
+        if (p)
+            free_aligned(p, sizeof *p);
+        return NULL;
+    }
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        fut__deque_init(&ws[i].deque);
+        ws[i].pool = p;
+        ws[i].index = i;
+        ws[i].rng = (unsigned)i * 2654435761u + 1;
+    }
+    /* The user's reference and one per worker thread. */
+    fut__exec_init(&p->base, &pool_ops, (uint32_t)(1 + n));
+    p->workers = ws;
+    p->nthreads = n;
+    p->max_queued = cfg->max_queued;
+    p->init = cfg->worker_init;
+    p->exit_fn = cfg->worker_exit;
+    p->arg = cfg->worker_arg;
+    snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "fut");
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->inject_lock, NULL);
+    pthread_mutex_init(&p->join_lock, NULL);
+    pthread_cond_init(&p->not_full, NULL);
+    return p;
+}
+
+int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
+{
+    if (!out)
+        return EINVAL;
+    *out = NULL;
+    fut_pool_config_t defaults = {0};
+    if (!cfg)
+        cfg = &defaults;
+    size_t n = cfg->threads;
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (size_t)cpus : 1;
+    }
+    if (n > FUT__POOL_THREADS_MAX)
+        return EINVAL;
+    pool_t *p = pool_alloc(n, cfg);
+    if (!p)
+        return ENOMEM;
+    fut__pool_register(p);
+    p->alive = n;
+    for (size_t i = 0; i < n; i++) {
+        worker_t *w = &p->workers[i];
+        if (pthread_create(&w->thread, NULL, fut__pool_worker_main, w) != 0) {
+            /* The threads never started drop their references; the
+             * others see the shutdown and exit, and freeing joins them. */
+            pthread_mutex_lock(&p->lock);
+            p->alive -= n - i;
+            pthread_mutex_unlock(&p->lock);
+            for (size_t k = i; k < n; k++)
+                fut__exec_release(&p->base);
+            fut_executor_free(&p->base);
+            return EAGAIN;
+        }
+        w->started = true;
+    }
+    *out = &p->base;
+    return 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * pool.h - the thread-pool executor's shared structure (private; executor
+ * layer).
+ *
+ * The pool is three files: pool.c (creating, submitting, shutting down,
+ * freeing, stats), pool_worker.c (the queues, the worker loop, parking and
+ * helping while a worker waits) and pool_fork.c (the registry of live
+ * pools and the fork handlers).  Their design essay is at the top of
+ * pool.c; the worker's at the top of pool_worker.c.
+ *
+ * Cache lines.  The pool's fields are grouped by writer, a line each:
+ * measured, W1 went from 7-14 M to 30 M tasks/s when the workers stopped
+ * reading the line every submit writes.
+ */
+#ifndef FUT_EXEC_POOL_H
+#define FUT_EXEC_POOL_H
+
+#include "core/exec.h"
+#include "core/wait.h"
+#include "util/deque.h"
+#include "util/park.h"
+
+#include <pthread.h>
+
+enum {
+    FUT__POOL_NAME_MAX = 15, /* bytes a thread name can show */
+    FUT__POOL_THREADS_MAX = 4096,
+    FUT__INJECT_BATCH = 64, /* tasks a worker takes from the shared queue */
+};
+_Static_assert((int)FUT__INJECT_BATCH <= (int)FUT__DEQUE_CAPACITY,
+               "a batch fits in an empty deque");
+
+typedef struct fut__pool fut__pool_t;
+
+typedef struct fut__worker {
+    fut__deque_t deque; /* first: its own cache lines */
+    fut__pool_t *pool;
+    pthread_t thread;
+    size_t index;
+    fut__parker_t *parker; /* the pool holds a reference, the thread another */
+    struct fut__worker *idle_next;
+    bool idle; /* in the idle list (lock held) */
+    bool started;
+    int depth; /* nested help-while-wait levels */
+    unsigned rng;
+    /* Written by this worker only, on a line of their own. */
+    _Alignas(64) _Atomic uint64_t taken, completed;
+} fut__worker_t;
+
+#define FUT__LINE _Alignas(64)
+
+struct fut__pool {
+    fut_executor_t base;
+    /* Read-mostly: set at creation or on shutdown. */
+    FUT__LINE _Atomic bool shutdown; /* no more submits */
+    _Atomic bool closed;             /* shutdown and no submit in flight */
+    _Atomic int broken;              /* a worker initializer's code */
+    _Atomic bool forked;
+    size_t nthreads;
+    fut__worker_t *workers;
+    size_t max_queued;
+    /* Written by every submit: submitters in flight (low 16 bits) and
+     * tasks accepted (the rest), one RMW to enter, one to leave. */
+    FUT__LINE _Atomic uint64_t admit;
+    /* The injection stack: submitters push, workers take it whole. */
+    FUT__LINE fut_t *_Atomic inject;
+    /* The backlog, oldest first: workers take, under inject_lock (the
+     * atomic lets a worker look without the lock). */
+    FUT__LINE fut_t *_Atomic backlog;
+    pthread_mutex_t inject_lock;
+    /* Written by workers as they park and wake. */
+    FUT__LINE _Atomic size_t nidle;
+    /* Rare. */
+    FUT__LINE _Atomic uint64_t cancelled, zombies, drained;
+    _Atomic size_t blocked_submitters;
+    pthread_mutex_t lock;
+    pthread_cond_t not_full;
+    fut__worker_t *idle;
+    size_t alive;
+    int (*init)(void *);
+    void (*exit_fn)(void *);
+    void *arg;
+    bool joined;
+    pthread_mutex_t join_lock;
+    char name[FUT__POOL_NAME_MAX + 1]; /* the prefix, as much as can show */
+    fut__pool_t *reg_prev, *reg_next;  /* fork registry (pool_fork.c) */
+};
+
+#define FUT__ADMIT_ONE ((uint64_t)1 << 16) /* one task accepted */
+#define FUT__ADMIT_INFLIGHT 0xffffu
+
+/* --- pool_worker.c ---------------------------------------------------- */
+
+void *fut__pool_worker_main(void *worker);
+
+/* The worker of p running on this thread, or NULL. */
+fut__worker_t *fut__pool_self(const fut__pool_t *p);
+
+/* Pushes f on the shared queue (any thread), or on the calling worker's
+ * deque when it has room; then wakes a parked worker if there is one. */
+void fut__pool_push(fut__pool_t *p, fut_t *f);
+
+/* Takes every queued task out and settles it with code: for when no
+ * worker will run them. */
+void fut__pool_drain(fut__pool_t *p, int code, const char *message);
+
+/* Wakes every parked worker. */
+void fut__pool_wake_all(fut__pool_t *p);
+
+/* The executor's help_wait operation (rule 7). */
+bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *w,
+                         int64_t deadline, int *rc);
+
+/* Wakes submitters blocked on a full bounded queue. */
+void fut__pool_signal_not_full(fut__pool_t *p);
+
+/* --- pool_fork.c ------------------------------------------------------ */
+
+void fut__pool_register(fut__pool_t *p);
+void fut__pool_unregister(fut__pool_t *p);
+
+#endif /* FUT_EXEC_POOL_H */

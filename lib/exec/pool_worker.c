@@ -1,0 +1,453 @@
+/*
+ * pool_worker.c - the pool's queues and its workers: finding work,
+ * running it, parking, and helping while a worker waits.
+ *
+ * Queues.  Each worker owns a bounded Chase-Lev deque (util/deque.h) for
+ * the work it spawns itself: tasks submitted from inside tasks,
+ * continuations handed to the pool by a settle on a worker; when it is
+ * full they go to the shared queue instead.  The shared (injection) queue
+ * has two parts.  Outside submitters push onto a lock-free stack linked
+ * through the futures' own `next` (no allocation per task).  Workers take
+ * from a FIFO backlog under `inject_lock`; when the backlog is empty, the
+ * taker moves the whole stack into it at once (one exchange) and reverses
+ * it.  The backlog only ever holds tasks older than those on the stack, so
+ * tasks leave in submission order.  A worker takes at most INJECT_BATCH at
+ * a time: it runs the oldest and pushes the others on its deque, oldest at
+ * the bottom, so it runs them in order and thieves take the newest.
+ * Taking in bounded batches keeps every deque within its fixed ring, so
+ * queue memory does not grow with a burst, and leaves the rest of a burst
+ * in the shared queue for whichever worker is free.  A worker looking for
+ * work takes its own deque, then a batch from the shared queue, then
+ * steals from the other workers' deques.
+ *
+ * Parking.  An idle worker spins briefly, then registers in the idle list
+ * (nidle++), looks once more, and parks on its own parker.  A submitter
+ * pushes, then reads nidle, and takes the idle lock and unparks one worker
+ * only when nidle is not zero: a busy pool makes no syscall and takes no
+ * lock per task.  No wakeup is lost: the push and the worker's nidle++ are
+ * seq_cst operations, and so are the submitter's load of nidle and the
+ * worker's second look, so at least one of the two sees the other.  A
+ * worker that takes a batch wakes another idle worker, which steals.
+ *
+ * Waiting inside a task (rule 7).  A worker that waits on a future runs
+ * the pool's work meanwhile (the executor's help_wait operation, reached
+ * through core/exec.h); when there is none it parks both as an idle worker
+ * (so a submit wakes it) and on the future (a wake callback).  Nested
+ * helping is limited in depth; past the limit the worker simply blocks.
+ *
+ * Lock order.  `lock` guards the idle list, the flags' transitions and the
+ * bounded-queue wait; `inject_lock` guards the backlog.  No user code runs
+ * under either, and neither is taken while the other is held, except by
+ * the fork handlers (lock, then inject_lock).
+ *
+ * Counters.  Each worker counts what it took out of the queues in its own
+ * cache line (written by it alone); stats sum them.  A task cancelled while
+ * queued stays in its queue, counted as a zombie (the executor is told at
+ * once, core/exec.h) until a worker takes it out.
+ */
+#include "exec/pool.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+
+enum {
+    HELP_DEPTH_MAX = 64,
+    SPIN_ROUNDS = 64, /* looks for work before parking */
+    STEAL_TRIES = 4,  /* retries of a steal that lost a race */
+    INJECT_BATCH = FUT__INJECT_BATCH,
+};
+
+typedef fut__pool_t pool_t;
+typedef fut__worker_t worker_t;
+
+static _Thread_local worker_t *self_worker;
+
+worker_t *fut__pool_self(const pool_t *p)
+{
+    return self_worker && self_worker->pool == p ? self_worker : NULL;
+}
+
+static void bump(_Atomic uint64_t *c)
+{
+    /* Single writer: a plain load and store, no locked instruction. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* --- the injection queue --------------------------------------------- */
+
+static void inject_push(pool_t *p, fut_t *f)
+{
+    fut_t *head = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    do
+        f->next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &p->inject, &head, f, memory_order_seq_cst, memory_order_relaxed));
+}
+
+/* True if the shared queue may hold a task.  The seq_cst load of the stack
+ * is the worker's half of the no-lost-wakeup argument (see Parking). */
+static bool inject_nonempty(pool_t *p)
+{
+    return atomic_load_explicit(&p->backlog, memory_order_relaxed) ||
+           atomic_load_explicit(&p->inject, memory_order_seq_cst);
+}
+
+/* Moves up to max of the oldest tasks in the shared queue into out[],
+ * oldest first, and returns how many; 0 if there are none, or if another
+ * worker is taking and !wait.  *more says whether tasks were left behind.
+ *
+ * A worker about to park looks with wait: it takes the lock, so either it
+ * sees what an earlier taker left in the backlog, or that taker's critical
+ * section comes after its own, hence after its nidle++, and the taker,
+ * which reads nidle when it leaves work behind, wakes it. */
+static size_t inject_take(pool_t *p, fut_t **out, size_t max, bool wait,
+                          bool *more)
+{
+    *more = false;
+    if (wait)
+        pthread_mutex_lock(&p->inject_lock);
+    else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
+        return 0; /* a holder wakes a helper if it leaves work */
+    fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
+    if (!head) {
+        /* Move the stack (newest first) into the backlog, reversed. */
+        fut_t *s =
+            atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+        while (s) {
+            fut_t *next = s->next;
+            s->next = head;
+            head = s;
+            s = next;
+        }
+    }
+    size_t n = 0;
+    for (; n < max && head; n++) {
+        out[n] = head;
+        head = head->next;
+        out[n]->next = NULL;
+    }
+    atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
+    pthread_mutex_unlock(&p->inject_lock);
+    *more = inject_nonempty(p);
+    return n;
+}
+
+/* --- the idle list (lock held unless said) ---------------------------- */
+
+static void idle_push(pool_t *p, worker_t *w)
+{
+    w->idle = true;
+    w->idle_next = p->idle;
+    p->idle = w;
+    atomic_fetch_add_explicit(&p->nidle, 1, memory_order_seq_cst);
+}
+
+static void idle_remove(pool_t *p, worker_t *w)
+{
+    if (!w->idle)
+        return;
+    for (worker_t **pp = &p->idle; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == w) {
+            *pp = w->idle_next;
+            break;
+        }
+    }
+    w->idle = false;
+    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+}
+
+static worker_t *idle_pop(pool_t *p)
+{
+    worker_t *w = p->idle;
+    if (w) {
+        p->idle = w->idle_next;
+        w->idle = false;
+        atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
+    return w;
+}
+
+/* Lock not held.  Wakes one parked worker, if any. */
+static void wake_one(pool_t *p)
+{
+    if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    worker_t *w = idle_pop(p);
+    pthread_mutex_unlock(&p->lock);
+    if (w)
+        fut__parker_unpark(w->parker);
+}
+
+/* Lock not held. */
+void fut__pool_wake_all(pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    worker_t *all = p->idle;
+    for (worker_t *w = all; w; w = w->idle_next)
+        w->idle = false;
+    p->idle = NULL;
+    atomic_store(&p->nidle, 0);
+    pthread_mutex_unlock(&p->lock);
+    /* The workers stay allocated as long as the pool, and their parkers
+     * hold references of the pool's: unparking after unlocking is safe. */
+    while (all) {
+        worker_t *next = all->idle_next;
+        fut__parker_unpark(all->parker);
+        all = next;
+    }
+}
+
+/* --- finding work ----------------------------------------------------- */
+
+static fut_t *steal_any(pool_t *p, worker_t *self)
+{
+    size_t n = p->nthreads;
+    size_t start =
+        self ? (self->rng = self->rng * 1103515245u + 12345u) % n : 0;
+    for (size_t k = 0; k < n; k++) {
+        worker_t *v = &p->workers[(start + k) % n];
+        if (v == self)
+            continue;
+        for (int t = 0; t < STEAL_TRIES; t++) {
+            fut_t *f = fut__deque_steal(&v->deque);
+            if (f == FUT__DEQUE_EMPTY)
+                break;
+            if (f != FUT__DEQUE_ABORT)
+                return f;
+        }
+    }
+    return NULL;
+}
+
+/* The next task for worker w, or NULL.  wait: take the shared queue's
+ * lock even if another worker holds it (the last look before parking). */
+static fut_t *find_work(worker_t *w, bool wait)
+{
+    pool_t *p = w->pool;
+    fut_t *f = fut__deque_take(&w->deque);
+    if (f)
+        return f;
+    bool more;
+    fut_t *batch[INJECT_BATCH];
+    size_t n = inject_take(p, batch, INJECT_BATCH, wait, &more);
+    if (n > 0) {
+        /* Run the oldest now; push the others newest first, so that the
+         * owner takes them oldest first.  The deque was empty and a batch
+         * fits it, so every push succeeds. */
+        for (size_t i = n - 1; i > 0; i--)
+            FUT__MUST(fut__deque_push(&w->deque, batch[i]));
+        if (more || n > 1)
+            wake_one(p); /* let an idle worker steal or take the rest */
+        return batch[0];
+    }
+    return steal_any(p, w);
+}
+
+/* --- running ---------------------------------------------------------- */
+
+/* A task taken out of the queues that did not run had been cancelled while
+ * queued: counted then (FUT__CANCEL_TOLD, a zombie until now) or not (a
+ * continuation, cancelled before it was handed to us). */
+static void account_unrun(pool_t *p, fut_t *f)
+{
+    if (fut__load(f) & FUT__CANCEL_TOLD)
+        atomic_fetch_sub(&p->zombies, 1);
+    else
+        atomic_fetch_add(&p->cancelled, 1);
+}
+
+/* Settles a task taken out of the queues that will not run (broken pool,
+ * shutdown) with code, and counts it. */
+static void reject_queued(pool_t *p, fut_t *f, int code, const char *message)
+{
+    if (fut__reject_unstarted(f, code, message))
+        atomic_fetch_add(&p->cancelled, 1);
+    else
+        account_unrun(p, f);
+}
+
+void fut__pool_signal_not_full(pool_t *p)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&p->blocked_submitters)) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->not_full);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void run_one(worker_t *w, fut_t *f)
+{
+    pool_t *p = w->pool;
+    bump(&w->taken);
+    int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
+    if (broken)
+        reject_queued(p, f, broken,
+                      "thread pool broken: a worker initializer failed");
+    else if (fut__run(f)) {
+        bump(&w->completed);
+    } else {
+        account_unrun(p, f);
+    }
+    fut_release(f);
+    if (p->max_queued)
+        fut__pool_signal_not_full(p);
+}
+
+/* Parks w until woken or deadline, unless work or an exit shows up after
+ * it registered as idle.  ready (may be NULL) is a waiter whose condition
+ * also ends the wait.  Returns a task found on the second look, or NULL. */
+static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
+{
+    pool_t *p = w->pool;
+    pthread_mutex_lock(&p->lock);
+    idle_push(p, w);
+    uint32_t seen = fut__parker_prepare(w->parker);
+    pthread_mutex_unlock(&p->lock);
+    fut_t *f = find_work(w, true);
+    if (!f && !atomic_load(&p->closed) && !(ready && ready->ready(ready)))
+        fut__parker_park(w->parker, seen, deadline);
+    pthread_mutex_lock(&p->lock);
+    idle_remove(p, w); /* still listed unless a submitter woke us */
+    pthread_mutex_unlock(&p->lock);
+    return f;
+}
+
+static void run_loop(worker_t *w)
+{
+    pool_t *p = w->pool;
+    for (;;) {
+        fut_t *f = NULL;
+        for (int spin = 0; spin < SPIN_ROUNDS && !f; spin++) {
+            f = find_work(w, false);
+            if (!f && spin >= SPIN_ROUNDS / 2)
+                sched_yield();
+        }
+        if (!f) {
+            if (atomic_load(&p->closed))
+                return;
+            f = park(w, NULL, -1);
+        }
+        if (f)
+            run_one(w, f);
+    }
+}
+
+static void break_pool(pool_t *p, int code)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&p->broken, &none, code);
+    /* Queued tasks are rejected by the workers as they take them (run_one);
+     * wake them all so they do. */
+    fut__pool_wake_all(p);
+}
+
+void *fut__pool_worker_main(void *arg)
+{
+    worker_t *w = arg;
+    pool_t *p = w->pool;
+    /* "<prefix>-<index>", cut to the 15 bytes a thread name can hold. */
+    char name[64];
+    snprintf(name, sizeof name, "%s-%zu", p->name, w->index);
+    name[FUT__POOL_NAME_MAX] = '\0';
+    pthread_setname_np(pthread_self(), name);
+    self_worker = w;
+    fut__exec_enter(&p->base);
+    fut__parker_adopt(w->parker);
+
+    int rc = p->init ? p->init(p->arg) : 0;
+    if (rc != 0)
+        break_pool(p, rc > 0 ? rc : EINVAL);
+    run_loop(w); /* a broken pool's workers reject what they find */
+    if (rc == 0 && p->exit_fn)
+        p->exit_fn(p->arg);
+    fut__trampoline_flush();
+    self_worker = NULL;
+    fut__exec_enter(NULL);
+    pthread_mutex_lock(&p->lock);
+    p->alive--;
+    pthread_mutex_unlock(&p->lock);
+    /* The thread's reference: the last one out of a pool freed from its
+     * own worker frees the pool here, so nothing after may touch it. */
+    fut__exec_release(&p->base);
+    return NULL;
+}
+
+/* --- help while waiting (rule 7) -------------------------------------- */
+
+static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
+{
+    bool armed = false, poll = false;
+    int64_t nap = 1000;
+    for (;;) {
+        if (wt->ready(wt))
+            return 0;
+        if (fut__expired(deadline))
+            return ETIMEDOUT;
+        fut_t *t = find_work(w, false);
+        if (t) {
+            w->depth++;
+            run_one(w, t);
+            w->depth--;
+            continue;
+        }
+        if (!armed) {
+            int rc = wt->arm(wt, w->parker);
+            if (rc == EALREADY)
+                return 0;
+            poll = rc == ENOMEM; /* no memory: poll instead of parking */
+            armed = true;
+            continue;
+        }
+        if (poll) {
+            fut__nap(&nap, deadline);
+            continue;
+        }
+        t = park(w, wt, deadline);
+        if (t) {
+            w->depth++;
+            run_one(w, t);
+            w->depth--;
+        }
+    }
+}
+
+bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *wt,
+                         int64_t deadline, int *rc)
+{
+    worker_t *w = fut__pool_self((pool_t *)ex);
+    if (!w || w->depth >= HELP_DEPTH_MAX || atomic_load(&w->pool->forked))
+        return false;
+    *rc = help_wait(w, wt, deadline);
+    return true;
+}
+
+/* Takes every queued task out (injection stack and all deques). */
+void fut__pool_drain(pool_t *p, int code, const char *message)
+{
+    for (;;) {
+        bool more;
+        fut_t *batch[INJECT_BATCH];
+        size_t n = inject_take(p, batch, INJECT_BATCH, true, &more);
+        if (n == 0 && (batch[0] = steal_any(p, NULL)) != NULL)
+            n = 1;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            atomic_fetch_add(&p->drained, 1);
+            reject_queued(p, batch[i], code, message);
+            fut_release(batch[i]);
+        }
+    }
+}
+
+void fut__pool_push(pool_t *p, fut_t *f)
+{
+    worker_t *own = fut__pool_self(p);
+    if (!own || !fut__deque_push(&own->deque, f))
+        inject_push(p, f);
+    wake_one(p);
+}

@@ -1,0 +1,99 @@
+/*
+ * task.c - tasks: submitting them, running them, cancelling them.
+ *
+ * A task's future carries its fn, arg and free_arg (one allocation per
+ * task) and a pointer to its executor.  The context lives on the stack of
+ * the thread that runs the task; it collects what the function says about
+ * its result and is turned into the future's terminal state when the
+ * function returns (core/ctx.h).  free_arg runs exactly once: after fn
+ * returns, or, for a task that never starts, by whoever claims it (a
+ * cancel, or the executor refusing or dropping it: the kind's cancel and
+ * discard operations below).
+ */
+#include "feat/task.h"
+
+#include "core/ctx.h"
+#include "core/exec.h"
+
+#include <errno.h>
+#include <sched.h>
+
+fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
+                     fut_free_fn free_arg, unsigned flags)
+{
+    if (!ex || !fn) {
+        if (free_arg)
+            free_arg(arg);
+        return fut_rejected(EINVAL, ex ? "fut_submit: fn is NULL"
+                                       : "fut_submit: executor is NULL");
+    }
+    fut_t *f = fut__new(FUT__KIND_TASK, 2); /* the caller's, the queue's */
+    if (!f) {
+        if (free_arg)
+            free_arg(arg);
+        return &fut__enomem;
+    }
+    f->ex = ex;
+    f->u.task.fn = fn;
+    f->u.task.arg = arg;
+    f->u.task.free_arg = free_arg;
+    int rc = ex->ops->submit(ex, f, flags);
+    if (rc != 0) {
+        fut__reject_unstarted(f, rc, NULL);
+        fut_release(f); /* the queue's, never taken */
+    }
+    return f;
+}
+
+fut_t *fut_submit(fut_executor_t *ex, fut_fn fn, void *arg)
+{
+    return fut_submit_ex(ex, fn, arg, NULL, 0);
+}
+
+static bool task_run(fut_t *f)
+{
+    uint32_t seen;
+    while (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, &seen)) {
+        /* Cancelled while queued.  If the canceller still holds the claim,
+         * wait for it to publish: it may be telling our executor. */
+        if (!(seen & FUT__CLAIMED))
+            return false;
+        sched_yield();
+    }
+    fut_fn fn = f->u.task.fn;
+    void *arg = f->u.task.arg;
+    fut_free_fn free_arg = f->u.task.free_arg;
+    fut_ctx_t ctx = {.f = f};
+    fut_t *outer = fut__set_current(f);
+    void *value = fn(&ctx, arg);
+    fut__set_current(outer);
+    if (free_arg)
+        free_arg(arg);
+    fut__ctx_settle(&ctx, value);
+    return true;
+}
+
+static void task_discard(fut_t *f)
+{
+    if (f->u.task.free_arg)
+        f->u.task.free_arg(f->u.task.arg);
+}
+
+static void task_cancel(fut_t *f)
+{
+    /* A pending task is in its executor's queue, which counts it. */
+    if (f->ex->ops->cancelled) {
+        atomic_fetch_or_explicit(&f->state, FUT__CANCEL_TOLD,
+                                 memory_order_relaxed);
+        f->ex->ops->cancelled(f->ex);
+    }
+    task_discard(f);
+}
+
+const fut__kind_ops_t fut__task_kind = {
+    .name = "task",
+    .size = sizeof(struct fut),
+    .run = task_run,
+    .cancel = task_cancel,
+    .discard = task_discard,
+};

@@ -1,0 +1,340 @@
+/*
+ * timer.c - fut_delay and fut_within: one timer thread, started on first
+ * use, sleeping on a binary min-heap of deadlines (CLOCK_MONOTONIC).
+ *
+ * A timer entry decides its result future R the way a combinator does
+ * (combine.c): it holds one reference to R in `result`, and whoever takes
+ * it with an atomic exchange (the timer thread at the deadline, or for
+ * fut_within the input settling first) claims R and settles it; fut_cancel
+ * may claim R first, and then the others let go.  Entry references: one
+ * while it is in the heap, one for the input's slot (fut_within), one owned
+ * by R while R is pending (R->u.pending) and taken over by whoever settles
+ * R.  The last one frees the entry and its input reference.
+ *
+ * Lock order: `lock` guards the heap and each entry's `index`; no user code
+ * and no other lock of fut runs under it.  Callbacks of R run on the timer
+ * thread (or on the thread that settles the input, or that cancels).
+ *
+ * Fork: the child has no timer thread; the handlers below keep the heap
+ * consistent across fork() and the child starts a new thread on next use,
+ * so pending timers still fire there.
+ */
+#include "feat/timer.h"
+
+#include "util/park.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOT_QUEUED SIZE_MAX
+
+typedef struct timer {
+    int64_t deadline;
+    size_t index; /* position in the heap, NOT_QUEUED when not in it */
+    _Atomic uint32_t refs;
+    fut_t *_Atomic result;
+    fut_t *input;   /* fut_within: the input (a reference); else NULL */
+    fut__cb_t slot; /* fut_within: on the input's callback stack */
+} entry_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wakeup;
+static entry_t **heap;
+static size_t heap_len, heap_cap;
+static bool thread_running, stopping;
+static pthread_t timer_thread;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* --- the heap (lock held) --------------------------------------------- */
+
+static void heap_set(size_t i, entry_t *t)
+{
+    heap[i] = t;
+    t->index = i;
+}
+
+static void sift_up(size_t i)
+{
+    entry_t *t = heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (heap[parent]->deadline <= t->deadline)
+            break;
+        heap_set(i, heap[parent]);
+        i = parent;
+    }
+    heap_set(i, t);
+}
+
+static void sift_down(size_t i)
+{
+    entry_t *t = heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= heap_len)
+            break;
+        if (c + 1 < heap_len && heap[c + 1]->deadline < heap[c]->deadline)
+            c++;
+        if (t->deadline <= heap[c]->deadline)
+            break;
+        heap_set(i, heap[c]);
+        i = c;
+    }
+    heap_set(i, t);
+}
+
+static int heap_push(entry_t *t)
+{
+    if (heap_len == heap_cap) {
+        size_t cap = heap_cap ? heap_cap * 2 : 64;
+        entry_t **h = fut__alloc(cap * sizeof *h);
+        if (!h)
+            return ENOMEM;
+        if (heap_len)
+            memcpy(h, heap, heap_len * sizeof *h);
+        fut__free(heap, heap_cap * sizeof *h);
+        heap = h;
+        heap_cap = cap;
+    }
+    heap[heap_len] = t;
+    t->index = heap_len++;
+    sift_up(t->index);
+    return 0;
+}
+
+static void heap_remove(entry_t *t)
+{
+    size_t i = t->index;
+    t->index = NOT_QUEUED;
+    entry_t *last = heap[--heap_len];
+    if (i == heap_len)
+        return;
+    heap_set(i, last);
+    sift_down(i);
+    sift_up(last->index);
+}
+
+/* --- entries ---------------------------------------------------------- */
+
+static void timer_release(entry_t *t)
+{
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    fut_release(t->input);
+    fut__free(t, sizeof *t);
+}
+
+/* Removes t from the heap if it is still there; true if it was (the
+ * caller then owns the heap's reference). */
+static bool unqueue(entry_t *t)
+{
+    pthread_mutex_lock(&lock);
+    bool queued = t->index != NOT_QUEUED;
+    if (queued)
+        heap_remove(t);
+    pthread_mutex_unlock(&lock);
+    return queued;
+}
+
+static void fire(entry_t *t)
+{
+    fut_t *r = fut__decide(&t->result);
+    if (r) {
+        if (t->input)
+            fut__fail_static(r, ETIMEDOUT, "timed out");
+        else
+            fut__fulfil(r, NULL, NULL);
+        timer_release(t); /* R's reference */
+        fut_release(r);
+        if (t->input)
+            fut_cancel(t->input); /* asyncio wait_for: cancel the inner */
+    }
+    timer_release(t); /* the heap's */
+}
+
+/* --- the timer thread ------------------------------------------------- */
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "fut-timer");
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        /* The loop always starts with the lock held. */
+        if (stopping)
+            break;
+        if (heap_len == 0) {
+            pthread_cond_wait(&wakeup, &lock);
+            continue;
+        }
+        int64_t now = fut__now(), due = heap[0]->deadline;
+        if (due > now) {
+            struct timespec ts = {(time_t)(due / 1000000000),
+                                  (long)(due % 1000000000)};
+            pthread_cond_timedwait(&wakeup, &lock, &ts);
+            continue;
+        }
+        entry_t *t = heap[0];
+        heap_remove(t);
+        pthread_mutex_unlock(&lock);
+        fire(t);
+        fut__trampoline_flush();
+        pthread_mutex_lock(&lock);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+/* At exit the thread is stopped and joined, so that leak checkers see a
+ * clean process; timers still pending then never fire. */
+static void stop_at_exit(void)
+{
+    pthread_mutex_lock(&lock);
+    bool join = thread_running && !pthread_equal(timer_thread, pthread_self());
+    stopping = true;
+    pthread_cond_signal(&wakeup);
+    pthread_mutex_unlock(&lock);
+    if (join)
+        pthread_join(timer_thread, NULL);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&wakeup, &a);
+    pthread_condattr_destroy(&a);
+    thread_running = false;
+}
+
+static void timer_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&wakeup, &a);
+    pthread_condattr_destroy(&a);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atexit(stop_at_exit);
+}
+
+/* Queues t (lock not held); starts the thread on first use. */
+static int schedule(entry_t *t)
+{
+    pthread_once(&once, timer_init);
+    pthread_mutex_lock(&lock);
+    int rc = 0;
+    if (stopping) {
+        rc = ESHUTDOWN; /* the process is exiting */
+    } else if (!thread_running) {
+        rc = pthread_create(&timer_thread, NULL, timer_main, NULL);
+        thread_running = rc == 0;
+    }
+    if (rc == 0)
+        rc = heap_push(t);
+    if (rc == 0 && t->index == 0)
+        pthread_cond_signal(&wakeup); /* a new earliest deadline */
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+/* --- the API ---------------------------------------------------------- */
+
+static void timer_cancel(fut_t *r)
+{
+    /* r is claimed by fut_cancel: its entry reference is ours now. */
+    entry_t *t = r->u.pending;
+    fut_release(
+        atomic_exchange_explicit(&t->result, NULL, memory_order_acq_rel));
+    if (unqueue(t))
+        timer_release(t);
+    if (t->input)
+        fut__cancel_unshared(t->input);
+    timer_release(t);
+}
+
+const fut__kind_ops_t fut__timer_kind = {
+    .name = "timer",
+    .size = sizeof(struct fut),
+    .cancel = timer_cancel,
+};
+
+static void input_settled(fut_t *in, void *node)
+{
+    entry_t *t = (entry_t *)((char *)node - offsetof(entry_t, slot));
+    fut_t *r = fut__decide(&t->result);
+    if (r) {
+        fut__settle_like(r, in);
+        timer_release(t); /* R's reference */
+        fut_release(r);
+    }
+    if (unqueue(t))
+        timer_release(t);
+    timer_release(t); /* the slot's */
+}
+
+/* A timer future: R with an entry holding `refs` references. */
+static fut_t *timer_new(int64_t ns, fut_t *input)
+{
+    entry_t *t = fut__alloc(sizeof *t);
+    fut_t *r = t ? fut__new(FUT__KIND_TIMER, 2) : NULL;
+    if (!r) {
+        fut__free(t, sizeof *t);
+        fut_release(input);
+        return &fut__enomem;
+    }
+    memset(t, 0, sizeof *t);
+    t->deadline = fut__deadline(ns < 0 ? 0 : ns);
+    t->index = NOT_QUEUED;
+    t->input = input;
+    atomic_init(&t->refs, input ? 3u : 2u);
+    atomic_init(&t->result, r);
+    r->u.pending = t;
+    int rc = schedule(t);
+    if (rc) {
+        /* Not queued: settle R with the error ourselves. */
+        timer_release(t); /* the heap's, never taken */
+        FUT__MUST(fut__decide(&t->result) == r); /* nobody else saw r */
+        fut__fail_static(r, rc, "fut: the timer could not be scheduled");
+        timer_release(t); /* R's */
+        fut_release(r);   /* the entry's reference to R */
+        if (input) {
+            timer_release(t); /* the slot's, never pushed */
+        }
+        return r;
+    }
+    if (input) {
+        t->slot.fn = input_settled;
+        t->slot.arg = t;
+        if (!fut__cbs_push(input, (uintptr_t)&t->slot | FUT__TAG_SLOT))
+            input_settled(input, &t->slot);
+    }
+    return r;
+}
+
+fut_t *fut_delay(int64_t ns)
+{
+    return timer_new(ns, NULL);
+}
+
+fut_t *fut_within(fut_t *f, int64_t ns)
+{
+    if (!f)
+        return fut_rejected(EINVAL, "fut_within: the future is NULL");
+    return timer_new(ns, f);
+}

@@ -1,0 +1,26 @@
+/*
+ * alloc.h - the pluggable allocator and its per-thread caches (private;
+ * util layer).
+ *
+ * fut__alloc / fut__free go through the allocator installed with
+ * fut_set_allocator.  Three fixed sizes are cached per thread (and, with the
+ * built-in allocator, carved from slabs): the sizes of fut's hot objects.
+ * The layers above assert that their objects have exactly these sizes, so
+ * an object that grows falls out of the caches loudly, not silently.
+ * fut__free must be given the size that was asked for.
+ */
+#ifndef FUT_UTIL_ALLOC_H
+#define FUT_UTIL_ALLOC_H
+
+#include <stddef.h>
+
+enum {
+    FUT__CLASS_SMALL = 32, /* callback nodes, progress listeners */
+    FUT__CLASS_MEDIUM = 56, /* futures */
+    FUT__CLASS_LARGE = 72, /* futures with two more words (continuations) */
+};
+
+void *fut__alloc(size_t size);
+void fut__free(void *p, size_t size);
+
+#endif /* FUT_UTIL_ALLOC_H */
