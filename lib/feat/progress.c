@@ -345,11 +345,13 @@ static int relay_install(fut_t *cur, progress_t *p, fut_t *in)
     progress_t *ip = block_get(in);
     bool replay = false;
     void *last = NULL;
-    int rc = ip ? add_listener(ip, relay_cb, fut_retain(cur), relay_free,
-                               &replay, &last)
-                : ENOMEM;
-    if (rc != 0)
-        fut_release(cur); /* the relay's reference, never handed over */
+    int rc = ENOMEM;
+    if (ip) {
+        rc = add_listener(ip, relay_cb, fut_retain(cur), relay_free, &replay,
+                          &last);
+        if (rc != 0)
+            fut_release(cur); /* the relay's reference, never handed over */
+    }
     if (rc == ENOMEM) {
         relay_set(p, RELAY_NONE);
         return ENOMEM;
