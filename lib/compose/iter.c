@@ -143,6 +143,7 @@ int fut_iter_next(fut_iter_t *it, int64_t timeout, fut_t **f, size_t *index)
         pthread_mutex_unlock(&it->lock);
         if (timeout == 0)
             return ETIMEDOUT;
+        fut__wait_reap(it->fs, it->n);
         iter_waiter_t w = {{iter_ready, iter_arm}, it};
         int rc = fut__wait_until(&w.base, deadline);
         if (rc)

@@ -11,6 +11,8 @@
 
 static _Thread_local fut_executor_t *current;
 
+_Atomic bool fut__exec_orphaned;
+
 void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,
                     uint32_t refs)
 {

@@ -53,6 +53,10 @@ typedef struct fut__executor_ops {
      * parks); else true with *rc 0 or ETIMEDOUT at deadline. */
     bool (*help_wait)(fut_executor_t *ex, fut__waiter_t *w, int64_t deadline,
                       int *rc);
+    /* Optional: ex's threads are gone (a pool inherited across fork()):
+     * settle, with ESHUTDOWN, what it still holds, queued or running.
+     * Idempotent. */
+    void (*reap)(fut_executor_t *ex);
 } fut__executor_ops_t;
 
 struct fut_executor {
@@ -65,6 +69,12 @@ void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,
                     uint32_t refs);
 fut_executor_t *fut__exec_retain(fut_executor_t *ex);
 void fut__exec_release(fut_executor_t *ex);
+
+/* Set (for good) once some executor lost its threads: a fork() child
+ * inherited a pool.  Blocking waits then ask the executors of the futures
+ * they wait for to reap (wait.c), so that the child's waits end with
+ * ESHUTDOWN instead of hanging. */
+extern _Atomic bool fut__exec_orphaned;
 
 /* The executor whose work this thread runs (NULL: none), set by its
  * threads as they start (enter) and cleared as they stop (NULL). */

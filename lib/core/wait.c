@@ -111,6 +111,35 @@ static int one_arm(fut__waiter_t *w, fut__parker_t *p)
     return fut__arm_wake(((one_waiter_t *)w)->f, p);
 }
 
+/* After fork(): a future that an inherited executor holds (queued or
+ * running), or that waits (through continuations) for one, would never
+ * settle.  Ask those executors to reap.  Only futures that still pin their
+ * executor are asked: pending ones, and running ones that are not just
+ * following another future. */
+static void reap_line(fut_t *f)
+{
+    if (!atomic_load_explicit(&fut__exec_orphaned, memory_order_relaxed))
+        return;
+    fut_t *cur = fut_retain(f);
+    while (cur) {
+        uint32_t s = fut__load(cur);
+        unsigned st = s & (FUT__STATE_MASK | FUT__CLAIMED);
+        bool pinned = st == FUT_PENDING ||
+                      (st == FUT_RUNNING && !(s & FUT__ADOPTING));
+        if (pinned && cur->ex && cur->ex->ops->reap)
+            cur->ex->ops->reap(cur->ex);
+        fut_t *next = fut__input(cur);
+        fut_release(cur);
+        cur = next;
+    }
+}
+
+void fut__wait_reap(fut_t *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        reap_line(fs[i]);
+}
+
 int fut_wait(fut_t *f, int64_t timeout)
 {
     if (!f)
@@ -121,6 +150,7 @@ int fut_wait(fut_t *f, int64_t timeout)
         return EDEADLK;
     if (timeout == 0)
         return ETIMEDOUT;
+    reap_line(f);
     one_waiter_t w = {{one_ready, one_arm}, f};
     return fut__wait_until(&w.base, fut__deadline(timeout));
 }
@@ -205,8 +235,10 @@ int fut_wait_for(fut_t *const *fs, size_t n, int64_t timeout, int return_when,
         rc = 0;
     else if (timeout == 0)
         rc = ETIMEDOUT;
-    else
+    else {
+        fut__wait_reap(fs, n);
         rc = fut__wait_until(&m.base, fut__deadline(timeout));
+    }
     if (rc == ETIMEDOUT)
         many_ready(&m.base); /* count what settled meanwhile */
     if (done)

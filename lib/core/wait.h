@@ -29,6 +29,11 @@ int fut__wait_until(fut__waiter_t *w, int64_t deadline);
  * had already settled and dispatched (nothing pushed), ENOMEM. */
 int fut__arm_wake(fut_t *f, fut__parker_t *p);
 
+/* After fork(): asks the executors that hold the futures (or their
+ * inputs) to reap, so that the wait ends (exec.h, reap).  A no-op in a
+ * process that never forked with a live pool. */
+void fut__wait_reap(fut_t *const *fs, size_t n);
+
 /* Sleeps a growing backoff, at most until deadline. */
 void fut__nap(int64_t *nap, int64_t deadline);
 

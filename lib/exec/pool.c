@@ -116,6 +116,42 @@ static void join_all(pool_t *p)
     pthread_mutex_unlock(&p->join_lock);
 }
 
+static const char forked_message[] = "thread pool inherited across fork()";
+
+/* A forked child's view of a running task whose worker is gone. */
+static void reap_running(fut_t *f)
+{
+    uint32_t s = fut__load(f);
+    unsigned st = s & (FUT__STATE_MASK | FUT__CLAIMED);
+    if (st == FUT_PENDING)
+        fut__reject_unstarted(f, ESHUTDOWN, forked_message); /* taken, not
+                                                                started */
+    else if (st == FUT_RUNNING && !(s & FUT__ADOPTING))
+        fut__fail_static(f, ESHUTDOWN, forked_message);
+    /* Settled, or following another future: nothing to do. */
+    fut_release(f); /* the worker's reference */
+}
+
+/* In a fork() child: settles what the pool held when the parent forked,
+ * queued or running, with ESHUTDOWN.  The worker threads are gone, so
+ * their `running` entries are frozen: each names a task the worker had
+ * taken and not yet released (it clears the entry before releasing). */
+static void pool_reap(fut_executor_t *ex)
+{
+    pool_t *p = (pool_t *)ex;
+    if (!atomic_load(&p->forked) || atomic_exchange(&p->reaped, true))
+        return;
+    fut__pool_drain(p, ESHUTDOWN, forked_message);
+    for (size_t i = 0; i < p->nthreads; i++) {
+        for (int d = 0; d <= FUT__HELP_DEPTH_MAX; d++) {
+            fut_t *f = p->workers[i].running[d];
+            p->workers[i].running[d] = NULL;
+            if (f)
+                reap_running(f);
+        }
+    }
+}
+
 static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 {
     pool_t *p = (pool_t *)ex;
@@ -125,7 +161,7 @@ static int pool_shutdown(fut_executor_t *ex, unsigned flags)
     atomic_store(&p->closed, true);
     bool forked = atomic_load(&p->forked);
     if (forked)
-        fut__pool_drain(p, ESHUTDOWN, "thread pool inherited across fork()");
+        pool_reap(ex);
     else if (flags & FUT_SHUTDOWN_CANCEL_PENDING)
         fut__pool_drain(p, ECANCELED, NULL);
     fut__pool_wake_all(p);
@@ -228,6 +264,7 @@ static const fut__executor_ops_t pool_ops = {
     .stats = pool_stats,
     .cancelled = pool_cancelled,
     .help_wait = fut__pool_help_wait,
+    .reap = pool_reap,
 };
 
 /* --- creation --------------------------------------------------------- */

@@ -26,6 +26,7 @@ enum {
     FUT__POOL_NAME_MAX = 15, /* bytes a thread name can show */
     FUT__POOL_THREADS_MAX = 4096,
     FUT__INJECT_BATCH = 64, /* tasks a worker takes from the shared queue */
+    FUT__HELP_DEPTH_MAX = 64, /* nested help-while-wait levels */
 };
 _Static_assert((int)FUT__INJECT_BATCH <= (int)FUT__DEQUE_CAPACITY,
                "a batch fits in an empty deque");
@@ -43,6 +44,9 @@ typedef struct fut__worker {
     bool started;
     int depth; /* nested help-while-wait levels */
     unsigned rng;
+    /* The task run at each help depth (NULL: none): read only in a fork()
+     * child, whose waits settle them (pool.c, reap). */
+    fut_t *running[FUT__HELP_DEPTH_MAX + 1];
     /* Written by this worker only, on a line of their own. */
     _Alignas(64) _Atomic uint64_t taken, completed;
 } fut__worker_t;
@@ -56,6 +60,7 @@ struct fut__pool {
     _Atomic bool closed;             /* shutdown and no submit in flight */
     _Atomic int broken;              /* a worker initializer's code */
     _Atomic bool forked;
+    _Atomic bool reaped; /* forked, and what it held is settled */
     size_t nthreads;
     fut__worker_t *workers;
     size_t max_queued;

@@ -43,6 +43,7 @@ static void fork_child(void)
         pthread_mutex_init(&p->join_lock, NULL);
         pthread_cond_init(&p->not_full, NULL);
         atomic_store(&p->forked, true);
+        atomic_store(&fut__exec_orphaned, true);
         atomic_store(&p->shutdown, true);
         atomic_store(&p->closed, true);
         atomic_store(&p->admit,

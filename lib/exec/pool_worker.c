@@ -52,7 +52,7 @@
 #include <stdio.h>
 
 enum {
-    HELP_DEPTH_MAX = 64,
+    HELP_DEPTH_MAX = FUT__HELP_DEPTH_MAX,
     SPIN_ROUNDS = 64, /* looks for work before parking */
     STEAL_TRIES = 4,  /* retries of a steal that lost a race */
     INJECT_BATCH = FUT__INJECT_BATCH,
@@ -283,6 +283,7 @@ static void run_one(worker_t *w, fut_t *f)
 {
     pool_t *p = w->pool;
     bump(&w->taken);
+    w->running[w->depth] = f;
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
     if (broken)
         reject_queued(p, f, broken,
@@ -292,6 +293,7 @@ static void run_one(worker_t *w, fut_t *f)
     } else {
         account_unrun(p, f);
     }
+    w->running[w->depth] = NULL; /* before the release: see pool.c, reap */
     fut_release(f);
     if (p->max_queued)
         fut__pool_signal_not_full(p);
