@@ -29,20 +29,10 @@
 
 /* ------------------------------------------------------------- suites */
 
-Suite *fut_test_future_suite(void);
-Suite *fut_test_promise_suite(void);
-Suite *fut_test_pool_suite(void);
-Suite *fut_test_cancel_suite(void);
-Suite *fut_test_progress_suite(void);
-Suite *fut_test_alloc_suite(void);
-Suite *fut_test_fork_suite(void);
-Suite *fut_test_race_suite(void);
-Suite *fut_test_chain_suite(void);
-Suite *fut_test_combinators_suite(void);
-Suite *fut_test_wait_suite(void);
-Suite *fut_test_timer_suite(void);
-Suite *fut_test_loop_suite(void);
-Suite *fut_test_unhandled_suite(void);
+/* One prototype per suite of suites.h. */
+#define FUT_TEST_SUITE(name) Suite *fut_test_##name##_suite(void);
+#include "suites.h"
+#undef FUT_TEST_SUITE
 
 /* Timeouts of Check cases, in seconds (CK_TIMEOUT_MULTIPLIER scales them
  * for valgrind and sanitizer runs). */
