@@ -131,6 +131,27 @@ void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
     }
 }
 
+void fut_test_release_all(fut_promise_t **ps, fut_t **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ps != NULL)
+            fut_promise_release(ps[i]);
+        if (fs != NULL)
+            fut_release(fs[i]);
+    }
+}
+
+void *fut_test_settle_later(void *arg)
+{
+    fut_test_later_t *l = arg;
+    fut_test_sleep_ms(l->ms);
+    if (l->code == 0)
+        fut_resolve(l->p, l->value, NULL);
+    else
+        fut_reject(l->p, l->code, "later");
+    return NULL;
+}
+
 void fut_test_tracker_init(fut_test_tracker_t *t) {
     atomic_init(&t->made, 0);
     atomic_init(&t->freed, 0);

@@ -76,6 +76,29 @@ void fut_test_join(pthread_t t);
 /* Waits (spinning politely) until *a >= value; fails after about 60 s. */
 void fut_test_wait_atomic(atomic_int *a, int value);
 
+/* ----------------------------------------------------------- promises */
+
+/* n new promises, and in fs a reference to each one's future. */
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n);
+
+/* Releases the n promises of ps and the n futures of fs (either array may
+ * be NULL), the end of a test that made them with fut_test_promises. */
+void fut_test_release_all(fut_promise_t **ps, fut_t **fs, size_t n);
+
+/* What fut_test_settle_later does, from a thread of its own: it sleeps ms
+ * milliseconds, so that the test thread is (probably) blocked by then,
+ * and settles p: fulfils it with value if code is 0, else rejects it with
+ * code.  Correctness never depends on the sleep. */
+typedef struct fut_test_later {
+    fut_promise_t *p;
+    int code;
+    int ms;
+    void *value;
+} fut_test_later_t;
+
+/* A thread function (see fut_test_spawn) for a fut_test_later_t. */
+void *fut_test_settle_later(void *later);
+
 /* ------------------------------------------------------ latch, barrier */
 
 /* A one-shot gate that blocks with a plain condition variable.  Tasks that
@@ -118,9 +141,6 @@ void fut_test_tracker_init(fut_test_tracker_t *t);
 
 /* A pool of `threads` workers; fails the test if it cannot be made. */
 fut_executor_t *fut_test_pool(size_t threads);
-/* n new promises, and in fs a reference to each one's future. */
-void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n);
-
 /* A heap object whose destructor (fut_test_obj_free, a fut_free_fn)
  * counts itself in its tracker.  Valgrind reports a second free. */
 typedef struct fut_test_obj {
