@@ -10,61 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A task arg that counts runs and frees separately and notes the thread
- * that freed it. */
-typedef struct runfree {
-    atomic_int ran, freed, free_thread;
-} runfree_t;
-
-static void runfree_init(runfree_t *r) {
-    atomic_init(&r->ran, 0);
-    atomic_init(&r->freed, 0);
-    atomic_init(&r->free_thread, 0);
-}
-
-static void *task_run(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(1);
-}
-
-static void runfree_free(void *arg) {
-    runfree_t *r = arg;
-    atomic_store(&r->free_thread, fut_test_thread_id());
-    atomic_fetch_add(&r->freed, 1);
-}
-
-/* A pool of one thread held busy by a blocker, so that what is submitted
- * next stays queued until the blocker's latch opens. */
-typedef struct busy {
-    fut_executor_t *pool;
-    fut_test_blocker_t b;
-    fut_t *running;
-} busy_t;
-
-static void busy_start(busy_t *bz) {
-    bz->pool = fut_test_pool(1);
-    fut_test_blocker_init(&bz->b, 100);
-    bz->running = fut_submit(bz->pool, fut_test_task_block, &bz->b);
-    fut_test_wait_atomic(&bz->b.started, 1);
-}
-
-static void busy_finish(busy_t *bz) {
-    fut_test_latch_open(&bz->b.latch);
-    ck_assert_int_eq(fut_get(bz->running, FUT_FOREVER, NULL), 0);
-    fut_executor_free(bz->pool);
-    fut_release(bz->running);
-    fut_test_blocker_destroy(&bz->b);
-}
-
 /* ------------------------------------------------------ PEP 3148 */
 
 START_TEST(pep3148_cancel_pending_returns_true) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf, fut_test_counted_free, 0);
     ck_assert_int_eq(fut_state(f), FUT_PENDING);
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
@@ -77,7 +30,7 @@ START_TEST(pep3148_cancel_pending_returns_true) {
     /* The arg was freed on this thread before fut_cancel returned. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.free_thread), fut_test_thread_id());
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     fut_release(f);
@@ -85,15 +38,15 @@ START_TEST(pep3148_cancel_pending_returns_true) {
 END_TEST
 
 START_TEST(pep3148_cancel_twice_returns_true) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e;
     fut_test_entry_init(&e, &log, 0);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf, fut_test_counted_free, 0);
     ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e, fut_test_entry_free), 0);
     ck_assert(fut_cancel(f));
     ck_assert(fut_cancel(f));
@@ -101,7 +54,7 @@ START_TEST(pep3148_cancel_twice_returns_true) {
     ck_assert_int_eq(atomic_load(&e.ran), 1);
     ck_assert_int_eq(atomic_load(&e.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
@@ -224,8 +177,8 @@ END_TEST
 /* ------------------------------------------------ rules 3, 4 and 5 */
 
 START_TEST(rule4_callback_registered_before_cancel_runs_once) {
-    busy_t bz;
-    busy_start(&bz);
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e[3];
@@ -243,7 +196,7 @@ START_TEST(rule4_callback_registered_before_cancel_runs_once) {
         ck_assert_int_eq(atomic_load(&e[i].freed), 1);
     }
     ck_assert(fut_cancel(f));
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&log.calls), 3);
     ck_assert_int_eq(atomic_load(&log.freed), 3);
     ck_assert_int_eq(atomic_load(&log.bad), 0);
@@ -274,23 +227,23 @@ START_TEST(rule5_callback_registered_after_cancel_runs_at_once) {
 END_TEST
 
 START_TEST(rule3_cancelled_task_arg_destroyed_once) {
-    busy_t bz;
-    busy_start(&bz);
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
     fut_test_tracker_t args;
     fut_test_tracker_init(&args);
-    runfree_t rf;
-    runfree_init(&rf);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     enum { N = 10 };
     fut_t *fs[N];
     for (int i = 0; i < N; i++)
-        fs[i] = fut_submit_ex(bz.pool, i % 2 ? task_run : fut_test_task_identity,
+        fs[i] = fut_submit_ex(bz.pool, i % 2 ? fut_test_task_counted : fut_test_task_identity,
                               i % 2 ? (void *)&rf : (void *)fut_test_obj_new(&args, i),
-                              i % 2 ? runfree_free : fut_test_obj_free, 0);
+                              i % 2 ? fut_test_counted_free : fut_test_obj_free, 0);
     for (int i = 0; i < N; i += 2)
         ck_assert(fut_cancel(fs[i]));
     ck_assert_int_eq(atomic_load(&args.freed), N / 2);
     ck_assert_int_eq(atomic_load(&rf.freed), 0);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     /* The others ran, and their args were freed once after they ran. */
     ck_assert_int_eq(atomic_load(&rf.ran), N / 2);
     ck_assert_int_eq(atomic_load(&rf.freed), N / 2);
@@ -341,11 +294,11 @@ START_TEST(rule8_cancel_from_other_thread_wakes_waiter) {
 END_TEST
 
 START_TEST(rule8_cancel_queued_task_from_other_thread) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf, fut_test_counted_free, 0);
     canceller_t c = {.f = f, .delay_ms = 10};
     pthread_t t = fut_test_spawn(cancel_thread, &c);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ECANCELED);
@@ -354,7 +307,7 @@ START_TEST(rule8_cancel_queued_task_from_other_thread) {
     /* The cancelled task's arg was freed on the cancelling thread. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.free_thread), c.thread);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     fut_release(f);

@@ -990,108 +990,55 @@ END_TEST
 
 /* ------------------------------------------------------ cancellation */
 
-/* A task that counts its runs; its free_arg counts too. */
-typedef struct counted {
-    atomic_int ran;
-    atomic_int freed;
-    atomic_int state_seen; /* the state a done-callback saw */
-    atomic_int done_calls;
-} counted_t;
-
-static void counted_init(counted_t *c)
-{
-    atomic_init(&c->ran, 0);
-    atomic_init(&c->freed, 0);
-    atomic_init(&c->state_seen, -1);
-    atomic_init(&c->done_calls, 0);
-}
-
-static void *task_counted(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    atomic_fetch_add(&((counted_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(5);
-}
-
-static void counted_free(void *arg)
-{
-    atomic_fetch_add(&((counted_t *)arg)->freed, 1);
-}
-
-static void counted_done(fut_t *f, void *arg)
-{
-    counted_t *c = arg;
-    atomic_store(&c->state_seen, (int)fut_state(f));
-    atomic_fetch_add(&c->done_calls, 1);
-}
-
-/* A one-thread pool whose worker is held by a blocker, so that what is
- * submitted next stays queued (FUT_PENDING) until the latch opens. */
-static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running)
-{
-    fut_test_blocker_init(b, 1);
-    fut_executor_t *pool = fut_test_pool(1);
-    *running = fut_submit(pool, fut_test_task_block, b);
-    fut_test_wait_atomic(&b->started, 1);
-    return pool;
-}
-
 START_TEST(cancel_derived_cancels_input_nothing_else_holds)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
-    ck_assert_int_eq(fut_on_done(q, counted_done, &c), 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
+    ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
     fut_t *g =
         fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free); /* consumes our q */
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     fut_test_wait_atomic(&c.done_calls, 1);
     ck_assert_int_eq(atomic_load(&c.state_seen), FUT_CANCELLED);
-    fut_test_latch_open(&b.latch);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 0);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
     ck_assert_int_eq(atomic_load(&r.freed), 1);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 
 START_TEST(cancel_derived_spares_input_the_caller_retained)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
     fut_t *g = fut_then(fut_retain(q), h_inc, &r);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     ck_assert_int_eq(fut_state(q), FUT_PENDING);
-    fut_test_latch_open(&b.latch);
+    fut_test_latch_open(&h.b.latch);
     void *v = NULL;
     ck_assert_int_eq(fut_get(q, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 5);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 1);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
     ck_assert_int_eq(atomic_load(&r.ran),
                      0); /* the derived future was cancelled */
     fut_release(q);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 
@@ -1120,27 +1067,23 @@ END_TEST
  * holds the links. */
 START_TEST(cancel_chain_end_reaches_unshared_head)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
-    ck_assert_int_eq(fut_on_done(q, counted_done, &c), 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
+    ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
     fut_t *g = fut_then(fut_then(fut_then(q, h_inc, &r), h_inc, &r), h_inc, &r);
     ck_assert(fut_cancel(g));
     fut_test_wait_atomic(&c.done_calls, 1);
     ck_assert_int_eq(atomic_load(&c.state_seen), FUT_CANCELLED);
-    fut_test_latch_open(&b.latch);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 0);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 

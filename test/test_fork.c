@@ -124,9 +124,7 @@ static void in_child(int (*fn)(void *), void *arg, const char *what) {
 /* A parent pool whose threads exist (they ran a task), optionally kept
  * busy by a blocked task while the child forks. */
 static fut_executor_t *started_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_executor_t *pool = fut_test_pool(threads);
     fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(0));
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
     fut_release(f);

@@ -410,23 +410,11 @@ START_TEST(wait_zero_polls) {
 }
 END_TEST
 
-typedef struct later {
-    fut_promise_t *p;
-    int ms;
-} later_t;
-
-static void *resolve_later(void *arg) {
-    later_t *l = arg;
-    fut_test_sleep_ms(l->ms);
-    fut_resolve(l->p, FUT_TEST_PTR(11), NULL);
-    return NULL;
-}
-
 START_TEST(wait_any_negative_timeout_waits_forever) {
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
-    later_t l = {.p = p, .ms = 30};
-    pthread_t t = fut_test_spawn(resolve_later, &l);
+    fut_test_later_t l = {.p = p, .ms = 30, .value = FUT_TEST_PTR(11)};
+    pthread_t t = fut_test_spawn(fut_test_settle_later, &l);
     ck_assert_int_eq(fut_wait(f, -12345), 0);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, INT64_MIN, &v), 0);

@@ -247,24 +247,15 @@ static void as_completed_round(unsigned seed)
     fut_test_release_all(p, f, AC_N);
 }
 
-static void as_completed_rounds(int rounds)
-{
-    unsigned base = fut_test_seed();
-    for (int i = 0; i < rounds; i++) {
-        unsigned seed = base + (unsigned)i;
-        as_completed_round(seed != 0 ? seed : 1u);
-    }
-}
-
 START_TEST(pep3148_as_completed_threads_20_seeds)
 {
-    as_completed_rounds(20);
+    fut_test_seeded_rounds(20, as_completed_round);
 }
 END_TEST
 
 START_TEST(pep3148_as_completed_threads_1000_seeds)
 {
-    as_completed_rounds(1000);
+    fut_test_seeded_rounds(1000, as_completed_round);
 }
 END_TEST
 

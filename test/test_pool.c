@@ -19,11 +19,6 @@ static fut_executor_t *new_pool_cfg(const fut_pool_config_t *cfg) {
     return pool;
 }
 
-static fut_executor_t *new_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    return new_pool_cfg(&cfg);
-}
-
 static fut_stats_t stats_of(fut_executor_t *ex) {
     fut_stats_t st;
     memset(&st, 0xab, sizeof st);
@@ -79,7 +74,7 @@ START_TEST(rule2_pool_new_null_out_is_einval) {
     ck_assert_int_eq(fut_executor_shutdown(NULL, FUT_SHUTDOWN_WAIT), EINVAL);
     fut_stats_t st;
     ck_assert_int_eq(fut_executor_stats(NULL, &st), EINVAL);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     ck_assert_int_eq(fut_executor_stats(pool, NULL), EINVAL);
     fut_executor_free(pool);
 }
@@ -98,7 +93,7 @@ END_TEST
 
 START_TEST(pool_runs_configured_threads_concurrently) {
     enum { N = 4 };
-    fut_executor_t *pool = new_pool(N);
+    fut_executor_t *pool = fut_test_pool(N);
     meet_t ms[N];
     meet_on(pool, ms, N);
     for (int i = 0; i < N; i++)
@@ -147,7 +142,7 @@ START_TEST(pool_threads_are_named_prefix_index) {
     ck_assert_str_ne(ms[0].name, ms[1].name);
     fut_executor_free(pool);
 
-    pool = new_pool(2); /* default prefix "fut" */
+    pool = fut_test_pool(2); /* default prefix "fut" */
     meet_on(pool, ms, 2);
     ck_assert_msg(is_worker_name(ms[0].name, "fut"), "thread name \"%s\"", ms[0].name);
     ck_assert_msg(is_worker_name(ms[1].name, "fut"), "thread name \"%s\"", ms[1].name);
@@ -303,7 +298,7 @@ END_TEST
 START_TEST(pep3148_shutdown_runs_queued_tasks) {
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     runfree_t rf = {.ran = 0, .freed = 0};
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     fut_t *q1 = fut_submit_ex(pool, fut_test_task_identity, FUT_TEST_PTR(2), NULL, 0);
@@ -329,7 +324,7 @@ START_TEST(pep3148_shutdown_runs_queued_tasks) {
 END_TEST
 
 START_TEST(pep3148_submit_after_shutdown_is_eshutdown) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
     runfree_t rf = {.ran = 0, .freed = 0};
     fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
@@ -394,7 +389,7 @@ END_TEST
 START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks) {
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     runfree_t rf = {.ran = 0, .freed = 0};
     fut_test_tracker_t args;
     fut_test_tracker_init(&args);
@@ -454,7 +449,7 @@ static void *open_after_shutdown(void *arg) {
 START_TEST(pep3148_shutdown_wait_cancel_pending_waits_for_running) {
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     runfree_t rf = {.ran = 0, .freed = 0};
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
@@ -490,7 +485,7 @@ static void *task_shutdown_own_pool(fut_ctx_t *ctx, void *arg) {
 }
 
 START_TEST(edeadlk_shutdown_wait_from_own_worker) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     selfstop_t s = {.pool = pool, .rc = -1};
     fut_t *f = fut_submit(pool, task_shutdown_own_pool, &s);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
@@ -688,7 +683,7 @@ static void *task_record(fut_ctx_t *ctx, void *arg) {
  * the injection queue) and while the worker is taking batches. */
 START_TEST(pool_one_thread_runs_outside_submits_in_order) {
     enum { N = 20000 };
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_test_blocker_t gate;
     fut_test_blocker_init(&gate, 0);
     fut_t *first = fut_submit(pool, fut_test_task_block, &gate);
@@ -753,7 +748,7 @@ static void *task_spawn_many(fut_ctx_t *ctx, void *arg) {
 
 static void spawn_many_on(size_t threads) {
     enum { N = 50000 };
-    fut_executor_t *pool = new_pool(threads);
+    fut_executor_t *pool = fut_test_pool(threads);
     spawner_t sp = {.pool = pool, .n = N};
     fut_t *f = fut_submit(pool, task_spawn_many, &sp);
     void *v = NULL;
@@ -801,7 +796,7 @@ static void *task_nested(fut_ctx_t *ctx, void *arg) {
 }
 
 START_TEST(rule7_nested_wait_one_thread_pool) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     nest_t n = {.pool = pool, .depth = 1};
     fut_t *f = fut_submit(pool, task_nested, &n);
     void *v = NULL;
@@ -813,7 +808,7 @@ START_TEST(rule7_nested_wait_one_thread_pool) {
 END_TEST
 
 START_TEST(rule7_deeply_nested_wait_one_thread_pool) {
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     nest_t n = {.pool = pool, .depth = 20};
     fut_t *f = fut_submit(pool, task_nested, &n);
     void *v = NULL;
@@ -826,7 +821,7 @@ END_TEST
 
 /* Every worker of a two-thread pool waits on work it submitted. */
 START_TEST(rule7_all_workers_waiting_still_complete) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     enum { N = 6 };
     nest_t n[N];
     fut_t *fs[N];
@@ -851,7 +846,7 @@ START_TEST(pool_stats_count_tasks) {
      * leave a blocked worker behind (CK_FORK=no runs share one process). */
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_stats_t fresh = stats_of(pool);
 
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
@@ -910,7 +905,7 @@ static void *task_fail_eio(fut_ctx_t *ctx, void *arg) {
 }
 
 START_TEST(pool_stats_completed_counts_failures_and_idle_workers) {
-    fut_executor_t *pool = new_pool(2);
+    fut_executor_t *pool = fut_test_pool(2);
     fut_t *f1 = fut_submit(pool, task_fail_eio, NULL);
     fut_t *f2 = fut_submit(pool, fut_test_task_identity, NULL);
     ck_assert_int_eq(fut_get(f1, FUT_FOREVER, NULL), EIO);

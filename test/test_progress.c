@@ -214,9 +214,7 @@ static void reporter_destroy(reporter_t *r) {
 }
 
 START_TEST(progress_from_task_reaches_listener_on_worker) {
-    fut_pool_config_t cfg = {.threads = 1};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_executor_t *pool = fut_test_pool(1);
     reporter_t r;
     reporter_init(&r, 5, false);
     plog_t log;
@@ -242,9 +240,7 @@ START_TEST(progress_from_task_reaches_listener_on_worker) {
 END_TEST
 
 START_TEST(progress_from_task_replays_to_late_listener) {
-    fut_pool_config_t cfg = {.threads = 1};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_executor_t *pool = fut_test_pool(1);
     reporter_t r;
     reporter_init(&r, 3, true);
     plog_t log;

@@ -215,20 +215,6 @@ END_TEST
 
 /* --------------------------------------------- cancel races start */
 
-typedef struct ctask {
-    atomic_int ran, freed;
-} ctask_t;
-
-static void *ctask_run(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((ctask_t *)arg)->ran, 1);
-    return NULL;
-}
-
-static void ctask_free(void *arg) {
-    atomic_fetch_add(&((ctask_t *)arg)->freed, 1);
-}
-
 typedef struct cancel_race {
     fut_t **fs;
     bool *cancelled;
@@ -248,16 +234,13 @@ static void cancel_races_start(int n, int rounds) {
     fut_t **fs = calloc((size_t)n, sizeof *fs);
     bool *cancelled = calloc((size_t)n, sizeof *cancelled);
     int *order = calloc((size_t)n, sizeof *order);
-    ctask_t *ts = calloc((size_t)n, sizeof *ts);
+    fut_test_counted_t *ts = calloc((size_t)n, sizeof *ts);
     ck_assert(fs && cancelled && order && ts);
     for (int round = 0; round < rounds; round++) {
-        fut_pool_config_t cfg = {.threads = 2};
-        fut_executor_t *pool = NULL;
-        ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+        fut_executor_t *pool = fut_test_pool(2);
         for (int i = 0; i < n; i++) {
             order[i] = i;
-            atomic_init(&ts[i].ran, 0);
-            atomic_init(&ts[i].freed, 0);
+            fut_test_counted_init(&ts[i], 0);
         }
         for (int i = n - 1; i > 0; i--) { /* shuffle the cancel order */
             int j = (int)(fut_test_rand(&rng) % (unsigned)(i + 1));
@@ -267,7 +250,7 @@ static void cancel_races_start(int n, int rounds) {
         }
         cancel_race_t c = {.fs = fs, .cancelled = cancelled, .order = order, .n = n};
         for (int i = 0; i < n; i++)
-            fs[i] = fut_submit_ex(pool, ctask_run, &ts[i], ctask_free, 0);
+            fs[i] = fut_submit_ex(pool, fut_test_task_counted, &ts[i], fut_test_counted_free, 0);
         pthread_t t = fut_test_spawn(cancel_all, &c);
         fut_test_join(t);
         for (int i = 0; i < n; i++) {

@@ -209,6 +209,57 @@ void *fut_test_task_block(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(b->value);
 }
 
+void fut_test_counted_init(fut_test_counted_t *c, int value)
+{
+    atomic_init(&c->ran, 0);
+    atomic_init(&c->freed, 0);
+    atomic_init(&c->free_thread, 0);
+    atomic_init(&c->state_seen, -1);
+    atomic_init(&c->done_calls, 0);
+    c->value = value;
+}
+
+void *fut_test_task_counted(fut_ctx_t *ctx, void *arg)
+{
+    fut_test_counted_t *c = arg;
+    (void)ctx;
+    atomic_fetch_add(&c->ran, 1);
+    return FUT_TEST_PTR(c->value);
+}
+
+void fut_test_counted_free(void *arg)
+{
+    fut_test_counted_t *c = arg;
+    atomic_store(&c->free_thread, fut_test_thread_id());
+    atomic_fetch_add(&c->freed, 1);
+}
+
+void fut_test_counted_done(fut_t *f, void *arg)
+{
+    fut_test_counted_t *c = arg;
+    atomic_store(&c->state_seen, (int)fut_state(f));
+    atomic_fetch_add(&c->done_calls, 1);
+}
+
+void fut_test_held_start(fut_test_held_t *h)
+{
+    fut_test_blocker_init(&h->b, 1);
+    h->pool = fut_test_pool(1);
+    h->running = fut_submit(h->pool, fut_test_task_block, &h->b);
+    fut_test_wait_atomic(&h->b.started, 1);
+}
+
+void fut_test_held_finish(fut_test_held_t *h)
+{
+    fut_test_latch_open(&h->b.latch);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(h->running, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 1);
+    fut_executor_free(h->pool);
+    fut_release(h->running);
+    fut_test_blocker_destroy(&h->b);
+}
+
 /* ------------------------------------------------ callback records */
 
 void fut_test_log_init(fut_test_log_t *l) {
@@ -263,4 +314,13 @@ unsigned fut_test_seed(void) {
         seed = 1; /* xorshift needs a non-zero state */
     fprintf(stderr, "seed=%u\n", seed);
     return seed;
+}
+
+void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed))
+{
+    unsigned base = fut_test_seed();
+    for (int i = 0; i < rounds; i++) {
+        unsigned seed = base + (unsigned)i;
+        round(seed != 0 ? seed : 1u);
+    }
 }

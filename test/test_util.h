@@ -156,6 +156,26 @@ void fut_test_count_free(void *counter);
 
 /* ---------------------------------------------------------- tasks */
 
+/* The argument of fut_test_task_counted, which counts its runs and returns
+ * FUT_TEST_PTR(value).  Given as free_arg, fut_test_counted_free counts
+ * the frees and notes the thread that ran the last; given to fut_on_done,
+ * fut_test_counted_done counts the callbacks and notes the state that the
+ * last one saw (state_seen is -1 until then). */
+typedef struct fut_test_counted {
+    atomic_int ran;
+    atomic_int freed;
+    atomic_int free_thread;
+    atomic_int state_seen;
+    atomic_int done_calls;
+    int value;
+} fut_test_counted_t;
+
+void fut_test_counted_init(fut_test_counted_t *c, int value);
+void *fut_test_task_counted(fut_ctx_t *ctx, void *counted);
+void fut_test_counted_free(void *counted);
+void fut_test_counted_done(fut_t *f, void *counted);
+
+
 /* A task that returns its argument. */
 void *fut_test_task_identity(fut_ctx_t *ctx, void *arg);
 
@@ -173,6 +193,20 @@ typedef struct fut_test_blocker {
 void fut_test_blocker_init(fut_test_blocker_t *b, int value);
 void fut_test_blocker_destroy(fut_test_blocker_t *b);
 void *fut_test_task_block(fut_ctx_t *ctx, void *blocker);
+
+/* A pool of one worker that a blocker (of value 1) holds busy, so that
+ * what is submitted next stays queued (FUT_PENDING) until the blocker's
+ * latch opens.  fut_test_held_finish opens the latch, checks that the
+ * blocker fulfilled, frees the pool (every task has then finished) and
+ * releases the rest. */
+typedef struct fut_test_held {
+    fut_executor_t *pool;
+    fut_test_blocker_t b;
+    fut_t *running;
+} fut_test_held_t;
+
+void fut_test_held_start(fut_test_held_t *h);
+void fut_test_held_finish(fut_test_held_t *h);
 
 /* ------------------------------------------------ callback records */
 
@@ -214,6 +248,11 @@ void fut_test_entry_free(void *entry);
  * set, else one derived from the time and pid.  Prints "seed=N" to
  * stderr so that a failure can be replayed with FUT_TEST_SEED=N. */
 unsigned fut_test_seed(void);
+
+/* Runs round(seed) for `rounds` consecutive seeds from fut_test_seed(),
+ * so that a failure that names seed N replays from FUT_TEST_SEED=N (the
+ * seed 0, which xorshift cannot use, is skipped for 1). */
+void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed));
 
 /* A small xorshift generator, one state per thread. */
 static inline unsigned fut_test_rand(unsigned *state) {
