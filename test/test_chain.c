@@ -4,7 +4,8 @@
  * that apply to C, plus what fut.h adds: adoption (fut_adopt, EDEADLK),
  * free_arg exactly once, progress relayed down a chain, cancellation of a
  * derived future reaching its input, the executor a handler runs on, and
- * the per-thread trampoline (rule 6) on an 8 MiB and a 256 KiB stack.
+ * the per-thread trampoline (rule 6: no unbounded recursion) on an 8 MiB and a
+ * 256 KiB stack.
  *
  * Promises/A+ rules that do not apply to C and are not tested: 2.2.4
  * (fut.h runs a handler at once when its input has already settled),
@@ -188,8 +189,8 @@ START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once)
     ck_assert_int_eq(atomic_load(&r.ran), 0); /* 2.2.2.2: not before */
     ck_assert_int_eq(fut_state(g), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(41), NULL), 0);
-    ck_assert_int_eq(atomic_load(&r.ran),
-                     1); /* inline, before fut_resolve returned */
+    /* The handler ran inline, before fut_resolve returned. */
+    ck_assert_int_eq(atomic_load(&r.ran), 1);
     ck_assert_int_eq(atomic_load(&r.seen), 41);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), EALREADY);
     ck_assert_int_eq(fut_reject(p, EIO, "late"), EALREADY);
@@ -811,8 +812,8 @@ START_TEST(chain_handler_value_destroyed_once_with_derived_future)
     make_obj_t m = {.tracker = &tr, .ran = 0};
     fut_promise_t *p = fut_promise_new();
     fut_t *g = fut_then(fut_promise_future(p), h_make_obj, &m);
-    fut_t *h =
-        fut_then(fut_retain(g), h_return_arg, NULL); /* reads g's value */
+    /* The handler reads g's value. */
+    fut_t *h = fut_then(fut_retain(g), h_return_arg, NULL);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(2), NULL), 0);
     fut_promise_release(p);
     void *v = NULL;
@@ -943,8 +944,8 @@ START_TEST(then_ex_free_arg_runs_once_when_cancelled)
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(g, 0, NULL), ECANCELED);
-    fut_resolve(p, FUT_TEST_PTR(1),
-                NULL); /* the input may or may not be cancelled */
+    /* The input may or may not have been cancelled by now. */
+    fut_resolve(p, FUT_TEST_PTR(1), NULL);
     fut_promise_release(p);
     fut_release(g);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
@@ -998,10 +999,11 @@ START_TEST(cancel_derived_cancels_input_nothing_else_holds)
     fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
-    fut_t *g =
-        fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free); /* consumes our q */
+    /* fut_then_ex consumes our reference to q. */
+    fut_t *g = fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     fut_test_wait_atomic(&c.done_calls, 1);
@@ -1023,7 +1025,8 @@ START_TEST(cancel_derived_spares_input_the_caller_retained)
     fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
     fut_t *g = fut_then(fut_retain(q), h_inc, &r);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
@@ -1035,8 +1038,8 @@ START_TEST(cancel_derived_spares_input_the_caller_retained)
     fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 1);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
-    ck_assert_int_eq(atomic_load(&r.ran),
-                     0); /* the derived future was cancelled */
+    /* The handler never ran: the derived future was cancelled. */
+    ck_assert_int_eq(atomic_load(&r.ran), 0);
     fut_release(q);
     fut_release(g);
 }
@@ -1073,7 +1076,8 @@ START_TEST(cancel_chain_end_reaches_unshared_head)
     fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c, fut_test_counted_free, 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
     fut_t *g = fut_then(fut_then(fut_then(q, h_inc, &r), h_inc, &r), h_inc, &r);
     ck_assert(fut_cancel(g));
@@ -1209,8 +1213,8 @@ START_TEST(on_forms_run_handler_on_pool_thread)
     g[3] = fut_then_on(pool, fut_promise_future(p), h_inc, &r[3]);
     g[4] =
         fut_then_ex(pool, fut_promise_future(p), h_inc, NULL, &r[4], rec_free);
-    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL),
-                     0); /* settled here */
+    /* The promise settles here, on this thread. */
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), 0);
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(fut_wait(g[i], FUT_FOREVER), 0);
     ck_assert_int_eq(fut_get(g[0], 0, &v), 0);
@@ -1232,7 +1236,7 @@ START_TEST(on_forms_run_handler_on_pool_thread)
 }
 END_TEST
 
-/* --------------------------------------------- rule 6: the trampoline */
+/* ------------------------ rule 6: no unbounded recursion (trampoline) */
 
 #define STACK_8MIB ((size_t)8 << 20)
 #define STACK_256KIB ((size_t)256 << 10)

@@ -3,9 +3,9 @@
  * and fut_when_ex: the jQuery $.when rules (fail fast while others are
  * pending, values in input order, no arguments), each combinator's early
  * decision, FUT_CANCEL_LOSERS, values borrowed for as long as the result
- * lives, bad arguments, rule 6 for a when_all of 100,000 / 1,000,000 inputs
- * on an 8 MiB and a 256 KiB stack, and seeded races: inputs settled from
- * several threads released together by a barrier.
+ * lives, bad arguments, rule 6 (no unbounded recursion) for a when_all of
+ * 100,000 / 1,000,000 inputs on an 8 MiB and a 256 KiB stack, and seeded races:
+ * inputs settled from several threads released together by a barrier.
  *
  * Races print "seed=N"; FUT_TEST_SEED=N replays from that seed (seed i of
  * a run is base + i, and a failure names the seed it failed on).
@@ -199,8 +199,8 @@ START_TEST(when_any_first_fulfilment_decides_early)
     fut_test_promises(p, f, 3);
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r),
-                     FUT_PENDING); /* a rejection does not decide */
+    /* A rejection does not decide. */
+    ck_assert_int_eq(fut_state(r), FUT_PENDING);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 2);
     ck_assert_int_eq(fut_resolve(p[2], o, fut_test_obj_free), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* while input 1 is pending */
@@ -213,8 +213,8 @@ START_TEST(when_any_first_fulfilment_decides_early)
     ck_assert_int_eq(fut_get(r, 0, &v), 0);
     ck_assert_uint_eq(((fut_any_t *)v)->index, 2);
     fut_test_release_all(p, NULL, 3);
-    ck_assert_int_eq(atomic_load(&tr.freed),
-                     0); /* the winner's value lives with r */
+    /* The winner's value lives as long as r. */
+    ck_assert_int_eq(atomic_load(&tr.freed), 0);
     ck_assert_int_eq(((fut_test_obj_t *)any->value)->value, 2);
     fut_release(r);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
@@ -288,8 +288,8 @@ START_TEST(when_some_first_k_in_fulfilment_order)
     fut_t *r = fut_when_some(f, 5, 3);
     ck_assert_int_eq(fut_resolve(p[3], o[3], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_reject(p[1], EIO, "one"), 0);
-    fut_test_obj_free(
-        o[1]); /* input 1 rejects: its object was never handed over */
+    /* Input 1 rejects, so its object was never handed over: free it here. */
+    fut_test_obj_free(o[1]);
     ck_assert_int_eq(fut_resolve(p[0], o[0], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[4], o[4], fut_test_obj_free), 0);
@@ -317,8 +317,8 @@ START_TEST(when_some_rejects_as_soon_as_quorum_unreachable)
     fut_test_promises(p, f, 4);
     fut_t *r = fut_when_some(f, 4, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r),
-                     FUT_PENDING); /* 3 of the other 3 can still fulfil */
+    /* The other 3 can still all fulfil. */
+    ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[3], NULL, NULL), 0);
     ck_assert_int_eq(fut_reject(p[2], ENOENT, "two"), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* input 1 still pending */
@@ -420,7 +420,8 @@ END_TEST
 static fut_t *queued_task(fut_test_held_t *h, fut_test_counted_t *c)
 {
     fut_test_counted_init(c, 5);
-    fut_t *q = fut_submit_ex(h->pool, fut_test_task_counted, c, fut_test_counted_free, 0);
+    fut_t *q = fut_submit_ex(h->pool, fut_test_task_counted, c,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, c), 0);
     ck_assert_int_eq(fut_state(q), FUT_PENDING);
     return q;
@@ -564,7 +565,7 @@ START_TEST(cancel_combined_result_leaves_other_queued_work_running)
 }
 END_TEST
 
-/* --------------------------------------------- rule 6: wide when_all */
+/* ------------------------ rule 6: no unbounded recursion (wide when_all) */
 
 #define STACK_8MIB ((size_t)8 << 20)
 #define STACK_256KIB ((size_t)256 << 10)

@@ -201,8 +201,8 @@ START_TEST(delay_cancel_removes_timer)
     ck_assert_int_eq(fut_on_done(d2, stamp_cb, &s2), 0);
     if (fut_cancel(d1)) {
         ck_assert_int_eq(fut_state(d1), FUT_CANCELLED);
-        ck_assert_int_eq(atomic_load(&s1.calls),
-                         1); /* on this thread, before returning */
+        /* The callback ran on this thread, before the call returned. */
+        ck_assert_int_eq(atomic_load(&s1.calls), 1);
         ck_assert_int_eq(atomic_load(&s1.thread), fut_test_thread_id());
     } else {
         /* Too slow a machine: d1 had already fired. */
@@ -212,8 +212,8 @@ START_TEST(delay_cancel_removes_timer)
     ck_assert_int_eq(fut_state(d2), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(d2, 0, NULL), ECANCELED);
     fut_t *d3 = fut_delay(FUT_MS(100));
-    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER),
-                     0); /* fires after d1 and d2 would have */
+    /* It fires after d1 and d2 would have. */
+    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER), 0);
     ck_assert_int_eq(fut_state(d3), FUT_FULFILLED);
     ck_assert_int_eq(atomic_load(&s1.calls), 1);
     ck_assert_int_eq(atomic_load(&s2.calls), 1);
@@ -322,8 +322,8 @@ START_TEST(within_timeout_cancels_pending_input)
     ck_assert_int_eq(fut_wait(f, FUT_FOREVER), 0);
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
     ck_assert_int_eq(fut_resolve(p, NULL, NULL), EALREADY);
-    ck_assert_int_eq(fut_get(w, 0, NULL),
-                     ETIMEDOUT); /* unchanged by the cancel */
+    /* The outcome is unchanged by the cancel. */
+    ck_assert_int_eq(fut_get(w, 0, NULL), ETIMEDOUT);
     fut_release(w);
     fut_release(f);
     fut_promise_release(p);

@@ -10,14 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t fut_test_now_ns(void) {
+int64_t fut_test_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
 }
 
-void fut_test_sleep_ms(int ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+void fut_test_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -25,25 +28,29 @@ void fut_test_sleep_ms(int ms) {
 static atomic_int next_thread_id;
 static _Thread_local int this_thread_id;
 
-int fut_test_thread_id(void) {
+int fut_test_thread_id(void)
+{
     if (this_thread_id == 0)
         this_thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
     return this_thread_id;
 }
 
-pthread_t fut_test_spawn(void *(*fn)(void *), void *arg) {
+pthread_t fut_test_spawn(void *(*fn)(void *), void *arg)
+{
     pthread_t t;
     int rc = pthread_create(&t, NULL, fn, arg);
     ck_assert_msg(rc == 0, "pthread_create: %d", rc);
     return t;
 }
 
-void fut_test_join(pthread_t t) {
+void fut_test_join(pthread_t t)
+{
     int rc = pthread_join(t, NULL);
     ck_assert_msg(rc == 0, "pthread_join: %d", rc);
 }
 
-void fut_test_wait_atomic(atomic_int *a, int value) {
+void fut_test_wait_atomic(atomic_int *a, int value)
+{
     int64_t deadline = fut_test_now_ns() + FUT_S(60);
     unsigned spins = 0;
     while (atomic_load(a) < value) {
@@ -51,42 +58,47 @@ void fut_test_wait_atomic(atomic_int *a, int value) {
             sched_yield();
             continue;
         }
-        ck_assert_msg(fut_test_now_ns() < deadline, "gave up waiting for a counter to reach %d",
-                      value);
+        ck_assert_msg(fut_test_now_ns() < deadline,
+                      "gave up waiting for a counter to reach %d", value);
         fut_test_sleep_ms(1);
     }
 }
 
 /* ---------------------------------------------------------- latch */
 
-void fut_test_latch_init(fut_test_latch_t *l) {
+void fut_test_latch_init(fut_test_latch_t *l)
+{
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->open = false;
 }
 
-void fut_test_latch_open(fut_test_latch_t *l) {
+void fut_test_latch_open(fut_test_latch_t *l)
+{
     pthread_mutex_lock(&l->mu);
     l->open = true;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 
-void fut_test_latch_wait(fut_test_latch_t *l) {
+void fut_test_latch_wait(fut_test_latch_t *l)
+{
     pthread_mutex_lock(&l->mu);
     while (!l->open)
         pthread_cond_wait(&l->cv, &l->mu);
     pthread_mutex_unlock(&l->mu);
 }
 
-void fut_test_latch_destroy(fut_test_latch_t *l) {
+void fut_test_latch_destroy(fut_test_latch_t *l)
+{
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
 }
 
 /* -------------------------------------------------------- barrier */
 
-void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n) {
+void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n)
+{
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     b->n = n;
@@ -94,7 +106,8 @@ void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n) {
     b->generation = 0;
 }
 
-void fut_test_barrier_wait(fut_test_barrier_t *b) {
+void fut_test_barrier_wait(fut_test_barrier_t *b)
+{
     pthread_mutex_lock(&b->mu);
     unsigned gen = b->generation;
     if (++b->waiting == b->n) {
@@ -108,14 +121,16 @@ void fut_test_barrier_wait(fut_test_barrier_t *b) {
     pthread_mutex_unlock(&b->mu);
 }
 
-void fut_test_barrier_destroy(fut_test_barrier_t *b) {
+void fut_test_barrier_destroy(fut_test_barrier_t *b)
+{
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);
 }
 
 /* ------------------------------------------------ counted objects */
 
-fut_executor_t *fut_test_pool(size_t threads) {
+fut_executor_t *fut_test_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -123,7 +138,8 @@ fut_executor_t *fut_test_pool(size_t threads) {
     return pool;
 }
 
-void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         ps[i] = fut_promise_new();
         ck_assert_ptr_nonnull(ps[i]);
@@ -152,13 +168,15 @@ void *fut_test_settle_later(void *arg)
     return NULL;
 }
 
-void fut_test_tracker_init(fut_test_tracker_t *t) {
+void fut_test_tracker_init(fut_test_tracker_t *t)
+{
     atomic_init(&t->made, 0);
     atomic_init(&t->freed, 0);
     atomic_init(&t->last_thread, 0);
 }
 
-fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value) {
+fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value)
+{
     fut_test_obj_t *o = malloc(sizeof *o);
     ck_assert_ptr_nonnull(o);
     o->tracker = t;
@@ -167,28 +185,33 @@ fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value) {
     return o;
 }
 
-void fut_test_obj_free(void *p) {
+void fut_test_obj_free(void *p)
+{
     fut_test_obj_t *o = p;
     if (o == NULL)
         return;
-    fut_test_tracker_t *t = o->tracker; /* a second free: valgrind reports it here */
+    /* On a second free of o, valgrind reports the read here. */
+    fut_test_tracker_t *t = o->tracker;
     free(o);
     atomic_store(&t->last_thread, fut_test_thread_id());
     atomic_fetch_add(&t->freed, 1);
 }
 
-void fut_test_count_free(void *counter) {
+void fut_test_count_free(void *counter)
+{
     atomic_fetch_add((atomic_int *)counter, 1);
 }
 
 /* ---------------------------------------------------------- tasks */
 
-void *fut_test_task_identity(fut_ctx_t *ctx, void *arg) {
+void *fut_test_task_identity(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     return arg;
 }
 
-void fut_test_blocker_init(fut_test_blocker_t *b, int value) {
+void fut_test_blocker_init(fut_test_blocker_t *b, int value)
+{
     fut_test_latch_init(&b->latch);
     atomic_init(&b->started, 0);
     atomic_init(&b->finished, 0);
@@ -196,11 +219,13 @@ void fut_test_blocker_init(fut_test_blocker_t *b, int value) {
     b->value = value;
 }
 
-void fut_test_blocker_destroy(fut_test_blocker_t *b) {
+void fut_test_blocker_destroy(fut_test_blocker_t *b)
+{
     fut_test_latch_destroy(&b->latch);
 }
 
-void *fut_test_task_block(fut_ctx_t *ctx, void *arg) {
+void *fut_test_task_block(fut_ctx_t *ctx, void *arg)
+{
     fut_test_blocker_t *b = arg;
     atomic_fetch_add(&b->started, 1);
     fut_test_latch_wait(&b->latch);
@@ -262,7 +287,8 @@ void fut_test_held_finish(fut_test_held_t *h)
 
 /* ------------------------------------------------ callback records */
 
-void fut_test_log_init(fut_test_log_t *l) {
+void fut_test_log_init(fut_test_log_t *l)
+{
     atomic_init(&l->calls, 0);
     atomic_init(&l->freed, 0);
     atomic_init(&l->bad, 0);
@@ -271,7 +297,8 @@ void fut_test_log_init(fut_test_log_t *l) {
         atomic_init(&l->order[i], -1);
 }
 
-void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index) {
+void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index)
+{
     e->log = l;
     e->index = index;
     atomic_init(&e->ran, 0);
@@ -279,7 +306,8 @@ void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index) {
     atomic_init(&e->ran_when_freed, -1);
 }
 
-void fut_test_done_cb(fut_t *f, void *arg) {
+void fut_test_done_cb(fut_t *f, void *arg)
+{
     fut_test_entry_t *e = arg;
     fut_test_log_t *l = e->log;
     if (!fut_done(f))
@@ -291,7 +319,8 @@ void fut_test_done_cb(fut_t *f, void *arg) {
     atomic_fetch_add(&e->ran, 1);
 }
 
-void fut_test_entry_free(void *arg) {
+void fut_test_entry_free(void *arg)
+{
     fut_test_entry_t *e = arg;
     atomic_store(&e->ran_when_freed, atomic_load(&e->ran));
     atomic_fetch_add(&e->freed, 1);
@@ -300,7 +329,8 @@ void fut_test_entry_free(void *arg) {
 
 /* ----------------------------------------------------------- seed */
 
-unsigned fut_test_seed(void) {
+unsigned fut_test_seed(void)
+{
     const char *env = getenv("FUT_TEST_SEED");
     unsigned seed;
     if (env != NULL && *env != '\0') {
@@ -308,7 +338,8 @@ unsigned fut_test_seed(void) {
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        seed = (unsigned)ts.tv_sec * 2654435761u ^ (unsigned)ts.tv_nsec ^ (unsigned)getpid();
+        seed = (unsigned)ts.tv_sec * 2654435761u ^ (unsigned)ts.tv_nsec ^
+               (unsigned)getpid();
     }
     if (seed == 0)
         seed = 1; /* xorshift needs a non-zero state */

@@ -63,14 +63,14 @@ void fut_test_join(pthread_t t);
 /* Polls cond (with short sleeps) until it holds; fails the test with what
  * after about 60 s.  Use only where the library gives no event to wait
  * on (e.g. stats counters), never to assert an upper bound on time. */
-#define FUT_TEST_WAIT_UNTIL(cond, what)                                       \
-    do {                                                                      \
-        int64_t fut_test_deadline_ = fut_test_now_ns() + FUT_S(60);           \
-        while (!(cond)) {                                                     \
-            ck_assert_msg(fut_test_now_ns() < fut_test_deadline_,             \
-                          "gave up waiting for %s", what);                    \
-            fut_test_sleep_ms(1);                                             \
-        }                                                                     \
+#define FUT_TEST_WAIT_UNTIL(cond, what)                                        \
+    do {                                                                       \
+        int64_t fut_test_deadline_ = fut_test_now_ns() + FUT_S(60);            \
+        while (!(cond)) {                                                      \
+            ck_assert_msg(fut_test_now_ns() < fut_test_deadline_,              \
+                          "gave up waiting for %s", what);                     \
+            fut_test_sleep_ms(1);                                              \
+        }                                                                      \
     } while (0)
 
 /* Waits (spinning politely) until *a >= value; fails after about 60 s. */
@@ -103,7 +103,8 @@ void *fut_test_settle_later(void *later);
 
 /* A one-shot gate that blocks with a plain condition variable.  Tasks that
  * must stay "running" block on a latch, not on a future: fut_wait on a pool
- * worker would run other queued tasks meanwhile (DESIGN.md rule 7), which
+ * worker would run other queued tasks meanwhile (rule 7: no deadlock
+ * from waiting inside a task), which
  * would spoil tests that need those tasks to stay queued. */
 typedef struct fut_test_latch {
     pthread_mutex_t mu;
@@ -175,7 +176,6 @@ void *fut_test_task_counted(fut_ctx_t *ctx, void *counted);
 void fut_test_counted_free(void *counted);
 void fut_test_counted_done(fut_t *f, void *counted);
 
-
 /* A task that returns its argument. */
 void *fut_test_task_identity(fut_ctx_t *ctx, void *arg);
 
@@ -227,8 +227,8 @@ typedef struct fut_test_log {
 typedef struct fut_test_entry {
     fut_test_log_t *log;
     int index;
-    atomic_int ran;           /* times the callback ran */
-    atomic_int freed;         /* times free_arg ran */
+    atomic_int ran;            /* times the callback ran */
+    atomic_int freed;          /* times free_arg ran */
     atomic_int ran_when_freed; /* ran, as seen by free_arg */
 } fut_test_entry_t;
 
@@ -255,7 +255,8 @@ unsigned fut_test_seed(void);
 void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed));
 
 /* A small xorshift generator, one state per thread. */
-static inline unsigned fut_test_rand(unsigned *state) {
+static inline unsigned fut_test_rand(unsigned *state)
+{
     unsigned x = *state ? *state : 0x9e3779b9u;
     x ^= x << 13;
     x ^= x >> 17;

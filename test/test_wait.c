@@ -64,8 +64,8 @@ START_TEST(pep3148_wait_first_exception_returns_on_first_rejection)
     ck_assert_int_eq(
         fut_wait_for(f, 3, FUT_FOREVER, FUT_FIRST_EXCEPTION, &done), 0);
     ck_assert_uint_eq(done, 2);
-    ck_assert_int_eq(fut_state(f[1]),
-                     FUT_PENDING); /* returned while 1 was pending */
+    /* The wait returned while input 1 was pending. */
+    ck_assert_int_eq(fut_state(f[1]), FUT_PENDING);
     ck_assert_int_eq(fut_get(f[2], 0, NULL), EIO);
     fut_test_join(t);
     fut_test_release_all(p, f, 3);
@@ -100,8 +100,8 @@ START_TEST(pep3148_wait_all_completed_waits_for_every_future)
     fut_promise_t *p[4];
     fut_t *f[4];
     fut_test_promises(p, f, 4);
-    ck_assert_int_eq(fut_reject(p[0], EIO, "zero"),
-                     0); /* does not end the wait */
+    /* A rejection does not end an ALL_COMPLETED wait. */
+    ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
     ck_assert_int_eq(fut_resolve(p[1], NULL, NULL), 0);
     ck_assert(fut_cancel(f[3]));
     size_t done = 99;
