@@ -830,12 +830,18 @@ END_TEST
 
 /* Bad arguments: a future rejected EINVAL, never NULL, and the input is
  * released (its value destroyed). */
+/* A NULL input is rejected EINVAL by every form; so is a NULL handler on
+ * the _on forms, which must still release the input they were given (its
+ * counted value is then destroyed). */
 START_TEST(chain_bad_arguments_reject_einval_and_release_input)
 {
+    enum { NULL_INPUT = 7, N = 10 };
     rec_t r;
     rec_init(&r, NULL, 0);
+    fut_test_tracker_t tr;
+    fut_test_tracker_init(&tr);
     fut_executor_t *pool = fut_test_pool(1);
-    fut_t *g[7];
+    fut_t *g[N];
     g[0] = fut_then(NULL, h_inc, &r);
     g[1] = fut_catch(NULL, h_recover, &r);
     g[2] = fut_then_catch(NULL, h_inc, h_recover, &r);
@@ -843,13 +849,26 @@ START_TEST(chain_bad_arguments_reject_einval_and_release_input)
     g[4] = fut_then_on(pool, NULL, h_inc, &r);
     g[5] = fut_catch_on(pool, NULL, h_recover, &r);
     g[6] = fut_finally_on(pool, NULL, h_finally, &r);
-    for (int i = 0; i < 7; i++) {
+    g[7] = fut_then_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 7), fut_test_obj_free), NULL,
+        &r);
+    g[8] = fut_catch_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 8), fut_test_obj_free), NULL,
+        &r);
+    g[9] = fut_finally_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 9), fut_test_obj_free), NULL,
+        &r);
+    for (int i = 0; i < N; i++) {
         ck_assert_ptr_nonnull(g[i]);
-        ck_assert_int_eq(fut_get(g[i], FUT_FOREVER, NULL), EINVAL);
+        ck_assert_msg(fut_get(g[i], FUT_FOREVER, NULL) == EINVAL,
+                      "call %d did not reject EINVAL", i);
         fut_release(g[i]);
     }
     fut_executor_free(pool);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
+    /* The inputs were released: nothing else held them. */
+    ck_assert_int_eq(atomic_load(&tr.made), N - NULL_INPUT);
+    ck_assert_int_eq(atomic_load(&tr.freed), N - NULL_INPUT);
 }
 END_TEST
 

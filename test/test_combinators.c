@@ -384,32 +384,83 @@ START_TEST(combinators_bad_arguments_reject_einval_and_consume_inputs)
 END_TEST
 
 /* fut_when_ex without flags is the plain combinator. */
+/* The plain combinator of a kind, for when_ex_kinds_match_plain_combinators
+ * (k is used by FUT_WHEN_SOME only, as in fut_when_ex). */
+static fut_t *plain_combinator(int kind, fut_t **fs, size_t n, size_t k)
+{
+    switch (kind) {
+    case FUT_WHEN_ALL:
+        return fut_when_all(fs, n);
+    case FUT_WHEN_ALL_SETTLED:
+        return fut_when_all_settled(fs, n);
+    case FUT_WHEN_ANY:
+        return fut_when_any(fs, n);
+    case FUT_WHEN_FIRST:
+        return fut_when_first(fs, n);
+    default:
+        return fut_when_some(fs, n, k);
+    }
+}
+
+/* fut_when_ex(kind, ...) gives the same result as the plain combinator of
+ * that kind on the same inputs (input i fulfilled with i + 1). */
 START_TEST(when_ex_kinds_match_plain_combinators)
 {
+    enum { N = 2 };
     const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY,
                          FUT_WHEN_FIRST, FUT_WHEN_SOME};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        fut_t *f[2] = {fut_resolved(FUT_TEST_PTR(1), NULL),
-                       fut_resolved(FUT_TEST_PTR(2), NULL)};
-        fut_t *r = fut_when_ex(kinds[k], f, 2, 2, 0);
-        void *v = NULL;
-        ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
-        switch (kinds[k]) {
+        int kind = kinds[k];
+        fut_t *fe[N], *fp[N];
+        for (int i = 0; i < N; i++) {
+            fe[i] = fut_resolved(FUT_TEST_PTR(i + 1), NULL);
+            fp[i] = fut_resolved(FUT_TEST_PTR(i + 1), NULL);
+        }
+        fut_t *re = fut_when_ex(kind, fe, N, N, 0);
+        fut_t *rp = plain_combinator(kind, fp, N, N);
+        void *ve = NULL, *vp = NULL;
+        ck_assert_msg(fut_get(re, FUT_FOREVER, &ve) == 0, "kind %d", kind);
+        ck_assert_msg(fut_get(rp, FUT_FOREVER, &vp) == 0, "kind %d", kind);
+        switch (kind) {
         case FUT_WHEN_ALL:
-            ck_assert_int_eq(FUT_TEST_INT(((void **)v)[1]), 2);
+            for (int i = 0; i < N; i++) {
+                ck_assert_ptr_eq(((void **)ve)[i], ((void **)vp)[i]);
+                ck_assert_int_eq(FUT_TEST_INT(((void **)ve)[i]), i + 1);
+            }
             break;
         case FUT_WHEN_ALL_SETTLED:
-            ck_assert_int_eq(fut_state(((fut_t **)v)[0]), FUT_FULFILLED);
+            for (int i = 0; i < N; i++) {
+                fut_t *a = ((fut_t **)ve)[i], *b = ((fut_t **)vp)[i];
+                ck_assert_ptr_eq(a, fe[i]);
+                ck_assert_ptr_eq(b, fp[i]);
+                void *va = NULL, *vb = NULL;
+                ck_assert_int_eq(fut_get(a, 0, &va), 0);
+                ck_assert_int_eq(fut_get(b, 0, &vb), 0);
+                ck_assert_ptr_eq(va, vb);
+            }
             break;
         case FUT_WHEN_SOME:
-            ck_assert_uint_ne(((fut_any_t *)v)[0].index,
-                              ((fut_any_t *)v)[1].index);
+            for (int i = 0; i < N; i++) {
+                fut_any_t *a = &((fut_any_t *)ve)[i];
+                fut_any_t *b = &((fut_any_t *)vp)[i];
+                ck_assert_uint_eq(a->index, b->index);
+                ck_assert_ptr_eq(a->value, b->value);
+                ck_assert_int_eq(FUT_TEST_INT(a->value), (int)a->index + 1);
+            }
+            ck_assert_uint_ne(((fut_any_t *)ve)[0].index,
+                              ((fut_any_t *)ve)[1].index);
             break;
-        default:
-            ck_assert_uint_lt(((fut_any_t *)v)->index, 2);
+        default: {
+            fut_any_t *a = ve, *b = vp;
+            ck_assert_uint_lt(a->index, N);
+            ck_assert_uint_eq(a->index, b->index);
+            ck_assert_ptr_eq(a->value, b->value);
+            ck_assert_int_eq(FUT_TEST_INT(a->value), (int)a->index + 1);
             break;
         }
-        fut_release(r);
+        }
+        fut_release(re);
+        fut_release(rp);
     }
 }
 END_TEST

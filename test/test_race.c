@@ -451,6 +451,12 @@ static void notify_while_adding(int n)
     ck_assert_int_eq(atomic_load(&nr.bad), 0);
     /* A listener hears each notification at most once, plus one replay. */
     ck_assert_int_le(atomic_load(&nr.calls), n * (n + 1));
+    /* No registration was lost in the race: a notification now reaches
+     * every one of the n listeners, once each. */
+    int before = atomic_load(&nr.calls);
+    ck_assert_int_eq(fut_notify(nr.p, &nr), 0);
+    ck_assert_int_eq(atomic_load(&nr.calls), before + n);
+    ck_assert_int_eq(atomic_load(&nr.bad), 0);
     fut_promise_release(nr.p);
     fut_release(nr.f);
     fut_test_barrier_destroy(&nr.start);
