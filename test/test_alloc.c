@@ -207,15 +207,6 @@ static bool is_enomem(fut_t *f)
     return e != NULL && e->code == ENOMEM;
 }
 
-typedef struct runfree {
-    atomic_int ran, freed;
-} runfree_t;
-
-static void runfree_free(void *arg)
-{
-    atomic_fetch_add(&((runfree_t *)arg)->freed, 1);
-}
-
 static void progress_count(fut_t *f, void *progress, void *counter)
 {
     (void)f;
@@ -342,18 +333,12 @@ END_TEST
 
 /* ------------------------------------------- every allocation fails */
 
-static void *task_never(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return NULL;
-}
-
 START_TEST(rule2_enomem_when_every_allocation_fails)
 {
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 0);
     cur_n = -1;
     alloc_arm(0, true);
     ck_assert_int_eq(fut_set_allocator(&counting), 0);
@@ -378,10 +363,10 @@ START_TEST(rule2_enomem_when_every_allocation_fails)
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), ENOMEM);
 
     /* The immortal ENOMEM future survives any number of releases. */
-    fut_t *a =
-        fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
-    fut_t *b =
-        fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
+    fut_t *a = fut_submit_ex(fut_inline_executor(), fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
+    fut_t *b = fut_submit_ex(fut_inline_executor(), fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(a, 0, NULL), ENOMEM);
     ck_assert_int_eq(fut_get(b, 0, NULL), ENOMEM);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
@@ -499,7 +484,9 @@ END_TEST
 enum { PT = 6 };
 
 typedef struct ptask {
-    runfree_t rf;
+    /* First, so that fut_test_counted_free can take the whole ptask_t as
+     * its argument. */
+    fut_test_counted_t rf;
     fut_test_tracker_t *vals;
     fut_executor_t *pool;
     int kind; /* 0 value, 1 fail, 2 progress, 3 nested submit */
@@ -570,10 +557,10 @@ static void scenario_pool(outcome_t *out)
     atomic_int progress_calls = 0;
     for (int i = 0; i < PT; i++) {
         t[i] = (ptask_t){.vals = &vals, .pool = pool, .kind = i % 4};
-        atomic_init(&t[i].rf.ran, 0);
-        atomic_init(&t[i].rf.freed, 0);
+        fut_test_counted_init(&t[i].rf, 0);
         fut_test_entry_init(&e[i], &log, i);
-        fs[i] = fut_submit_ex(pool, task_scenario, &t[i], runfree_free, 0);
+        fs[i] =
+            fut_submit_ex(pool, task_scenario, &t[i], fut_test_counted_free, 0);
         AC(fs[i] != NULL);
         cb_rc[i] =
             fut_on_done_ex(fs[i], fut_test_done_cb, &e[i], fut_test_entry_free);
@@ -638,13 +625,13 @@ static void scenario_cancel(outcome_t *out)
     if (blocked)
         fut_test_wait_atomic(&b.started, 1);
     enum { Q = 4 };
-    runfree_t rf[Q];
+    fut_test_counted_t rf[Q];
     fut_t *q[Q];
     bool accepted[Q];
     for (int i = 0; i < Q; i++) {
-        atomic_init(&rf[i].ran, 0);
-        atomic_init(&rf[i].freed, 0);
-        q[i] = fut_submit_ex(pool, task_never, &rf[i], runfree_free, 0);
+        fut_test_counted_init(&rf[i], 0);
+        q[i] = fut_submit_ex(pool, fut_test_task_counted, &rf[i],
+                             fut_test_counted_free, 0);
         accepted[i] = !is_enomem(q[i]);
         out->saw_enomem |= !accepted[i];
         if (!accepted[i])
@@ -696,10 +683,9 @@ static void scenario_inline(outcome_t *out)
     fut_test_tracker_t vals;
     fut_test_tracker_init(&vals);
     ptask_t t = {.vals = &vals};
-    atomic_init(&t.rf.ran, 0);
-    atomic_init(&t.rf.freed, 0);
+    fut_test_counted_init(&t.rf, 0);
     fut_t *f = fut_submit_ex(fut_inline_executor(), task_inline_value, &t,
-                             runfree_free, 0);
+                             fut_test_counted_free, 0);
     AC(f != NULL);
     AC(atomic_load(&t.rf.freed) == 1);
     void *v = NULL;

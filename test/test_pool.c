@@ -241,23 +241,6 @@ START_TEST(pool_worker_init_and_exit_run_once_per_worker)
 }
 END_TEST
 
-/* A task arg that counts runs and frees separately. */
-typedef struct runfree {
-    atomic_int ran, freed;
-} runfree_t;
-
-static void *task_run(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(1);
-}
-
-static void runfree_free(void *arg)
-{
-    atomic_fetch_add(&((runfree_t *)arg)->freed, 1);
-}
-
 START_TEST(pool_failing_initializer_breaks_pool)
 {
     initlog_t l;
@@ -267,11 +250,13 @@ START_TEST(pool_failing_initializer_breaks_pool)
                              .worker_exit = worker_exit,
                              .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     enum { N = 4 };
     fut_t *fs[N];
     for (int i = 0; i < N; i++)
-        fs[i] = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+        fs[i] = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                              fut_test_counted_free, 0);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), EIO);
         ck_assert_int_eq(fut_state(fs[i]), FUT_REJECTED);
@@ -282,7 +267,8 @@ START_TEST(pool_failing_initializer_breaks_pool)
     fut_stats_t st = stats_of(pool);
     ck_assert_int_eq(st.broken, EIO);
     /* Later submits reject with the initializer's code too. */
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EIO);
     fut_release(f);
     fut_executor_free(pool);
@@ -310,8 +296,10 @@ START_TEST(pool_one_failing_initializer_breaks_pool)
     FUT_TEST_WAIT_UNTIL(stats_of(pool).broken != 0,
                         "the pool to report it is broken");
     ck_assert_int_eq(stats_of(pool).broken, ENODEV);
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ENODEV);
     fut_release(f);
     fut_executor_free(pool);
@@ -332,11 +320,13 @@ START_TEST(pep3148_shutdown_runs_queued_tasks)
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     fut_executor_t *pool = fut_test_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     fut_t *q1 =
         fut_submit_ex(pool, fut_test_task_identity, FUT_TEST_PTR(2), NULL, 0);
-    fut_t *q2 = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *q2 = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                              fut_test_counted_free, 0);
     fut_test_wait_atomic(&b.started, 1);
     ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
     ck_assert(stats_of(pool).shutdown);
@@ -361,15 +351,18 @@ START_TEST(pep3148_submit_after_shutdown_is_eshutdown)
 {
     fut_executor_t *pool = fut_test_pool(2);
     ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_ptr_nonnull(f);
     /* Rejected before it ran: free_arg ran on this thread, already. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
     ck_assert_int_eq(fut_get(f, 0, NULL), ESHUTDOWN);
     fut_release(f);
-    f = fut_submit_ex(pool, task_run, &rf, runfree_free, FUT_NOWAIT);
+    f = fut_submit_ex(pool, fut_test_task_counted, &rf, fut_test_counted_free,
+                      FUT_NOWAIT);
     ck_assert_int_eq(fut_get(f, 0, NULL), ESHUTDOWN);
     fut_release(f);
     f = fut_submit(pool, fut_test_task_identity, NULL);
@@ -431,7 +424,8 @@ START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks)
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
     fut_executor_t *pool = fut_test_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_test_tracker_t args;
     fut_test_tracker_init(&args);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
@@ -439,7 +433,8 @@ START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks)
     fut_t *q[N];
     fut_test_wait_atomic(&b.started, 1);
     for (int i = 0; i < N; i++)
-        q[i] = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+        q[i] = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     fut_t *o = fut_submit_ex(pool, fut_test_task_identity,
                              fut_test_obj_new(&args, 0), fut_test_obj_free, 0);
     ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING),
@@ -494,10 +489,12 @@ START_TEST(pep3148_shutdown_wait_cancel_pending_waits_for_running)
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
     fut_executor_t *pool = fut_test_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
-    fut_t *q = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *q = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     opener_t o = {.pool = pool, .latch = &b.latch};
     pthread_t t = fut_test_spawn(open_after_shutdown, &o);
     ck_assert_int_eq(fut_executor_shutdown(
@@ -614,8 +611,10 @@ START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain)
     ck_assert_uint_eq(st.submitted, 3);
 
     /* Full: FUT_NOWAIT rejects EAGAIN at once and frees the arg here. */
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *n = fut_submit_ex(pool, task_run, &rf, runfree_free, FUT_NOWAIT);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *n = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, FUT_NOWAIT);
     ck_assert_int_eq(fut_state(n), FUT_REJECTED);
     ck_assert_int_eq(fut_get(n, 0, NULL), EAGAIN);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
@@ -1041,8 +1040,10 @@ END_TEST
 START_TEST(inline_executor_frees_arg_and_reports_failure)
 {
     fut_executor_t *ex = fut_inline_executor();
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(ex, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f =
+        fut_submit_ex(ex, fut_test_task_counted, &rf, fut_test_counted_free, 0);
     ck_assert_int_eq(atomic_load(&rf.ran), 1);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(fut_get(f, 0, NULL), 0);
