@@ -5,7 +5,9 @@
  * test_x.c.  Includers define FUT_TEST_SUITE(name) to what they need
  * (test_util.h a prototype, runner.c an entry of its table) and include
  * this file; it has no include guard on purpose, so that it can be
- * expanded more than once.  Add a suite here and nowhere else.
+ * expanded more than once.  test/CMakeLists.txt reads the same lines (one
+ * FUT_TEST_SUITE(x) at the start of a line each) for the CTest entries.
+ * Add a suite here and nowhere else.
  */
 FUT_TEST_SUITE(future)
 FUT_TEST_SUITE(promise)
