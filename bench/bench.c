@@ -2,19 +2,21 @@
  * bench.c - fut's benchmark program.
  *
  * fut runs the same workloads as every peer (bench/peers/harness.h: the
- * harness owns options, sizes, timing, verification and the RESULT lines),
+ * harness owns options, timing, verification and the RESULT lines, and
+ * bench/workloads.json the sizes),
  * each through fut's own API with a real future per task:
  *   W1 fut_submit + fut_get per task;   W2 a fut_then chain on a promise;
  *   W3 fut_when_all over submitted tasks; W4/W5 batches of tasks combined
  *   with fut_when_all; W6 one fut_submit + fut_get round trip at a time.
  * Then the memory figures that only fut can report, counted through the
- * pluggable allocator: bytes per pending future (1,000,000 queued tasks)
- * and allocator calls per task in steady state.
+ * pluggable allocator: bytes per pending future (workloads.json's "mem"
+ * queued tasks) and allocator calls per task in steady state.
  *
  * Usage: fut_bench [--quick] [--only W1[,W2...|mem]] [--runs R] [--threads N]
  * Output: RESULT lines (see bench/compare.py), progress on stderr.
  */
 #include "harness.h"
+#include "peer_workloads.h"
 
 #include <fut.h>
 
@@ -205,7 +207,7 @@ static void result(const char *workload, double value, const char *unit,
  * allocations are made first and not counted per task. */
 static int memory(bool quick)
 {
-    size_t n = quick ? 100000 : 1000000;
+    size_t n = quick ? PEER_MEM_QUICK_N : PEER_MEM_STANDARD_N;
     counting_t c = {0};
     fut_allocator_t a = {count_alloc, count_free, &c};
     fut_set_allocator(&a);

@@ -37,7 +37,7 @@ ROWS = [  # (workload, label)
     ("W1", "W1 submit"),
     ("W2", "W2 chain"),
     ("W3", "W3 fan-in"),
-    ("W4", "W4 16x2ms"),
+    ("W4", "W4 {w4_threads}x{w4_sleep_ms}ms"),
     ("W4eff", "W4 efficiency"),
     ("W4floor", "W4 floor"),
     ("W5", "W5 sort"),
@@ -57,12 +57,15 @@ FUT_ONLY = {"mem_future", "mallocs_per_task"}
 THROUGHPUTS = ["W1", "W2", "W3"]
 SWEEP_THREADS = [1, 2, 4, 8]
 DEFAULT_THREADS = 2
-# The sizes every system should use (harness.c); a cell whose n differs is
-# marked with '*'.
-STANDARD_N = {"W1": 1000000, "W2": 1000000, "W3": 100000, "W4": 64,
-              "W5": 8000000, "W6": 10000}
-QUICK_N = {"W1": 100000, "W2": 100000, "W3": 10000, "W4": 64,
-           "W5": 1000000, "W6": 1000}
+# The sizes every system should use, from bench/workloads.json (which the
+# harness and the Python and Node peers read too); a cell whose n differs
+# is marked with '*'.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "workloads.json")) as _f:
+    WORKLOAD_SPEC = json.load(_f)
+STANDARD_N = {w: WORKLOAD_SPEC["standard"][w] for w in WORKLOADS}
+QUICK_N = {w: WORKLOAD_SPEC["quick"][w] for w in WORKLOADS}
+ROWS = [(w, label.format(**WORKLOAD_SPEC)) for w, label in ROWS]
 TIMEOUT_S = 1800
 
 LINE_RE = re.compile(r'(\w+)=("[^"]*"|\S+)')
@@ -266,7 +269,7 @@ timed runs (after one warm-up).  ±: half the range of the per-process medians,
 relative to the median.  (r): fut's advantage, r > 1 means fut is better in
 EVERY row: r = fut/peer where higher is better (tasks/s, cont/s, inputs/s,
 efficiency, speedup), r = peer/fut where lower is better (ms, us, memory).
-W4 floor is one thread doing the 2 ms sleeps back to back (no ratio).
+W4 floor is one thread doing the {WORKLOAD_SPEC["w4_sleep_ms"]} ms sleeps back to back (no ratio).
 *: a different size n than the standard (see the notes).  n/a: the system
 has no such figure (no continuations, no futures pool, or not built).
 Peak RSS is a high-water mark (getrusage ru_maxrss): a process's peak over

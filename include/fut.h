@@ -49,6 +49,16 @@ extern "C" {
 #define FUT_PRINTF(fmt, args)
 #endif
 
+/* On functions that return a new reference (or object): dropping the
+ * result leaks it, so gcc and clang warn.  fut_retain and
+ * fut_promise_retain go without it: they return their argument, which the
+ * caller still holds, so a call made only for its effect leaks nothing. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FUT_NODISCARD __attribute__((warn_unused_result))
+#else
+#define FUT_NODISCARD
+#endif
+
 #define FUT_VERSION_MAJOR 0
 #define FUT_VERSION_MINOR 1
 #define FUT_VERSION_PATCH 0
@@ -189,9 +199,11 @@ FUT_API int fut_executor_stats(fut_executor_t *ex, fut_stats_t *out);
  * FUT_NOWAIT EAGAIN, no memory ENOMEM.  free_arg (may be NULL) runs exactly
  * once: after fn returned, or when the task is cancelled or rejected before
  * it ran (then on the thread that cancelled or submitted it). */
-FUT_API fut_t *fut_submit(fut_executor_t *ex, fut_fn fn, void *arg);
-FUT_API fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
-                             fut_free_fn free_arg, unsigned flags);
+FUT_API FUT_NODISCARD fut_t *fut_submit(fut_executor_t *ex, fut_fn fn,
+                                        void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn,
+                                           void *arg, fut_free_fn free_arg,
+                                           unsigned flags);
 
 /* Inside a task (or any function handed a ctx): rejects the future with
  * code (positive; otherwise EINVAL is used) and a printf-style message,
@@ -275,11 +287,11 @@ FUT_API int fut_on_progress(fut_t *f,
 /* ------------------------------------------------------------- promises */
 
 /* A new unsettled promise with one writer reference, or NULL (ENOMEM). */
-FUT_API fut_promise_t *fut_promise_new(void);
+FUT_API FUT_NODISCARD fut_promise_t *fut_promise_new(void);
 
 /* A new reference to the promise's future (never NULL; EINVAL-rejected
  * future for a NULL promise). */
-FUT_API fut_t *fut_promise_future(fut_promise_t *p);
+FUT_API FUT_NODISCARD fut_t *fut_promise_future(fut_promise_t *p);
 
 /* Fulfils the promise with value; free_value (may be NULL) destroys it once
  * when the future is freed.  Callbacks run on this thread before it
@@ -307,11 +319,11 @@ FUT_API fut_promise_t *fut_promise_retain(fut_promise_t *p);
 FUT_API void fut_promise_release(fut_promise_t *p);
 
 /* A new future already fulfilled with value (free_value as fut_resolve). */
-FUT_API fut_t *fut_resolved(void *value, fut_free_fn free_value);
+FUT_API FUT_NODISCARD fut_t *fut_resolved(void *value, fut_free_fn free_value);
 
 /* A new future already rejected with code (EINVAL if code <= 0) and a copy
  * of message (may be NULL). */
-FUT_API fut_t *fut_rejected(int code, const char *message);
+FUT_API FUT_NODISCARD fut_t *fut_rejected(int code, const char *message);
 
 /* ------------------------------------------------------------- chaining */
 
@@ -342,33 +354,37 @@ typedef void (*fut_finally_fn)(fut_t *settled, void *arg);
  * per-thread trampoline.  Bad arguments return a future rejected EINVAL
  * (and release f).  Cancelling a derived future that has not run asks f to
  * cancel when nothing else holds f. */
-FUT_API fut_t *fut_then(fut_t *f, fut_then_fn on_value, void *arg);
-FUT_API fut_t *fut_catch(fut_t *f, fut_catch_fn on_error, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_then(fut_t *f, fut_then_fn on_value,
+                                      void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_catch(fut_t *f, fut_catch_fn on_error,
+                                       void *arg);
 /* jQuery then(done, fail): exactly one of the two runs; either may be NULL
  * (the outcome passes through). */
-FUT_API fut_t *fut_then_catch(fut_t *f, fut_then_fn on_value,
-                              fut_catch_fn on_error, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_then_catch(fut_t *f, fut_then_fn on_value,
+                                            fut_catch_fn on_error, void *arg);
 /* Runs fn(settled input, arg) on any outcome; the derived future takes the
  * input's outcome unchanged. */
-FUT_API fut_t *fut_finally(fut_t *f, fut_finally_fn fn, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_finally(fut_t *f, fut_finally_fn fn,
+                                         void *arg);
 
 /* The same on an executor (the loop executor hands results back to the
  * thread that drains it).  If ex refuses the continuation (shut down), the
  * derived future rejects with its code. */
-FUT_API fut_t *fut_then_on(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
-                           void *arg);
-FUT_API fut_t *fut_catch_on(fut_executor_t *ex, fut_t *f, fut_catch_fn on_error,
-                            void *arg);
-FUT_API fut_t *fut_finally_on(fut_executor_t *ex, fut_t *f, fut_finally_fn fn,
-                              void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_then_on(fut_executor_t *ex, fut_t *f,
+                                         fut_then_fn on_value, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_catch_on(fut_executor_t *ex, fut_t *f,
+                                          fut_catch_fn on_error, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_finally_on(fut_executor_t *ex, fut_t *f,
+                                            fut_finally_fn fn, void *arg);
 
 /* The general form: ex may be NULL (inline); free_arg (may be NULL) runs
  * exactly once, after the handler ran or was skipped or cancelled (on the
  * thread that did that), or at once when the call fails.  Both handlers
  * NULL: the outcome passes through. */
-FUT_API fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f, fut_then_fn on_value,
-                           fut_catch_fn on_error, void *arg,
-                           fut_free_fn free_arg);
+FUT_API FUT_NODISCARD fut_t *fut_then_ex(fut_executor_t *ex, fut_t *f,
+                                         fut_then_fn on_value,
+                                         fut_catch_fn on_error, void *arg,
+                                         fut_free_fn free_arg);
 
 /* Inside a task or continuation: the future being produced follows other
  * (consumes it) and settles as it settles, with its value (borrowed, kept
@@ -390,11 +406,11 @@ FUT_API void *fut_adopt(fut_ctx_t *ctx, fut_t *other);
 
 /* Value: a void ** of the n values in input order.  Rejects with the first
  * rejection as soon as it happens (jQuery $.when); n == 0 fulfils at once. */
-FUT_API fut_t *fut_when_all(fut_t **fs, size_t n);
+FUT_API FUT_NODISCARD fut_t *fut_when_all(fut_t **fs, size_t n);
 
 /* Value: a fut_t ** of the n inputs, all settled (borrowed from the
  * result).  Never rejects. */
-FUT_API fut_t *fut_when_all_settled(fut_t **fs, size_t n);
+FUT_API FUT_NODISCARD fut_t *fut_when_all_settled(fut_t **fs, size_t n);
 
 typedef struct fut_any {
     size_t index; /* which input */
@@ -403,17 +419,17 @@ typedef struct fut_any {
 
 /* First input to fulfil; value: a fut_any_t *.  Rejects only when every
  * input rejected (with the last rejection); n == 0 rejects EINVAL. */
-FUT_API fut_t *fut_when_any(fut_t **fs, size_t n);
+FUT_API FUT_NODISCARD fut_t *fut_when_any(fut_t **fs, size_t n);
 
 /* First input to settle (a race); value: a fut_any_t *, or that input's
  * rejection.  n == 0 rejects EINVAL. */
-FUT_API fut_t *fut_when_first(fut_t **fs, size_t n);
+FUT_API FUT_NODISCARD fut_t *fut_when_first(fut_t **fs, size_t n);
 
 /* First k inputs to fulfil (a quorum); value: a fut_any_t * array of k
  * entries in fulfilment order.  Rejects (with the latest rejection) as soon
  * as k can no longer be reached; k == 0 fulfils at once, k > n rejects
  * EINVAL. */
-FUT_API fut_t *fut_when_some(fut_t **fs, size_t n, size_t k);
+FUT_API FUT_NODISCARD fut_t *fut_when_some(fut_t **fs, size_t n, size_t k);
 
 /* Flag for fut_when_ex: once the result is decided, cancel the inputs that
  * have not settled and that nothing else holds. */
@@ -428,8 +444,8 @@ enum {
     FUT_WHEN_FIRST = 3,
     FUT_WHEN_SOME = 4,
 };
-FUT_API fut_t *fut_when_ex(int kind, fut_t **fs, size_t n, size_t k,
-                           unsigned flags);
+FUT_API FUT_NODISCARD fut_t *fut_when_ex(int kind, fut_t **fs, size_t n,
+                                         size_t k, unsigned flags);
 
 /* PEP 3148 wait(): borrows the futures; blocks the calling thread (a pool
  * worker runs queued tasks meanwhile) until return_when holds or timeout
@@ -452,7 +468,7 @@ FUT_API int fut_wait_for(fut_t *const *fs, size_t n, int64_t timeout,
  * with n > 0, a NULL future).  fut_iter_free(NULL) is a no-op.  One thread
  * at a time may call fut_iter_next on an iterator; any thread may. */
 typedef struct fut_iter fut_iter_t;
-FUT_API fut_iter_t *fut_as_completed(fut_t *const *fs, size_t n);
+FUT_API FUT_NODISCARD fut_iter_t *fut_as_completed(fut_t *const *fs, size_t n);
 FUT_API int fut_iter_next(fut_iter_t *it, int64_t timeout, fut_t **f,
                           size_t *index);
 FUT_API void fut_iter_free(fut_iter_t *it);
@@ -467,8 +483,9 @@ FUT_API void fut_iter_free(fut_iter_t *it);
  * EINVAL; n == 0 fulfils with NULL; no memory: the ENOMEM future.
  * fut_adopt inside fn fails that item with EINVAL. */
 typedef void *(*fut_map_fn)(fut_ctx_t *ctx, void *item, void *arg);
-FUT_API fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
-                       size_t n, size_t chunk, void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn,
+                                     void *const *items, size_t n, size_t chunk,
+                                     void *arg);
 
 /* ---------------------------------------------------------------- timers */
 
@@ -478,14 +495,14 @@ FUT_API fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn, void *const *items,
  * it removes the timer.  No memory: the ENOMEM future; the timer thread
  * cannot start: rejected with pthread_create's code (ESHUTDOWN once the
  * process is exiting). */
-FUT_API fut_t *fut_delay(int64_t ns);
+FUT_API FUT_NODISCARD fut_t *fut_delay(int64_t ns);
 
 /* Consumes f; returns a new reference.  Settles as f settles if it does
  * within ns (on the thread that settles f), otherwise rejects ETIMEDOUT on
  * the timer thread and asks f to cancel (fut_cancel).  Cancelling the
  * result cancels f when nothing else holds it.  f NULL rejects EINVAL; no
  * memory: the ENOMEM future (f released). */
-FUT_API fut_t *fut_within(fut_t *f, int64_t ns);
+FUT_API FUT_NODISCARD fut_t *fut_within(fut_t *f, int64_t ns);
 
 /* ------------------------------------------------------- loop executor */
 

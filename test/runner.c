@@ -1,5 +1,7 @@
 /*
- * runner.c - the one test program: fut_tests [SUITE] [--include TAGS] [--exclude TAGS]
+ * runner.c - the one test program:
+ *
+ *     fut_tests [SUITE] [--include TAGS] [--exclude TAGS]
  *
  * Runs every suite (or the one named) through Check's tagged runner, so a
  * quick run is `fut_tests --exclude "stress slow"`.  Check's own
@@ -24,37 +26,29 @@
 #endif
 #ifdef FUT_TEST_TSAN
 const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
+const char *__tsan_default_options(void)
+{
     return "die_after_fork=0";
 }
 #endif
 
-/* Every suite, in the order they run.  Add a suite here and nowhere else. */
+/* Every suite, in the order they run, generated from suites.h: add a
+ * suite there and nowhere else. */
 static const struct {
     const char *name;
     Suite *(*make)(void);
 } suites[] = {
-    {.name = "future", .make = fut_test_future_suite},
-    {.name = "promise", .make = fut_test_promise_suite},
-    {.name = "pool", .make = fut_test_pool_suite},
-    {.name = "cancel", .make = fut_test_cancel_suite},
-    {.name = "progress", .make = fut_test_progress_suite},
-    {.name = "alloc", .make = fut_test_alloc_suite},
-    {.name = "fork", .make = fut_test_fork_suite},
-    {.name = "race", .make = fut_test_race_suite},
-    {.name = "chain", .make = fut_test_chain_suite},
-    {.name = "combinators", .make = fut_test_combinators_suite},
-    {.name = "wait", .make = fut_test_wait_suite},
-    {.name = "timer", .make = fut_test_timer_suite},
-    {.name = "loop", .make = fut_test_loop_suite},
-    {.name = "unhandled", .make = fut_test_unhandled_suite},
-    {.name = "reliability", .make = fut_test_reliability_suite},
+#define FUT_TEST_SUITE(suite_name)                                             \
+    {.name = #suite_name, .make = fut_test_##suite_name##_suite},
+#include "suites.h"
+#undef FUT_TEST_SUITE
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
 
 /* Check splits tags at spaces; accept commas too ("stress,slow"). */
-static char *tag_list(const char *arg) {
+static char *tag_list(const char *arg)
+{
     char *s = strdup(arg);
     if (s == NULL) {
         perror("strdup");
@@ -66,17 +60,22 @@ static char *tag_list(const char *arg) {
     return s;
 }
 
-static void usage(FILE *out, const char *argv0) {
-    fprintf(out, "usage: %s [SUITE] [--include TAGS] [--exclude TAGS]\n", argv0);
-    fprintf(out, "  TAGS: Check tags separated by spaces or commas, e.g. \"stress,slow\"\n");
+static void usage(FILE *out, const char *argv0)
+{
+    fprintf(out, "usage: %s [SUITE] [--include TAGS] [--exclude TAGS]\n",
+            argv0);
+    fprintf(out, "  TAGS: Check tags separated by spaces or commas, e.g. "
+                 "\"stress,slow\"\n");
     fprintf(out, "  suites:");
     for (size_t i = 0; i < NSUITES; i++)
         fprintf(out, " %s", suites[i].name);
-    fprintf(out, "\n  env: FUT_TEST_SEED=N replays a randomized case; CK_FORK=no; "
-                 "CK_TIMEOUT_MULTIPLIER=N\n");
+    fprintf(out,
+            "\n  env: FUT_TEST_SEED=N replays a randomized case; CK_FORK=no; "
+            "CK_TIMEOUT_MULTIPLIER=N\n");
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *suite = NULL;
     char *include = NULL, *exclude = NULL;
 
@@ -87,7 +86,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
             free(exclude);
             exclude = tag_list(argv[++i]);
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+        } else if (strcmp(argv[i], "-h") == 0 ||
+                   strcmp(argv[i], "--help") == 0) {
             usage(stdout, argv[0]);
             return 0;
         } else if (argv[i][0] != '-' && suite == NULL) {

@@ -47,11 +47,13 @@ static struct {
 
 static int ctx_token;
 
-static size_t bucket_of(const void *p) {
+static size_t bucket_of(const void *p)
+{
     return ((uintptr_t)p >> 4) % NBUCKETS;
 }
 
-static void *count_alloc(size_t size, void *ctx) {
+static void *count_alloc(size_t size, void *ctx)
+{
     long n = atomic_fetch_add(&A.calls, 1) + 1;
     if (ctx != &ctx_token) {
         pthread_mutex_lock(&A.mu);
@@ -79,7 +81,8 @@ static void *count_alloc(size_t size, void *ctx) {
     return p;
 }
 
-static void count_free(void *p, size_t size, void *ctx) {
+static void count_free(void *p, size_t size, void *ctx)
+{
     if (p == NULL)
         return;
     pthread_mutex_lock(&A.mu);
@@ -105,7 +108,8 @@ static void count_free(void *p, size_t size, void *ctx) {
 static const fut_allocator_t counting = {
     .alloc = count_alloc, .free = count_free, .ctx = &ctx_token};
 
-static void alloc_arm(long fail_at, bool fail_all) {
+static void alloc_arm(long fail_at, bool fail_all)
+{
     pthread_mutex_lock(&A.mu);
     A.foreign = A.size_mismatch = A.bad_ctx = 0;
     pthread_mutex_unlock(&A.mu);
@@ -116,10 +120,12 @@ static void alloc_arm(long fail_at, bool fail_all) {
 }
 
 /* Restores the default allocator and checks that nothing leaked. */
-static void alloc_restore_and_check(long n) {
+static void alloc_restore_and_check(long n)
+{
     ck_assert_int_eq(fut_set_allocator(NULL), 0);
     pthread_mutex_lock(&A.mu);
-    long live = A.live, foreign = A.foreign, mismatch = A.size_mismatch, bad_ctx = A.bad_ctx;
+    long live = A.live, foreign = A.foreign, mismatch = A.size_mismatch,
+         bad_ctx = A.bad_ctx;
     /* Free what leaked so that valgrind reports only the first leak. */
     for (int i = 0; i < NBUCKETS; i++) {
         while (A.buckets[i]) {
@@ -131,26 +137,34 @@ static void alloc_restore_and_check(long n) {
     }
     A.live = 0;
     pthread_mutex_unlock(&A.mu);
-    ck_assert_msg(live == 0, "failing allocation %ld: %ld blocks never freed", n, live);
-    ck_assert_msg(foreign == 0, "failing allocation %ld: %ld frees of unknown blocks", n, foreign);
-    ck_assert_msg(mismatch == 0, "failing allocation %ld: %ld frees with the wrong size", n,
+    ck_assert_msg(live == 0, "failing allocation %ld: %ld blocks never freed",
+                  n, live);
+    ck_assert_msg(foreign == 0,
+                  "failing allocation %ld: %ld frees of unknown blocks", n,
+                  foreign);
+    ck_assert_msg(mismatch == 0,
+                  "failing allocation %ld: %ld frees with the wrong size", n,
                   mismatch);
-    ck_assert_msg(bad_ctx == 0, "failing allocation %ld: ctx not passed through", n);
+    ck_assert_msg(bad_ctx == 0,
+                  "failing allocation %ld: ctx not passed through", n);
 }
 
 /* The failing allocation of the current run, for messages. */
 static long cur_n;
 
-#define AC(cond)                                                                                   \
-    ck_assert_msg((cond), "failing allocation %ld: assertion '%s' failed", cur_n, #cond)
-#define AC_CODE(rc, ...)                                                                           \
-    do {                                                                                           \
-        int ac_rc_ = (rc);                                                                         \
-        int ac_ok_[] = {__VA_ARGS__};                                                              \
-        bool ac_found_ = false;                                                                    \
-        for (size_t ac_i_ = 0; ac_i_ < sizeof ac_ok_ / sizeof ac_ok_[0]; ac_i_++)                  \
-            ac_found_ = ac_found_ || ac_ok_[ac_i_] == ac_rc_;                                      \
-        ck_assert_msg(ac_found_, "failing allocation %ld: %s returned %d", cur_n, #rc, ac_rc_);    \
+#define AC(cond)                                                               \
+    ck_assert_msg((cond), "failing allocation %ld: assertion '%s' failed",     \
+                  cur_n, #cond)
+#define AC_CODE(rc, ...)                                                       \
+    do {                                                                       \
+        int ac_rc_ = (rc);                                                     \
+        int ac_ok_[] = {__VA_ARGS__};                                          \
+        bool ac_found_ = false;                                                \
+        for (size_t ac_i_ = 0; ac_i_ < sizeof ac_ok_ / sizeof ac_ok_[0];       \
+             ac_i_++)                                                          \
+            ac_found_ = ac_found_ || ac_ok_[ac_i_] == ac_rc_;                  \
+        ck_assert_msg(ac_found_, "failing allocation %ld: %s returned %d",     \
+                      cur_n, #rc, ac_rc_);                                     \
     } while (0)
 
 /* What a scenario saw. */
@@ -162,7 +176,8 @@ typedef void (*scenario_fn)(outcome_t *out);
 
 /* Runs fn with the Nth allocation failing, for every N until fn runs out
  * of allocations before N. */
-static void run_failing_each_allocation(scenario_fn fn, long max_runs) {
+static void run_failing_each_allocation(scenario_fn fn, long max_runs)
+{
     for (long n = 1;; n++) {
         cur_n = n;
         outcome_t out = {.saw_enomem = false};
@@ -172,31 +187,28 @@ static void run_failing_each_allocation(scenario_fn fn, long max_runs) {
         alloc_restore_and_check(n);
         bool failed = atomic_load(&A.failed);
         if (!failed) {
-            ck_assert_msg(!out.saw_enomem, "ENOMEM reported without a failed allocation (run %ld)",
-                          n);
-            ck_assert_msg(n > 1, "the scenario allocated nothing through the allocator");
+            ck_assert_msg(
+                !out.saw_enomem,
+                "ENOMEM reported without a failed allocation (run %ld)", n);
+            ck_assert_msg(
+                n > 1, "the scenario allocated nothing through the allocator");
             break;
         }
-        ck_assert_msg(n < max_runs, "more than %ld allocations in one scenario", max_runs);
+        ck_assert_msg(n < max_runs, "more than %ld allocations in one scenario",
+                      max_runs);
     }
 }
 
 /* ------------------------------------------------------------ helpers */
 
-static bool is_enomem(fut_t *f) {
+static bool is_enomem(fut_t *f)
+{
     const fut_error_t *e = fut_error(f);
     return e != NULL && e->code == ENOMEM;
 }
 
-typedef struct runfree {
-    atomic_int ran, freed;
-} runfree_t;
-
-static void runfree_free(void *arg) {
-    atomic_fetch_add(&((runfree_t *)arg)->freed, 1);
-}
-
-static void progress_count(fut_t *f, void *progress, void *counter) {
+static void progress_count(fut_t *f, void *progress, void *counter)
+{
     (void)f;
     (void)progress;
     atomic_fetch_add((atomic_int *)counter, 1);
@@ -204,7 +216,8 @@ static void progress_count(fut_t *f, void *progress, void *counter) {
 
 /* ----------------------------------------------------- the allocator */
 
-START_TEST(alloc_set_allocator_requires_both_functions) {
+START_TEST(alloc_set_allocator_requires_both_functions)
+{
     fut_allocator_t no_alloc = {.alloc = NULL, .free = count_free, .ctx = NULL};
     fut_allocator_t no_free = {.alloc = count_alloc, .free = NULL, .ctx = NULL};
     ck_assert_int_eq(fut_set_allocator(&no_alloc), EINVAL);
@@ -217,7 +230,8 @@ START_TEST(alloc_set_allocator_requires_both_functions) {
 }
 END_TEST
 
-START_TEST(alloc_objects_come_from_the_installed_allocator) {
+START_TEST(alloc_objects_come_from_the_installed_allocator)
+{
     alloc_arm(0, false);
     cur_n = 0;
     ck_assert_int_eq(fut_set_allocator(&counting), 0);
@@ -239,11 +253,13 @@ END_TEST
  * slabs back once every object is free.  Measured with glibc's mallinfo2;
  * skipped where malloc is replaced (sanitizers, valgrind: mallinfo2 then
  * reports nothing) or fut's caches are off. */
-static size_t heap_in_use(void) {
+static size_t heap_in_use(void)
+{
     return mallinfo2().uordblks;
 }
 
-START_TEST(alloc_builtin_slabs_pack_reuse_and_give_back) {
+START_TEST(alloc_builtin_slabs_pack_reuse_and_give_back)
+{
     enum { N = 100000 };
     fut_t **fs = malloc(N * sizeof *fs);
     ck_assert_ptr_nonnull(fs);
@@ -286,7 +302,8 @@ typedef struct churn {
     size_t n;
 } churn_t;
 
-static void *churn_thread(void *arg) {
+static void *churn_thread(void *arg)
+{
     churn_t *c = arg;
     for (size_t i = 0; i < c->n; i++)
         fut_release(c->fs[i]);
@@ -296,7 +313,8 @@ static void *churn_thread(void *arg) {
     return NULL;
 }
 
-START_TEST(alloc_thread_exit_leaves_partial_caches_usable) {
+START_TEST(alloc_thread_exit_leaves_partial_caches_usable)
+{
     static churn_t c;
     c.n = 0;
     for (size_t i = 0; i < 60; i++) {
@@ -315,16 +333,12 @@ END_TEST
 
 /* ------------------------------------------- every allocation fails */
 
-static void *task_never(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return NULL;
-}
-
-START_TEST(rule2_enomem_when_every_allocation_fails) {
+START_TEST(rule2_enomem_when_every_allocation_fails)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 0);
     cur_n = -1;
     alloc_arm(0, true);
     ck_assert_int_eq(fut_set_allocator(&counting), 0);
@@ -349,8 +363,10 @@ START_TEST(rule2_enomem_when_every_allocation_fails) {
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), ENOMEM);
 
     /* The immortal ENOMEM future survives any number of releases. */
-    fut_t *a = fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
-    fut_t *b = fut_submit_ex(fut_inline_executor(), task_never, &rf, runfree_free, 0);
+    fut_t *a = fut_submit_ex(fut_inline_executor(), fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
+    fut_t *b = fut_submit_ex(fut_inline_executor(), fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(a, 0, NULL), ENOMEM);
     ck_assert_int_eq(fut_get(b, 0, NULL), ENOMEM);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
@@ -371,7 +387,8 @@ END_TEST
 
 /* ---------------------------------------------- promise scenario */
 
-static void scenario_promise(outcome_t *out) {
+static void scenario_promise(outcome_t *out)
+{
     fut_test_tracker_t vals;
     fut_test_tracker_init(&vals);
     fut_test_log_t log;
@@ -390,7 +407,8 @@ static void scenario_promise(outcome_t *out) {
         AC(f != NULL);
         bool f_ok = !is_enomem(f);
         out->saw_enomem |= !f_ok;
-        int rc0 = fut_on_done_ex(f, fut_test_done_cb, &e[0], fut_test_entry_free);
+        int rc0 =
+            fut_on_done_ex(f, fut_test_done_cb, &e[0], fut_test_entry_free);
         AC_CODE(rc0, 0, ENOMEM);
         AC(atomic_load(&e[0].freed) == (rc0 == 0 ? 0 : 1));
         int rc1 = fut_on_done(f, fut_test_done_cb, &e[1]);
@@ -401,11 +419,13 @@ static void scenario_promise(outcome_t *out) {
         int x = 1;
         AC_CODE(fut_notify(p, &x), 0);
         AC(atomic_load(&progress_calls) == (f_ok && rcp == 0 ? 1 : 0));
-        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 1), fut_test_obj_free), 0);
+        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 1), fut_test_obj_free),
+                0);
         AC(atomic_load(&e[0].ran) == (rc0 == 0 ? 1 : 0));
         AC(atomic_load(&e[0].freed) == 1);
         AC(atomic_load(&e[1].ran) == (rc1 == 0 ? 1 : 0));
-        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 2), fut_test_obj_free), EALREADY);
+        AC_CODE(fut_resolve(p, fut_test_obj_new(&vals, 2), fut_test_obj_free),
+                EALREADY);
         AC(atomic_load(&vals.freed) == 1);
         if (f_ok) {
             void *v = NULL;
@@ -413,7 +433,8 @@ static void scenario_promise(outcome_t *out) {
             AC(((fut_test_obj_t *)v)->value == 1);
         }
         /* Registered after settling: runs at once, or ENOMEM and never. */
-        int rc2 = fut_on_done_ex(f, fut_test_done_cb, &e[2], fut_test_entry_free);
+        int rc2 =
+            fut_on_done_ex(f, fut_test_done_cb, &e[2], fut_test_entry_free);
         AC_CODE(rc2, 0, ENOMEM);
         out->saw_enomem |= rc2 != 0;
         AC(atomic_load(&e[2].ran) == (rc2 == 0 ? 1 : 0));
@@ -452,7 +473,8 @@ static void scenario_promise(outcome_t *out) {
     AC(atomic_load(&log.bad) == 0);
 }
 
-START_TEST(rule4_alloc_failure_promise_scenario) {
+START_TEST(rule4_alloc_failure_promise_scenario)
+{
     run_failing_each_allocation(scenario_promise, 1000);
 }
 END_TEST
@@ -462,13 +484,16 @@ END_TEST
 enum { PT = 6 };
 
 typedef struct ptask {
-    runfree_t rf;
+    /* First, so that fut_test_counted_free can take the whole ptask_t as
+     * its argument. */
+    fut_test_counted_t rf;
     fut_test_tracker_t *vals;
     fut_executor_t *pool;
     int kind; /* 0 value, 1 fail, 2 progress, 3 nested submit */
 } ptask_t;
 
-static void *task_scenario(fut_ctx_t *ctx, void *arg) {
+static void *task_scenario(fut_ctx_t *ctx, void *arg)
+{
     ptask_t *t = arg;
     atomic_fetch_add(&t->rf.ran, 1);
     switch (t->kind) {
@@ -480,7 +505,8 @@ static void *task_scenario(fut_ctx_t *ctx, void *arg) {
         break;
     }
     case 3: {
-        fut_t *inner = fut_submit(t->pool, fut_test_task_identity, FUT_TEST_PTR(4));
+        fut_t *inner =
+            fut_submit(t->pool, fut_test_task_identity, FUT_TEST_PTR(4));
         int rc = fut_get(inner, FUT_FOREVER, NULL);
         fut_release(inner);
         if (rc != 0)
@@ -494,19 +520,24 @@ static void *task_scenario(fut_ctx_t *ctx, void *arg) {
     return fut_test_obj_new(t->vals, t->kind);
 }
 
-static int scen_init(void *arg) {
+static int scen_init(void *arg)
+{
     atomic_fetch_add((atomic_int *)arg, 1);
     return 0;
 }
 
-static void scen_exit(void *arg) {
+static void scen_exit(void *arg)
+{
     atomic_fetch_sub((atomic_int *)arg, 1);
 }
 
-static void scenario_pool(outcome_t *out) {
+static void scenario_pool(outcome_t *out)
+{
     atomic_int workers = 0; /* inits minus exits */
-    fut_pool_config_t cfg = {
-        .threads = 2, .worker_init = scen_init, .worker_exit = scen_exit, .worker_arg = &workers};
+    fut_pool_config_t cfg = {.threads = 2,
+                             .worker_init = scen_init,
+                             .worker_exit = scen_exit,
+                             .worker_arg = &workers};
     fut_executor_t *pool = NULL;
     int rc = fut_pool_new(&cfg, &pool);
     AC_CODE(rc, 0, ENOMEM);
@@ -526,12 +557,13 @@ static void scenario_pool(outcome_t *out) {
     atomic_int progress_calls = 0;
     for (int i = 0; i < PT; i++) {
         t[i] = (ptask_t){.vals = &vals, .pool = pool, .kind = i % 4};
-        atomic_init(&t[i].rf.ran, 0);
-        atomic_init(&t[i].rf.freed, 0);
+        fut_test_counted_init(&t[i].rf, 0);
         fut_test_entry_init(&e[i], &log, i);
-        fs[i] = fut_submit_ex(pool, task_scenario, &t[i], runfree_free, 0);
+        fs[i] =
+            fut_submit_ex(pool, task_scenario, &t[i], fut_test_counted_free, 0);
         AC(fs[i] != NULL);
-        cb_rc[i] = fut_on_done_ex(fs[i], fut_test_done_cb, &e[i], fut_test_entry_free);
+        cb_rc[i] =
+            fut_on_done_ex(fs[i], fut_test_done_cb, &e[i], fut_test_entry_free);
         AC_CODE(cb_rc[i], 0, ENOMEM);
         out->saw_enomem |= cb_rc[i] != 0;
         if (i == 2) {
@@ -567,14 +599,16 @@ static void scenario_pool(outcome_t *out) {
     AC(atomic_load(&log.bad) == 0);
 }
 
-START_TEST(rule4_alloc_failure_pool_scenario) {
+START_TEST(rule4_alloc_failure_pool_scenario)
+{
     run_failing_each_allocation(scenario_pool, 2000);
 }
 END_TEST
 
 /* --------------------------------------- cancel/shutdown scenario */
 
-static void scenario_cancel(outcome_t *out) {
+static void scenario_cancel(outcome_t *out)
+{
     fut_pool_config_t cfg = {.threads = 1};
     fut_executor_t *pool = NULL;
     int rc = fut_pool_new(&cfg, &pool);
@@ -591,13 +625,13 @@ static void scenario_cancel(outcome_t *out) {
     if (blocked)
         fut_test_wait_atomic(&b.started, 1);
     enum { Q = 4 };
-    runfree_t rf[Q];
+    fut_test_counted_t rf[Q];
     fut_t *q[Q];
     bool accepted[Q];
     for (int i = 0; i < Q; i++) {
-        atomic_init(&rf[i].ran, 0);
-        atomic_init(&rf[i].freed, 0);
-        q[i] = fut_submit_ex(pool, task_never, &rf[i], runfree_free, 0);
+        fut_test_counted_init(&rf[i], 0);
+        q[i] = fut_submit_ex(pool, fut_test_task_counted, &rf[i],
+                             fut_test_counted_free, 0);
         accepted[i] = !is_enomem(q[i]);
         out->saw_enomem |= !accepted[i];
         if (!accepted[i])
@@ -628,27 +662,30 @@ static void scenario_cancel(outcome_t *out) {
     fut_test_blocker_destroy(&b);
 }
 
-START_TEST(rule4_alloc_failure_cancel_shutdown_scenario) {
+START_TEST(rule4_alloc_failure_cancel_shutdown_scenario)
+{
     run_failing_each_allocation(scenario_cancel, 2000);
 }
 END_TEST
 
 /* ------------------------------------------------ inline scenario */
 
-static void *task_inline_value(fut_ctx_t *ctx, void *arg) {
+static void *task_inline_value(fut_ctx_t *ctx, void *arg)
+{
     ptask_t *t = arg;
     atomic_fetch_add(&t->rf.ran, 1);
     fut_set_free(ctx, fut_test_obj_free);
     return fut_test_obj_new(t->vals, 1);
 }
 
-static void scenario_inline(outcome_t *out) {
+static void scenario_inline(outcome_t *out)
+{
     fut_test_tracker_t vals;
     fut_test_tracker_init(&vals);
     ptask_t t = {.vals = &vals};
-    atomic_init(&t.rf.ran, 0);
-    atomic_init(&t.rf.freed, 0);
-    fut_t *f = fut_submit_ex(fut_inline_executor(), task_inline_value, &t, runfree_free, 0);
+    fut_test_counted_init(&t.rf, 0);
+    fut_t *f = fut_submit_ex(fut_inline_executor(), task_inline_value, &t,
+                             fut_test_counted_free, 0);
     AC(f != NULL);
     AC(atomic_load(&t.rf.freed) == 1);
     void *v = NULL;
@@ -662,24 +699,28 @@ static void scenario_inline(outcome_t *out) {
     AC(atomic_load(&vals.freed) == atomic_load(&vals.made));
 }
 
-START_TEST(rule4_alloc_failure_inline_scenario) {
+START_TEST(rule4_alloc_failure_inline_scenario)
+{
     run_failing_each_allocation(scenario_inline, 1000);
 }
 END_TEST
 
 /* -------------------------------------------------------- stress */
 
-static void scenario_pool_repeated(outcome_t *out) {
+static void scenario_pool_repeated(outcome_t *out)
+{
     for (int i = 0; i < 4; i++)
         scenario_pool(out);
 }
 
-START_TEST(stress_rule4_alloc_failure_pool_scenario_repeated) {
+START_TEST(stress_rule4_alloc_failure_pool_scenario_repeated)
+{
     run_failing_each_allocation(scenario_pool_repeated, 20000);
 }
 END_TEST
 
-Suite *fut_test_alloc_suite(void) {
+Suite *fut_test_alloc_suite(void)
+{
     Suite *s = suite_create("alloc");
     TCase *tc = tcase_create("alloc");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -10,61 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A task arg that counts runs and frees separately and notes the thread
- * that freed it. */
-typedef struct runfree {
-    atomic_int ran, freed, free_thread;
-} runfree_t;
-
-static void runfree_init(runfree_t *r) {
-    atomic_init(&r->ran, 0);
-    atomic_init(&r->freed, 0);
-    atomic_init(&r->free_thread, 0);
-}
-
-static void *task_run(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(1);
-}
-
-static void runfree_free(void *arg) {
-    runfree_t *r = arg;
-    atomic_store(&r->free_thread, fut_test_thread_id());
-    atomic_fetch_add(&r->freed, 1);
-}
-
-/* A pool of one thread held busy by a blocker, so that what is submitted
- * next stays queued until the blocker's latch opens. */
-typedef struct busy {
-    fut_executor_t *pool;
-    fut_test_blocker_t b;
-    fut_t *running;
-} busy_t;
-
-static void busy_start(busy_t *bz) {
-    bz->pool = fut_test_pool(1);
-    fut_test_blocker_init(&bz->b, 100);
-    bz->running = fut_submit(bz->pool, fut_test_task_block, &bz->b);
-    fut_test_wait_atomic(&bz->b.started, 1);
-}
-
-static void busy_finish(busy_t *bz) {
-    fut_test_latch_open(&bz->b.latch);
-    ck_assert_int_eq(fut_get(bz->running, FUT_FOREVER, NULL), 0);
-    fut_executor_free(bz->pool);
-    fut_release(bz->running);
-    fut_test_blocker_destroy(&bz->b);
-}
-
 /* ------------------------------------------------------ PEP 3148 */
 
-START_TEST(pep3148_cancel_pending_returns_true) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
+START_TEST(pep3148_cancel_pending_returns_true)
+{
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_state(f), FUT_PENDING);
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
@@ -77,31 +32,34 @@ START_TEST(pep3148_cancel_pending_returns_true) {
     /* The arg was freed on this thread before fut_cancel returned. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.free_thread), fut_test_thread_id());
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     fut_release(f);
 }
 END_TEST
 
-START_TEST(pep3148_cancel_twice_returns_true) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
+START_TEST(pep3148_cancel_twice_returns_true)
+{
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e;
     fut_test_entry_init(&e, &log, 0);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
-    ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e, fut_test_entry_free), 0);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
+    ck_assert_int_eq(
+        fut_on_done_ex(f, fut_test_done_cb, &e, fut_test_entry_free), 0);
     ck_assert(fut_cancel(f));
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
     ck_assert_int_eq(atomic_load(&e.ran), 1);
     ck_assert_int_eq(atomic_load(&e.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
@@ -110,7 +68,8 @@ START_TEST(pep3148_cancel_twice_returns_true) {
 }
 END_TEST
 
-START_TEST(pep3148_cancel_running_returns_false_and_requests_stop) {
+START_TEST(pep3148_cancel_running_returns_false_and_requests_stop)
+{
     fut_executor_t *pool = fut_test_pool(1);
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 6);
@@ -132,7 +91,8 @@ START_TEST(pep3148_cancel_running_returns_false_and_requests_stop) {
 }
 END_TEST
 
-static void *task_until_cancelled(fut_ctx_t *ctx, void *arg) {
+static void *task_until_cancelled(fut_ctx_t *ctx, void *arg)
+{
     atomic_int *started = arg;
     atomic_store(started, 1);
     while (!fut_cancel_requested(ctx))
@@ -140,7 +100,8 @@ static void *task_until_cancelled(fut_ctx_t *ctx, void *arg) {
     return fut_fail(ctx, ECANCELED, "stopped on request");
 }
 
-START_TEST(pep3148_cancel_running_task_that_stops_is_cancelled) {
+START_TEST(pep3148_cancel_running_task_that_stops_is_cancelled)
+{
     fut_executor_t *pool = fut_test_pool(2);
     atomic_int started = 0;
     fut_t *f = fut_submit(pool, task_until_cancelled, &started);
@@ -154,12 +115,14 @@ START_TEST(pep3148_cancel_running_task_that_stops_is_cancelled) {
 }
 END_TEST
 
-static void *task_report_cancel_requested(fut_ctx_t *ctx, void *arg) {
+static void *task_report_cancel_requested(fut_ctx_t *ctx, void *arg)
+{
     (void)arg;
     return FUT_TEST_PTR(fut_cancel_requested(ctx) ? 1 : 2);
 }
 
-START_TEST(pep3148_cancel_requested_false_without_cancel) {
+START_TEST(pep3148_cancel_requested_false_without_cancel)
+{
     fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_report_cancel_requested, NULL);
     void *v = NULL;
@@ -174,7 +137,8 @@ START_TEST(pep3148_cancel_requested_false_without_cancel) {
 }
 END_TEST
 
-START_TEST(pep3148_cancel_done_returns_false) {
+START_TEST(pep3148_cancel_done_returns_false)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_t *f = fut_resolved(fut_test_obj_new(&tr, 1), fut_test_obj_free);
@@ -200,7 +164,8 @@ START_TEST(pep3148_cancel_done_returns_false) {
 }
 END_TEST
 
-START_TEST(pep3148_cancel_promise_future) {
+START_TEST(pep3148_cancel_promise_future)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p = fut_promise_new();
@@ -209,7 +174,8 @@ START_TEST(pep3148_cancel_promise_future) {
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(f, 0, NULL), ECANCELED);
     /* The writer finds it settled; its value is destroyed at once. */
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), EALREADY);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), EALREADY);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
     ck_assert_int_eq(fut_reject(p, EIO, "late"), EALREADY);
     ck_assert_int_eq(fut_notify(p, NULL), EALREADY);
@@ -223,16 +189,18 @@ END_TEST
 
 /* ------------------------------------------------ rules 3, 4 and 5 */
 
-START_TEST(rule4_callback_registered_before_cancel_runs_once) {
-    busy_t bz;
-    busy_start(&bz);
+START_TEST(rule4_callback_registered_before_cancel_runs_once)
+{
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e[3];
     fut_t *f = fut_submit(bz.pool, fut_test_task_identity, NULL);
     for (int i = 0; i < 3; i++) {
         fut_test_entry_init(&e[i], &log, i);
-        ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
+        ck_assert_int_eq(
+            fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
     }
     ck_assert(fut_cancel(f));
     /* They ran on this thread, in order, before fut_cancel returned. */
@@ -243,7 +211,7 @@ START_TEST(rule4_callback_registered_before_cancel_runs_once) {
         ck_assert_int_eq(atomic_load(&e[i].freed), 1);
     }
     ck_assert(fut_cancel(f));
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&log.calls), 3);
     ck_assert_int_eq(atomic_load(&log.freed), 3);
     ck_assert_int_eq(atomic_load(&log.bad), 0);
@@ -251,7 +219,8 @@ START_TEST(rule4_callback_registered_before_cancel_runs_once) {
 }
 END_TEST
 
-START_TEST(rule5_callback_registered_after_cancel_runs_at_once) {
+START_TEST(rule5_callback_registered_after_cancel_runs_at_once)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
     fut_test_log_t log;
@@ -262,7 +231,8 @@ START_TEST(rule5_callback_registered_after_cancel_runs_at_once) {
     ck_assert_int_eq(fut_on_done(f, fut_test_done_cb, &e[0]), 0);
     ck_assert(fut_cancel(f));
     ck_assert_int_eq(atomic_load(&e[0].ran), 1);
-    ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e[1], fut_test_entry_free), 0);
+    ck_assert_int_eq(
+        fut_on_done_ex(f, fut_test_done_cb, &e[1], fut_test_entry_free), 0);
     ck_assert_int_eq(atomic_load(&e[1].ran), 1);
     ck_assert_int_eq(atomic_load(&e[1].freed), 1);
     ck_assert_int_eq(atomic_load(&log.order[0]), 0);
@@ -273,30 +243,33 @@ START_TEST(rule5_callback_registered_after_cancel_runs_at_once) {
 }
 END_TEST
 
-START_TEST(rule3_cancelled_task_arg_destroyed_once) {
-    busy_t bz;
-    busy_start(&bz);
+START_TEST(rule3_cancelled_task_arg_destroyed_once)
+{
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
     fut_test_tracker_t args;
     fut_test_tracker_init(&args);
-    runfree_t rf;
-    runfree_init(&rf);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     enum { N = 10 };
     fut_t *fs[N];
     for (int i = 0; i < N; i++)
-        fs[i] = fut_submit_ex(bz.pool, i % 2 ? task_run : fut_test_task_identity,
-                              i % 2 ? (void *)&rf : (void *)fut_test_obj_new(&args, i),
-                              i % 2 ? runfree_free : fut_test_obj_free, 0);
+        fs[i] = fut_submit_ex(
+            bz.pool, i % 2 ? fut_test_task_counted : fut_test_task_identity,
+            i % 2 ? (void *)&rf : (void *)fut_test_obj_new(&args, i),
+            i % 2 ? fut_test_counted_free : fut_test_obj_free, 0);
     for (int i = 0; i < N; i += 2)
         ck_assert(fut_cancel(fs[i]));
     ck_assert_int_eq(atomic_load(&args.freed), N / 2);
     ck_assert_int_eq(atomic_load(&rf.freed), 0);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     /* The others ran, and their args were freed once after they ran. */
     ck_assert_int_eq(atomic_load(&rf.ran), N / 2);
     ck_assert_int_eq(atomic_load(&rf.freed), N / 2);
     ck_assert_int_eq(atomic_load(&args.freed), N / 2);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(fut_state(fs[i]), i % 2 ? FUT_FULFILLED : FUT_CANCELLED);
+        ck_assert_int_eq(fut_state(fs[i]),
+                         i % 2 ? FUT_FULFILLED : FUT_CANCELLED);
         fut_release(fs[i]);
     }
     ck_assert_int_eq(atomic_load(&args.freed), N / 2);
@@ -312,15 +285,18 @@ typedef struct canceller {
     int delay_ms;
 } canceller_t;
 
-static void *cancel_thread(void *arg) {
+static void *cancel_thread(void *arg)
+{
     canceller_t *c = arg;
     c->thread = fut_test_thread_id();
-    fut_test_sleep_ms(c->delay_ms); /* lets the main thread block first (not required) */
+    /* This lets the main thread block first (correctness does not need it). */
+    fut_test_sleep_ms(c->delay_ms);
     c->result = fut_cancel(c->f);
     return NULL;
 }
 
-START_TEST(rule8_cancel_from_other_thread_wakes_waiter) {
+START_TEST(rule8_cancel_from_other_thread_wakes_waiter)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
     fut_test_log_t log;
@@ -334,18 +310,21 @@ START_TEST(rule8_cancel_from_other_thread_wakes_waiter) {
     fut_test_join(t);
     ck_assert(c.result);
     ck_assert_int_eq(atomic_load(&e.ran), 1);
-    ck_assert_int_eq(atomic_load(&log.thread), c.thread); /* callbacks ran on the canceller */
+    /* The callbacks ran on the thread that cancelled. */
+    ck_assert_int_eq(atomic_load(&log.thread), c.thread);
     fut_promise_release(p);
     fut_release(f);
 }
 END_TEST
 
-START_TEST(rule8_cancel_queued_task_from_other_thread) {
-    busy_t bz;
-    busy_start(&bz);
-    runfree_t rf;
-    runfree_init(&rf);
-    fut_t *f = fut_submit_ex(bz.pool, task_run, &rf, runfree_free, 0);
+START_TEST(rule8_cancel_queued_task_from_other_thread)
+{
+    fut_test_held_t bz;
+    fut_test_held_start(&bz);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(bz.pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     canceller_t c = {.f = f, .delay_ms = 10};
     pthread_t t = fut_test_spawn(cancel_thread, &c);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ECANCELED);
@@ -354,14 +333,15 @@ START_TEST(rule8_cancel_queued_task_from_other_thread) {
     /* The cancelled task's arg was freed on the cancelling thread. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(atomic_load(&rf.free_thread), c.thread);
-    busy_finish(&bz);
+    fut_test_held_finish(&bz);
     ck_assert_int_eq(atomic_load(&rf.ran), 0);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     fut_release(f);
 }
 END_TEST
 
-START_TEST(rule8_cancel_running_task_from_other_thread) {
+START_TEST(rule8_cancel_running_task_from_other_thread)
+{
     fut_executor_t *pool = fut_test_pool(1);
     atomic_int started = 0;
     fut_t *f = fut_submit(pool, task_until_cancelled, &started);
@@ -376,7 +356,8 @@ START_TEST(rule8_cancel_running_task_from_other_thread) {
 }
 END_TEST
 
-Suite *fut_test_cancel_suite(void) {
+Suite *fut_test_cancel_suite(void)
+{
     Suite *s = suite_create("cancel");
     TCase *tc = tcase_create("cancel");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -4,7 +4,8 @@
  * that apply to C, plus what fut.h adds: adoption (fut_adopt, EDEADLK),
  * free_arg exactly once, progress relayed down a chain, cancellation of a
  * derived future reaching its input, the executor a handler runs on, and
- * the per-thread trampoline (rule 6) on an 8 MiB and a 256 KiB stack.
+ * the per-thread trampoline (rule 6: no unbounded recursion) on an 8 MiB and a
+ * 256 KiB stack.
  *
  * Promises/A+ rules that do not apply to C and are not tested: 2.2.4
  * (fut.h runs a handler at once when its input has already settled),
@@ -188,8 +189,8 @@ START_TEST(aplus_2_2_2_on_value_runs_after_fulfilment_with_value_once)
     ck_assert_int_eq(atomic_load(&r.ran), 0); /* 2.2.2.2: not before */
     ck_assert_int_eq(fut_state(g), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(41), NULL), 0);
-    ck_assert_int_eq(atomic_load(&r.ran),
-                     1); /* inline, before fut_resolve returned */
+    /* The handler ran inline, before fut_resolve returned. */
+    ck_assert_int_eq(atomic_load(&r.ran), 1);
     ck_assert_int_eq(atomic_load(&r.seen), 41);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), EALREADY);
     ck_assert_int_eq(fut_reject(p, EIO, "late"), EALREADY);
@@ -811,8 +812,8 @@ START_TEST(chain_handler_value_destroyed_once_with_derived_future)
     make_obj_t m = {.tracker = &tr, .ran = 0};
     fut_promise_t *p = fut_promise_new();
     fut_t *g = fut_then(fut_promise_future(p), h_make_obj, &m);
-    fut_t *h =
-        fut_then(fut_retain(g), h_return_arg, NULL); /* reads g's value */
+    /* The handler reads g's value. */
+    fut_t *h = fut_then(fut_retain(g), h_return_arg, NULL);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(2), NULL), 0);
     fut_promise_release(p);
     void *v = NULL;
@@ -829,12 +830,18 @@ END_TEST
 
 /* Bad arguments: a future rejected EINVAL, never NULL, and the input is
  * released (its value destroyed). */
+/* A NULL input is rejected EINVAL by every form; so is a NULL handler on
+ * the _on forms, which must still release the input they were given (its
+ * counted value is then destroyed). */
 START_TEST(chain_bad_arguments_reject_einval_and_release_input)
 {
+    enum { NULL_INPUT = 7, N = 10 };
     rec_t r;
     rec_init(&r, NULL, 0);
+    fut_test_tracker_t tr;
+    fut_test_tracker_init(&tr);
     fut_executor_t *pool = fut_test_pool(1);
-    fut_t *g[7];
+    fut_t *g[N];
     g[0] = fut_then(NULL, h_inc, &r);
     g[1] = fut_catch(NULL, h_recover, &r);
     g[2] = fut_then_catch(NULL, h_inc, h_recover, &r);
@@ -842,13 +849,26 @@ START_TEST(chain_bad_arguments_reject_einval_and_release_input)
     g[4] = fut_then_on(pool, NULL, h_inc, &r);
     g[5] = fut_catch_on(pool, NULL, h_recover, &r);
     g[6] = fut_finally_on(pool, NULL, h_finally, &r);
-    for (int i = 0; i < 7; i++) {
+    g[7] = fut_then_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 7), fut_test_obj_free), NULL,
+        &r);
+    g[8] = fut_catch_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 8), fut_test_obj_free), NULL,
+        &r);
+    g[9] = fut_finally_on(
+        pool, fut_resolved(fut_test_obj_new(&tr, 9), fut_test_obj_free), NULL,
+        &r);
+    for (int i = 0; i < N; i++) {
         ck_assert_ptr_nonnull(g[i]);
-        ck_assert_int_eq(fut_get(g[i], FUT_FOREVER, NULL), EINVAL);
+        ck_assert_msg(fut_get(g[i], FUT_FOREVER, NULL) == EINVAL,
+                      "call %d did not reject EINVAL", i);
         fut_release(g[i]);
     }
     fut_executor_free(pool);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
+    /* The inputs were released: nothing else held them. */
+    ck_assert_int_eq(atomic_load(&tr.made), N - NULL_INPUT);
+    ck_assert_int_eq(atomic_load(&tr.freed), N - NULL_INPUT);
 }
 END_TEST
 
@@ -943,8 +963,8 @@ START_TEST(then_ex_free_arg_runs_once_when_cancelled)
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(g, 0, NULL), ECANCELED);
-    fut_resolve(p, FUT_TEST_PTR(1),
-                NULL); /* the input may or may not be cancelled */
+    /* The input may or may not have been cancelled by now. */
+    fut_resolve(p, FUT_TEST_PTR(1), NULL);
     fut_promise_release(p);
     fut_release(g);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
@@ -990,108 +1010,57 @@ END_TEST
 
 /* ------------------------------------------------------ cancellation */
 
-/* A task that counts its runs; its free_arg counts too. */
-typedef struct counted {
-    atomic_int ran;
-    atomic_int freed;
-    atomic_int state_seen; /* the state a done-callback saw */
-    atomic_int done_calls;
-} counted_t;
-
-static void counted_init(counted_t *c)
-{
-    atomic_init(&c->ran, 0);
-    atomic_init(&c->freed, 0);
-    atomic_init(&c->state_seen, -1);
-    atomic_init(&c->done_calls, 0);
-}
-
-static void *task_counted(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    atomic_fetch_add(&((counted_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(5);
-}
-
-static void counted_free(void *arg)
-{
-    atomic_fetch_add(&((counted_t *)arg)->freed, 1);
-}
-
-static void counted_done(fut_t *f, void *arg)
-{
-    counted_t *c = arg;
-    atomic_store(&c->state_seen, (int)fut_state(f));
-    atomic_fetch_add(&c->done_calls, 1);
-}
-
-/* A one-thread pool whose worker is held by a blocker, so that what is
- * submitted next stays queued (FUT_PENDING) until the latch opens. */
-static fut_executor_t *held_pool(fut_test_blocker_t *b, fut_t **running)
-{
-    fut_test_blocker_init(b, 1);
-    fut_executor_t *pool = fut_test_pool(1);
-    *running = fut_submit(pool, fut_test_task_block, b);
-    fut_test_wait_atomic(&b->started, 1);
-    return pool;
-}
-
 START_TEST(cancel_derived_cancels_input_nothing_else_holds)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
-    ck_assert_int_eq(fut_on_done(q, counted_done, &c), 0);
-    fut_t *g =
-        fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free); /* consumes our q */
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
+    ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
+    /* fut_then_ex consumes our reference to q. */
+    fut_t *g = fut_then_ex(NULL, q, h_inc, NULL, &r, rec_free);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     fut_test_wait_atomic(&c.done_calls, 1);
     ck_assert_int_eq(atomic_load(&c.state_seen), FUT_CANCELLED);
-    fut_test_latch_open(&b.latch);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 0);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
     ck_assert_int_eq(atomic_load(&r.freed), 1);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 
 START_TEST(cancel_derived_spares_input_the_caller_retained)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
     fut_t *g = fut_then(fut_retain(q), h_inc, &r);
     ck_assert(fut_cancel(g));
     ck_assert_int_eq(fut_state(g), FUT_CANCELLED);
     ck_assert_int_eq(fut_state(q), FUT_PENDING);
-    fut_test_latch_open(&b.latch);
+    fut_test_latch_open(&h.b.latch);
     void *v = NULL;
     ck_assert_int_eq(fut_get(q, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 5);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 1);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
-    ck_assert_int_eq(atomic_load(&r.ran),
-                     0); /* the derived future was cancelled */
+    /* The handler never ran: the derived future was cancelled. */
+    ck_assert_int_eq(atomic_load(&r.ran), 0);
     fut_release(q);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 
@@ -1120,27 +1089,24 @@ END_TEST
  * holds the links. */
 START_TEST(cancel_chain_end_reaches_unshared_head)
 {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool = held_pool(&b, &running);
-    counted_t c;
-    counted_init(&c);
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 5);
     rec_t r;
     rec_init(&r, NULL, 0);
-    fut_t *q = fut_submit_ex(pool, task_counted, &c, counted_free, 0);
-    ck_assert_int_eq(fut_on_done(q, counted_done, &c), 0);
+    fut_t *q = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                             fut_test_counted_free, 0);
+    ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, &c), 0);
     fut_t *g = fut_then(fut_then(fut_then(q, h_inc, &r), h_inc, &r), h_inc, &r);
     ck_assert(fut_cancel(g));
     fut_test_wait_atomic(&c.done_calls, 1);
     ck_assert_int_eq(atomic_load(&c.state_seen), FUT_CANCELLED);
-    fut_test_latch_open(&b.latch);
-    fut_executor_free(pool);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c.ran), 0);
     ck_assert_int_eq(atomic_load(&c.freed), 1);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
     fut_release(g);
-    fut_release(running);
-    fut_test_blocker_destroy(&b);
 }
 END_TEST
 
@@ -1266,8 +1232,8 @@ START_TEST(on_forms_run_handler_on_pool_thread)
     g[3] = fut_then_on(pool, fut_promise_future(p), h_inc, &r[3]);
     g[4] =
         fut_then_ex(pool, fut_promise_future(p), h_inc, NULL, &r[4], rec_free);
-    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL),
-                     0); /* settled here */
+    /* The promise settles here, on this thread. */
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(7), NULL), 0);
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(fut_wait(g[i], FUT_FOREVER), 0);
     ck_assert_int_eq(fut_get(g[0], 0, &v), 0);
@@ -1289,7 +1255,7 @@ START_TEST(on_forms_run_handler_on_pool_thread)
 }
 END_TEST
 
-/* --------------------------------------------- rule 6: the trampoline */
+/* ------------------------ rule 6: no unbounded recursion (trampoline) */
 
 #define STACK_8MIB ((size_t)8 << 20)
 #define STACK_256KIB ((size_t)256 << 10)

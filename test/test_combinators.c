@@ -3,9 +3,9 @@
  * and fut_when_ex: the jQuery $.when rules (fail fast while others are
  * pending, values in input order, no arguments), each combinator's early
  * decision, FUT_CANCEL_LOSERS, values borrowed for as long as the result
- * lives, bad arguments, rule 6 for a when_all of 100,000 / 1,000,000 inputs
- * on an 8 MiB and a 256 KiB stack, and seeded races: inputs settled from
- * several threads released together by a barrier.
+ * lives, bad arguments, rule 6 (no unbounded recursion) for a when_all of
+ * 100,000 / 1,000,000 inputs on an 8 MiB and a 256 KiB stack, and seeded races:
+ * inputs settled from several threads released together by a barrier.
  *
  * Races print "seed=N"; FUT_TEST_SEED=N replays from that seed (seed i of
  * a run is base + i, and a failure names the seed it failed on).
@@ -17,12 +17,6 @@
 #include <string.h>
 
 Suite *fut_test_combinators_suite(void);
-
-static void release_promises(fut_promise_t **ps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        fut_promise_release(ps[i]);
-}
 
 /* ---------------------------------------------------- jQuery $.when */
 
@@ -47,7 +41,7 @@ START_TEST(jquery_when_fails_fast_while_others_pending)
     ck_assert_int_eq(fut_reject(p[2], ERANGE, "input 2"), 0);
     ck_assert_int_eq(fut_get(all, 0, NULL), EIO);
     ck_assert_str_eq(fut_error(all)->message, "input 1");
-    release_promises(p, 3);
+    fut_test_release_all(p, NULL, 3);
     fut_release(all);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
 }
@@ -66,7 +60,7 @@ START_TEST(jquery_when_first_rejection_wins)
     ck_assert_str_eq(fut_error(all)->message, "three");
     ck_assert_int_eq(fut_resolve(p[2], NULL, NULL), 0);
     ck_assert_int_eq(fut_get(all, FUT_FOREVER, NULL), ENOENT);
-    release_promises(p, 4);
+    fut_test_release_all(p, NULL, 4);
     fut_release(all);
 }
 END_TEST
@@ -115,7 +109,7 @@ START_TEST(jquery_when_values_in_input_order)
     for (int i = 0; i < N; i++)
         ck_assert_msg(vals[i] == o[i], "seed %u: value %d out of order", seed,
                       i);
-    release_promises(p, N);
+    fut_test_release_all(p, NULL, N);
     ck_assert_int_eq(atomic_load(&tr.freed), 0); /* kept alive by the result */
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(o[i]->value, i);
@@ -152,7 +146,7 @@ START_TEST(when_all_cancelled_input_rejects_ecanceled)
     ck_assert_int_eq(fut_wait(all, FUT_S(10)), 0);
     ck_assert_int_eq(fut_get(all, 0, NULL), ECANCELED);
     ck_assert_int_eq(fut_state(f[0]), FUT_PENDING); /* still ours via p[0] */
-    release_promises(p, 2);
+    fut_test_release_all(p, NULL, 2);
     fut_release(keep);
     fut_release(all);
 }
@@ -175,7 +169,7 @@ START_TEST(when_all_settled_never_rejects_and_keeps_inputs)
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 5);
     ck_assert_int_eq(fut_resolve(p[0], o, fut_test_obj_free), 0);
-    release_promises(p, 3);
+    fut_test_release_all(p, NULL, 3);
     fut_release(cancel_me);
     void *v = NULL;
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
@@ -205,8 +199,8 @@ START_TEST(when_any_first_fulfilment_decides_early)
     fut_test_promises(p, f, 3);
     fut_t *r = fut_when_any(f, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r),
-                     FUT_PENDING); /* a rejection does not decide */
+    /* A rejection does not decide. */
+    ck_assert_int_eq(fut_state(r), FUT_PENDING);
     fut_test_obj_t *o = fut_test_obj_new(&tr, 2);
     ck_assert_int_eq(fut_resolve(p[2], o, fut_test_obj_free), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* while input 1 is pending */
@@ -218,9 +212,9 @@ START_TEST(when_any_first_fulfilment_decides_early)
     ck_assert_int_eq(fut_resolve(p[1], FUT_TEST_PTR(1), NULL), 0);
     ck_assert_int_eq(fut_get(r, 0, &v), 0);
     ck_assert_uint_eq(((fut_any_t *)v)->index, 2);
-    release_promises(p, 3);
-    ck_assert_int_eq(atomic_load(&tr.freed),
-                     0); /* the winner's value lives with r */
+    fut_test_release_all(p, NULL, 3);
+    /* The winner's value lives as long as r. */
+    ck_assert_int_eq(atomic_load(&tr.freed), 0);
     ck_assert_int_eq(((fut_test_obj_t *)any->value)->value, 2);
     fut_release(r);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
@@ -239,7 +233,7 @@ START_TEST(when_any_rejects_only_when_all_reject_with_last_rejection)
     ck_assert_int_eq(fut_reject(p[2], ERANGE, "two"), 0);
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ERANGE);
     ck_assert_str_eq(fut_error(r)->message, "two");
-    release_promises(p, 3);
+    fut_test_release_all(p, NULL, 3);
     fut_release(r);
 }
 END_TEST
@@ -259,7 +253,7 @@ START_TEST(when_first_first_settlement_decides_with_value)
     ck_assert_int_eq(FUT_TEST_INT(((fut_any_t *)v)->value), 11);
     ck_assert_int_eq(fut_reject(p[0], EIO, "late"), 0);
     ck_assert_int_eq(fut_get(r, 0, &v), 0);
-    release_promises(p, 3);
+    fut_test_release_all(p, NULL, 3);
     fut_release(r);
 }
 END_TEST
@@ -276,7 +270,7 @@ START_TEST(when_first_first_settlement_decides_with_rejection)
     ck_assert_str_eq(fut_error(r)->message, "two");
     ck_assert_int_eq(fut_resolve(p[0], NULL, NULL), 0);
     ck_assert_int_eq(fut_get(r, 0, NULL), EPROTO);
-    release_promises(p, 3);
+    fut_test_release_all(p, NULL, 3);
     fut_release(r);
 }
 END_TEST
@@ -294,8 +288,8 @@ START_TEST(when_some_first_k_in_fulfilment_order)
     fut_t *r = fut_when_some(f, 5, 3);
     ck_assert_int_eq(fut_resolve(p[3], o[3], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_reject(p[1], EIO, "one"), 0);
-    fut_test_obj_free(
-        o[1]); /* input 1 rejects: its object was never handed over */
+    /* Input 1 rejects, so its object was never handed over: free it here. */
+    fut_test_obj_free(o[1]);
     ck_assert_int_eq(fut_resolve(p[0], o[0], fut_test_obj_free), 0);
     ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[4], o[4], fut_test_obj_free), 0);
@@ -309,7 +303,7 @@ START_TEST(when_some_first_k_in_fulfilment_order)
         ck_assert_ptr_eq(some[i].value, o[want[i]]);
     }
     ck_assert_int_eq(fut_resolve(p[2], o[2], fut_test_obj_free), 0);
-    release_promises(p, 5);
+    fut_test_release_all(p, NULL, 5);
     ck_assert_int_eq(o[3]->value, 3); /* alive with r */
     fut_release(r);
     ck_assert_int_eq(atomic_load(&tr.freed), 5);
@@ -323,8 +317,8 @@ START_TEST(when_some_rejects_as_soon_as_quorum_unreachable)
     fut_test_promises(p, f, 4);
     fut_t *r = fut_when_some(f, 4, 3);
     ck_assert_int_eq(fut_reject(p[0], EIO, "zero"), 0);
-    ck_assert_int_eq(fut_state(r),
-                     FUT_PENDING); /* 3 of the other 3 can still fulfil */
+    /* The other 3 can still all fulfil. */
+    ck_assert_int_eq(fut_state(r), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p[3], NULL, NULL), 0);
     ck_assert_int_eq(fut_reject(p[2], ENOENT, "two"), 0);
     ck_assert_int_eq(fut_wait(r, FUT_S(10)), 0); /* input 1 still pending */
@@ -332,7 +326,7 @@ START_TEST(when_some_rejects_as_soon_as_quorum_unreachable)
     ck_assert_str_eq(fut_error(r)->message, "two");
     ck_assert_int_eq(fut_resolve(p[1], NULL, NULL), 0);
     ck_assert_int_eq(fut_get(r, 0, NULL), ENOENT);
-    release_promises(p, 4);
+    fut_test_release_all(p, NULL, 4);
     fut_release(r);
 }
 END_TEST
@@ -357,7 +351,7 @@ START_TEST(when_some_k_zero_fulfils_at_once_and_k_above_n_is_einval)
     r = fut_when_some(NULL, 0, 0);
     ck_assert_int_eq(fut_state(r), FUT_FULFILLED);
     fut_release(r);
-    release_promises(p, 2);
+    fut_test_release_all(p, NULL, 2);
 }
 END_TEST
 
@@ -390,101 +384,96 @@ START_TEST(combinators_bad_arguments_reject_einval_and_consume_inputs)
 END_TEST
 
 /* fut_when_ex without flags is the plain combinator. */
+/* The plain combinator of a kind, for when_ex_kinds_match_plain_combinators
+ * (k is used by FUT_WHEN_SOME only, as in fut_when_ex). */
+static fut_t *plain_combinator(int kind, fut_t **fs, size_t n, size_t k)
+{
+    switch (kind) {
+    case FUT_WHEN_ALL:
+        return fut_when_all(fs, n);
+    case FUT_WHEN_ALL_SETTLED:
+        return fut_when_all_settled(fs, n);
+    case FUT_WHEN_ANY:
+        return fut_when_any(fs, n);
+    case FUT_WHEN_FIRST:
+        return fut_when_first(fs, n);
+    default:
+        return fut_when_some(fs, n, k);
+    }
+}
+
+/* fut_when_ex(kind, ...) gives the same result as the plain combinator of
+ * that kind on the same inputs (input i fulfilled with i + 1). */
 START_TEST(when_ex_kinds_match_plain_combinators)
 {
+    enum { N = 2 };
     const int kinds[] = {FUT_WHEN_ALL, FUT_WHEN_ALL_SETTLED, FUT_WHEN_ANY,
                          FUT_WHEN_FIRST, FUT_WHEN_SOME};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        fut_t *f[2] = {fut_resolved(FUT_TEST_PTR(1), NULL),
-                       fut_resolved(FUT_TEST_PTR(2), NULL)};
-        fut_t *r = fut_when_ex(kinds[k], f, 2, 2, 0);
-        void *v = NULL;
-        ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
-        switch (kinds[k]) {
+        int kind = kinds[k];
+        fut_t *fe[N], *fp[N];
+        for (int i = 0; i < N; i++) {
+            fe[i] = fut_resolved(FUT_TEST_PTR(i + 1), NULL);
+            fp[i] = fut_resolved(FUT_TEST_PTR(i + 1), NULL);
+        }
+        fut_t *re = fut_when_ex(kind, fe, N, N, 0);
+        fut_t *rp = plain_combinator(kind, fp, N, N);
+        void *ve = NULL, *vp = NULL;
+        ck_assert_msg(fut_get(re, FUT_FOREVER, &ve) == 0, "kind %d", kind);
+        ck_assert_msg(fut_get(rp, FUT_FOREVER, &vp) == 0, "kind %d", kind);
+        switch (kind) {
         case FUT_WHEN_ALL:
-            ck_assert_int_eq(FUT_TEST_INT(((void **)v)[1]), 2);
+            for (int i = 0; i < N; i++) {
+                ck_assert_ptr_eq(((void **)ve)[i], ((void **)vp)[i]);
+                ck_assert_int_eq(FUT_TEST_INT(((void **)ve)[i]), i + 1);
+            }
             break;
         case FUT_WHEN_ALL_SETTLED:
-            ck_assert_int_eq(fut_state(((fut_t **)v)[0]), FUT_FULFILLED);
+            for (int i = 0; i < N; i++) {
+                fut_t *a = ((fut_t **)ve)[i], *b = ((fut_t **)vp)[i];
+                ck_assert_ptr_eq(a, fe[i]);
+                ck_assert_ptr_eq(b, fp[i]);
+                void *va = NULL, *vb = NULL;
+                ck_assert_int_eq(fut_get(a, 0, &va), 0);
+                ck_assert_int_eq(fut_get(b, 0, &vb), 0);
+                ck_assert_ptr_eq(va, vb);
+            }
             break;
         case FUT_WHEN_SOME:
-            ck_assert_uint_ne(((fut_any_t *)v)[0].index,
-                              ((fut_any_t *)v)[1].index);
+            for (int i = 0; i < N; i++) {
+                fut_any_t *a = &((fut_any_t *)ve)[i];
+                fut_any_t *b = &((fut_any_t *)vp)[i];
+                ck_assert_uint_eq(a->index, b->index);
+                ck_assert_ptr_eq(a->value, b->value);
+                ck_assert_int_eq(FUT_TEST_INT(a->value), (int)a->index + 1);
+            }
+            ck_assert_uint_ne(((fut_any_t *)ve)[0].index,
+                              ((fut_any_t *)ve)[1].index);
             break;
-        default:
-            ck_assert_uint_lt(((fut_any_t *)v)->index, 2);
+        default: {
+            fut_any_t *a = ve, *b = vp;
+            ck_assert_uint_lt(a->index, N);
+            ck_assert_uint_eq(a->index, b->index);
+            ck_assert_ptr_eq(a->value, b->value);
+            ck_assert_int_eq(FUT_TEST_INT(a->value), (int)a->index + 1);
             break;
         }
-        fut_release(r);
+        }
+        fut_release(re);
+        fut_release(rp);
     }
 }
 END_TEST
 
 /* ---------------------------------------------- FUT_CANCEL_LOSERS */
 
-typedef struct counted {
-    atomic_int ran;
-    atomic_int freed;
-    atomic_int state_seen;
-    atomic_int done_calls;
-} counted_t;
-
-static void counted_init(counted_t *c)
-{
-    atomic_init(&c->ran, 0);
-    atomic_init(&c->freed, 0);
-    atomic_init(&c->state_seen, -1);
-    atomic_init(&c->done_calls, 0);
-}
-
-static void *task_counted(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    atomic_fetch_add(&((counted_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(5);
-}
-
-static void counted_free(void *arg)
-{
-    atomic_fetch_add(&((counted_t *)arg)->freed, 1);
-}
-
-static void counted_done(fut_t *f, void *arg)
-{
-    counted_t *c = arg;
-    atomic_store(&c->state_seen, (int)fut_state(f));
-    atomic_fetch_add(&c->done_calls, 1);
-}
-
-/* A one-thread pool held by a blocker: tasks submitted next stay queued. */
-typedef struct held {
-    fut_test_blocker_t b;
-    fut_t *running;
-    fut_executor_t *pool;
-} held_t;
-
-static void held_start(held_t *h)
-{
-    fut_test_blocker_init(&h->b, 1);
-    h->pool = fut_test_pool(1);
-    h->running = fut_submit(h->pool, fut_test_task_block, &h->b);
-    fut_test_wait_atomic(&h->b.started, 1);
-}
-
-static void held_finish(held_t *h)
-{
-    fut_test_latch_open(&h->b.latch);
-    fut_executor_free(h->pool);
-    fut_release(h->running);
-    fut_test_blocker_destroy(&h->b);
-}
-
 /* A queued task with a done-callback that records how it settled. */
-static fut_t *queued_task(held_t *h, counted_t *c)
+static fut_t *queued_task(fut_test_held_t *h, fut_test_counted_t *c)
 {
-    counted_init(c);
-    fut_t *q = fut_submit_ex(h->pool, task_counted, c, counted_free, 0);
-    ck_assert_int_eq(fut_on_done(q, counted_done, c), 0);
+    fut_test_counted_init(c, 5);
+    fut_t *q = fut_submit_ex(h->pool, fut_test_task_counted, c,
+                             fut_test_counted_free, 0);
+    ck_assert_int_eq(fut_on_done(q, fut_test_counted_done, c), 0);
     ck_assert_int_eq(fut_state(q), FUT_PENDING);
     return q;
 }
@@ -494,9 +483,9 @@ static fut_t *queued_task(held_t *h, counted_t *c)
  * (unless keep: then the caller holds input 2, which must run). */
 static void check_cancel_losers(int kind, size_t k, bool fulfil, bool keep)
 {
-    held_t h;
-    held_start(&h);
-    counted_t c0, c2;
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c0, c2;
     fut_promise_t *p = fut_promise_new();
     fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p),
                    queued_task(&h, &c2)};
@@ -515,7 +504,7 @@ static void check_cancel_losers(int kind, size_t k, bool fulfil, bool keep)
         fut_test_wait_atomic(&c2.done_calls, 1);
         ck_assert_int_eq(atomic_load(&c2.state_seen), FUT_CANCELLED);
     }
-    held_finish(&h);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c0.ran), 0);
     ck_assert_int_eq(atomic_load(&c0.freed), 1);
     ck_assert_int_eq(atomic_load(&c2.ran), keep ? 1 : 0);
@@ -565,9 +554,9 @@ END_TEST
 /* Without the flag the losers are left alone: queued tasks still run. */
 START_TEST(without_cancel_losers_losers_still_run)
 {
-    held_t h;
-    held_start(&h);
-    counted_t c0, c2;
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c0, c2;
     fut_promise_t *p = fut_promise_new();
     fut_t *f[3] = {queued_task(&h, &c0), fut_promise_future(p),
                    queued_task(&h, &c2)};
@@ -576,7 +565,7 @@ START_TEST(without_cancel_losers_losers_still_run)
     void *v = NULL;
     ck_assert_int_eq(fut_get(r, FUT_FOREVER, &v), 0);
     ck_assert_uint_eq(((fut_any_t *)v)->index, 1);
-    held_finish(&h);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c0.ran), 1);
     ck_assert_int_eq(atomic_load(&c2.ran), 1);
     ck_assert_int_eq(atomic_load(&c0.state_seen), FUT_FULFILLED);
@@ -600,7 +589,7 @@ START_TEST(cancel_combined_result_settles_it_cancelled)
     fut_resolve(p[0], NULL, NULL); /* the inputs may or may not be cancelled */
     fut_resolve(p[1], NULL, NULL);
     ck_assert_int_eq(fut_state(r), FUT_CANCELLED);
-    release_promises(p, 2);
+    fut_test_release_all(p, NULL, 2);
     fut_release(r);
 }
 END_TEST
@@ -609,9 +598,9 @@ END_TEST
  * strand the tasks queued behind that one. */
 START_TEST(cancel_combined_result_leaves_other_queued_work_running)
 {
-    held_t h;
-    held_start(&h);
-    counted_t c0, c2;
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_test_counted_t c0, c2;
     fut_t *q0 = queued_task(&h, &c0);
     fut_t *q2 = queued_task(&h, &c2);
     fut_t *r = fut_when_any(&q0, 1);
@@ -619,7 +608,7 @@ START_TEST(cancel_combined_result_leaves_other_queued_work_running)
     fut_test_latch_open(&h.b.latch);
     ck_assert_int_eq(fut_wait(q2, FUT_S(10)), 0);
     ck_assert_int_eq(fut_state(q2), FUT_FULFILLED);
-    held_finish(&h);
+    fut_test_held_finish(&h);
     ck_assert_int_eq(atomic_load(&c2.ran), 1);
     ck_assert_int_eq(atomic_load(&c0.freed), 1);
     fut_release(q2);
@@ -627,7 +616,7 @@ START_TEST(cancel_combined_result_leaves_other_queued_work_running)
 }
 END_TEST
 
-/* --------------------------------------------- rule 6: wide when_all */
+/* ------------------------ rule 6: no unbounded recursion (wide when_all) */
 
 #define STACK_8MIB ((size_t)8 << 20)
 #define STACK_256KIB ((size_t)256 << 10)
@@ -1024,24 +1013,15 @@ static void race_round(unsigned seed)
                   atomic_load(&tr.made), atomic_load(&tr.freed));
 }
 
-static void race_rounds(int rounds)
-{
-    unsigned base = fut_test_seed();
-    for (int i = 0; i < rounds; i++) {
-        unsigned seed = base + (unsigned)i;
-        race_round(seed != 0 ? seed : 1u);
-    }
-}
-
 START_TEST(race_inputs_settled_from_threads_25_seeds)
 {
-    race_rounds(25);
+    fut_test_seeded_rounds(25, race_round);
 }
 END_TEST
 
 START_TEST(race_inputs_settled_from_threads_1000_seeds)
 {
-    race_rounds(1000);
+    fut_test_seeded_rounds(1000, race_round);
 }
 END_TEST
 

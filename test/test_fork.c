@@ -22,7 +22,8 @@
 
 enum { CHILD_ALARM_S = 120 };
 
-static void *task_add_one(fut_ctx_t *ctx, void *arg) {
+static void *task_add_one(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
 }
@@ -36,7 +37,8 @@ static int child_fd = -1;
 
 static void child_note(const char *fmt, ...) FUT_PRINTF(1, 2);
 
-static void child_note(const char *fmt, ...) {
+static void child_note(const char *fmt, ...)
+{
     char buf[256];
     va_list ap;
     va_start(ap, fmt);
@@ -54,7 +56,8 @@ static void child_note(const char *fmt, ...) {
 /* Forks; the child runs fn(arg), reports and _exits.  Returns true if the
  * child reported "ok" and was not killed; else puts the reason in why.
  * Asserts nothing itself (callers may have threads to stop first). */
-static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen) {
+static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
+{
     int fds[2];
     if (pipe(fds) != 0) {
         snprintf(why, whylen, "pipe: %s", strerror(errno));
@@ -103,7 +106,8 @@ static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen) {
         return false;
     }
     if (WIFSIGNALED(status)) {
-        snprintf(why, whylen, "child killed by signal %d%s; it said: %s", WTERMSIG(status),
+        snprintf(why, whylen, "child killed by signal %d%s; it said: %s",
+                 WTERMSIG(status),
                  WTERMSIG(status) == SIGALRM ? " (it hung)" : "", report);
         return false;
     }
@@ -115,7 +119,8 @@ static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen) {
     return true;
 }
 
-static void in_child(int (*fn)(void *), void *arg, const char *what) {
+static void in_child(int (*fn)(void *), void *arg, const char *what)
+{
     char why[1200];
     bool ok = child_run(fn, arg, why, sizeof why);
     ck_assert_msg(ok, "%s: %s", what, why);
@@ -123,10 +128,9 @@ static void in_child(int (*fn)(void *), void *arg, const char *what) {
 
 /* A parent pool whose threads exist (they ran a task), optionally kept
  * busy by a blocked task while the child forks. */
-static fut_executor_t *started_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    fut_executor_t *pool = NULL;
-    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+static fut_executor_t *started_pool(size_t threads)
+{
+    fut_executor_t *pool = fut_test_pool(threads);
     fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(0));
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
     fut_release(f);
@@ -135,7 +139,8 @@ static fut_executor_t *started_pool(size_t threads) {
 
 /* ------------------------------------------------------- child bodies */
 
-static int child_uses_new_pool(void *arg) {
+static int child_uses_new_pool(void *arg)
+{
     (void)arg;
     fut_pool_config_t cfg = {.threads = 2};
     fut_executor_t *pool = NULL;
@@ -154,8 +159,10 @@ static int child_uses_new_pool(void *arg) {
         int rc = fut_get(fs[i], FUT_S(60), &v);
         if (rc != 0) {
             const fut_error_t *e = fut_error(fs[i]);
-            child_note("task %d of a new pool in the child: fut_get %d after %lld ns, state %d (%s)",
-                       i, rc, (long long)(fut_test_now_ns() - t0), (int)fut_state(fs[i]),
+            child_note("task %d of a new pool in the child: fut_get %d after "
+                       "%lld ns, state %d (%s)",
+                       i, rc, (long long)(fut_test_now_ns() - t0),
+                       (int)fut_state(fs[i]),
                        e && e->message ? e->message : "-");
             return 2;
         }
@@ -184,13 +191,15 @@ static int child_uses_new_pool(void *arg) {
     return 0;
 }
 
-static int child_inherited_pool_is_shut_down(void *arg) {
+static int child_inherited_pool_is_shut_down(void *arg)
+{
     fut_executor_t *inherited = arg;
     fut_t *f = fut_submit(inherited, task_add_one, FUT_TEST_PTR(0));
     int rc = fut_get(f, FUT_S(60), NULL);
     fut_release(f);
     if (rc != ESHUTDOWN) {
-        child_note("submit to the inherited pool: fut_get %d, want ESHUTDOWN", rc);
+        child_note("submit to the inherited pool: fut_get %d, want ESHUTDOWN",
+                   rc);
         return 10;
     }
     fut_stats_t st;
@@ -202,18 +211,58 @@ static int child_inherited_pool_is_shut_down(void *arg) {
     return child_uses_new_pool(NULL);
 }
 
+/* The futures a parent's pool held at fork(): one running, one queued,
+ * and a continuation waiting for the running one. */
+typedef struct held {
+    fut_t *running, *queued, *then;
+} held_t;
+
+static void *h_identity(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx, (void)arg;
+    return value;
+}
+
+/* In the child, waiting on what the inherited pool held ends with
+ * ESHUTDOWN (its threads are gone), without a shutdown or free first:
+ * before, the queued task stayed PENDING and the running one RUNNING, so
+ * fut_get(FUT_FOREVER) hung. */
+static int child_waits_end_eshutdown(void *arg)
+{
+    held_t *h = arg;
+    int rc = fut_get(h->running, FUT_FOREVER, NULL);
+    if (rc != ESHUTDOWN) {
+        child_note("running task at fork: fut_get %d, want ESHUTDOWN", rc);
+        return 20;
+    }
+    rc = fut_get(h->queued, FUT_FOREVER, NULL);
+    if (rc != ESHUTDOWN) {
+        child_note("queued task at fork: fut_get %d, want ESHUTDOWN", rc);
+        return 21;
+    }
+    rc = fut_get(h->then, FUT_FOREVER, NULL);
+    if (rc != ESHUTDOWN) {
+        child_note("continuation of it: fut_get %d, want ESHUTDOWN", rc);
+        return 22;
+    }
+    return 0;
+}
+
 /* --------------------------------------------------------------- tests */
 
-START_TEST(fork_child_can_create_and_use_new_pool) {
+START_TEST(fork_child_can_create_and_use_new_pool)
+{
     fut_executor_t *pool = started_pool(2);
     in_child(child_uses_new_pool, NULL, "new pool in child");
     fut_executor_free(pool);
 }
 END_TEST
 
-START_TEST(fork_inherited_pool_reports_eshutdown) {
+START_TEST(fork_inherited_pool_reports_eshutdown)
+{
     fut_executor_t *pool = started_pool(2);
-    in_child(child_inherited_pool_is_shut_down, pool, "inherited pool in child");
+    in_child(child_inherited_pool_is_shut_down, pool,
+             "inherited pool in child");
     /* The parent's pool is unaffected. */
     fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(41));
     void *v = NULL;
@@ -224,14 +273,39 @@ START_TEST(fork_inherited_pool_reports_eshutdown) {
 }
 END_TEST
 
-START_TEST(fork_while_task_running_in_parent) {
+START_TEST(fork_child_waits_on_inherited_tasks_end_eshutdown)
+{
+    fut_executor_t *pool = started_pool(1);
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    held_t h;
+    h.running = fut_submit(pool, fut_test_task_block, &b);
+    h.queued = fut_submit(pool, task_add_one, FUT_TEST_PTR(1));
+    h.then = fut_then(fut_retain(h.running), h_identity, NULL);
+    fut_test_wait_atomic(&b.started, 1);
+    in_child(child_waits_end_eshutdown, &h, "waits on inherited tasks");
+    /* In the parent, everything runs as usual. */
+    fut_test_latch_open(&b.latch);
+    ck_assert_int_eq(fut_get(h.then, FUT_FOREVER, NULL), 0);
+    ck_assert_int_eq(fut_get(h.queued, FUT_FOREVER, NULL), 0);
+    fut_release(h.running);
+    fut_release(h.queued);
+    fut_release(h.then);
+    fut_executor_free(pool);
+    fut_test_blocker_destroy(&b);
+}
+END_TEST
+
+START_TEST(fork_while_task_running_in_parent)
+{
     fut_executor_t *pool = started_pool(1);
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_t *queued = fut_submit(pool, task_add_one, FUT_TEST_PTR(1));
     fut_test_wait_atomic(&b.started, 1);
-    in_child(child_inherited_pool_is_shut_down, pool, "fork with a running task");
+    in_child(child_inherited_pool_is_shut_down, pool,
+             "fork with a running task");
     fut_test_latch_open(&b.latch);
     ck_assert_int_eq(fut_get(running, FUT_FOREVER, NULL), 0);
     void *v = NULL;
@@ -252,7 +326,8 @@ typedef struct churn {
     atomic_int rounds;
 } churn_t;
 
-static void *churn_thread(void *arg) {
+static void *churn_thread(void *arg)
+{
     churn_t *c = arg;
     while (!atomic_load(&c->stop)) {
         fut_t *fs[8];
@@ -272,7 +347,8 @@ static void *churn_thread(void *arg) {
     return NULL;
 }
 
-static void fork_while_busy(int forks) {
+static void fork_while_busy(int forks)
+{
     fut_executor_t *pool = started_pool(2);
     churn_t c = {.pool = pool, .stop = 0, .rounds = 0};
     pthread_t t = fut_test_spawn(churn_thread, &c);
@@ -280,7 +356,8 @@ static void fork_while_busy(int forks) {
     char why[1200] = "";
     int failed_fork = -1;
     for (int i = 0; i < forks && failed_fork < 0; i++)
-        if (!child_run(child_inherited_pool_is_shut_down, pool, why, sizeof why))
+        if (!child_run(child_inherited_pool_is_shut_down, pool, why,
+                       sizeof why))
             failed_fork = i;
     atomic_store(&c.stop, 1);
     fut_test_join(t);
@@ -288,12 +365,14 @@ static void fork_while_busy(int forks) {
     ck_assert_msg(failed_fork < 0, "fork %d while busy: %s", failed_fork, why);
 }
 
-START_TEST(fork_while_other_thread_busy_in_library) {
+START_TEST(fork_while_other_thread_busy_in_library)
+{
     fork_while_busy(3);
 }
 END_TEST
 
-START_TEST(stress_fork_while_other_thread_busy_in_library) {
+START_TEST(stress_fork_while_other_thread_busy_in_library)
+{
     fork_while_busy(40);
 }
 END_TEST
@@ -312,7 +391,8 @@ END_TEST
 #endif
 #endif
 
-Suite *fut_test_fork_suite(void) {
+Suite *fut_test_fork_suite(void)
+{
     Suite *s = suite_create("fork");
 #ifdef FORK_UNSAFE_ALLOCATOR
     fprintf(stderr, "fork: cases left out under AddressSanitizer (its "
@@ -324,6 +404,7 @@ Suite *fut_test_fork_suite(void) {
     tcase_add_test(tc, fork_child_can_create_and_use_new_pool);
     tcase_add_test(tc, fork_inherited_pool_reports_eshutdown);
     tcase_add_test(tc, fork_while_task_running_in_parent);
+    tcase_add_test(tc, fork_child_waits_on_inherited_tasks_end_eshutdown);
     tcase_add_test(tc, fork_while_other_thread_busy_in_library);
     suite_add_tcase(s, tc);
 

@@ -3,8 +3,11 @@
  * wait with timeouts, done-callbacks and their order, fut_fail, EDEADLK,
  * never-NULL on bad input, and the time macros.
  *
- * Rules (DESIGN.md): 1 ownership, 2 never NULL / EINVAL, 3 values destroyed
- * once, 4 exactly once, 5 order, 8 callable from callbacks.
+ * The rules it checks: rule 1, ownership is explicit (consume or borrow);
+ * rule 2, never NULL (rejected futures, EINVAL on a NULL argument); rule 3,
+ * a value's destructor runs exactly once; rule 4, callbacks run exactly
+ * once; rule 5, callbacks run in registration order, at once when the
+ * future has settled; rule 8, thread-safe everywhere, callbacks included.
  */
 #include "test_util.h"
 
@@ -13,21 +16,25 @@
 #include <string.h>
 
 /* A task whose value is a counted object with a destructor. */
-static void *task_counted_value(fut_ctx_t *ctx, void *tracker) {
+static void *task_counted_value(fut_ctx_t *ctx, void *tracker)
+{
     fut_set_free(ctx, fut_test_obj_free);
     return fut_test_obj_new(tracker, 7);
 }
 
-static void *task_fail_fmt(fut_ctx_t *ctx, void *arg) {
+static void *task_fail_fmt(fut_ctx_t *ctx, void *arg)
+{
     (void)arg;
     return fut_fail(ctx, EIO, "bad %d of %s", 42, "x");
 }
 
-static void *task_fail_code(fut_ctx_t *ctx, void *arg) {
+static void *task_fail_code(fut_ctx_t *ctx, void *arg)
+{
     return fut_fail(ctx, FUT_TEST_INT(arg), "code %d", FUT_TEST_INT(arg));
 }
 
-static void *task_fail_twice(fut_ctx_t *ctx, void *arg) {
+static void *task_fail_twice(fut_ctx_t *ctx, void *arg)
+{
     (void)arg;
     fut_fail(ctx, EIO, "first");
     return fut_fail(ctx, ENOENT, "second");
@@ -36,15 +43,17 @@ static void *task_fail_twice(fut_ctx_t *ctx, void *arg) {
 /* Fails, then still returns a value with a destructor: the value must be
  * destroyed exactly once (header: "the value the function then returns is
  * destroyed with its destructor"). */
-static void *task_fail_then_value(fut_ctx_t *ctx, void *tracker) {
+static void *task_fail_then_value(fut_ctx_t *ctx, void *tracker)
+{
     fut_fail(ctx, EIO, "failed");
     fut_set_free(ctx, fut_test_obj_free);
     return fut_test_obj_new(tracker, 1);
 }
 
-/* ---------------------------------------------------------- rule 1 */
+/* -------------------------------------- rule 1: ownership is explicit */
 
-START_TEST(rule1_retain_returns_same_future_and_keeps_value) {
+START_TEST(rule1_retain_returns_same_future_and_keeps_value)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_t *f = fut_resolved(fut_test_obj_new(&tr, 1), fut_test_obj_free);
@@ -62,13 +71,15 @@ START_TEST(rule1_retain_returns_same_future_and_keeps_value) {
 }
 END_TEST
 
-START_TEST(rule1_retain_release_null_is_noop) {
+START_TEST(rule1_retain_release_null_is_noop)
+{
     ck_assert_ptr_null(fut_retain(NULL));
     fut_release(NULL);
 }
 END_TEST
 
-START_TEST(rule1_submit_returns_one_reference) {
+START_TEST(rule1_submit_returns_one_reference)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_executor_t *pool = fut_test_pool(2);
@@ -86,15 +97,17 @@ START_TEST(rule1_submit_returns_one_reference) {
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 2 */
+/* ------------------------------------------------- rule 2: never NULL */
 
-static void progress_never(fut_t *f, void *progress, void *log) {
+static void progress_never(fut_t *f, void *progress, void *log)
+{
     (void)f;
     (void)progress;
     atomic_fetch_add(&((fut_test_log_t *)log)->bad, 1);
 }
 
-START_TEST(rule2_never_null_queries_on_null) {
+START_TEST(rule2_never_null_queries_on_null)
+{
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e;
@@ -111,14 +124,17 @@ START_TEST(rule2_never_null_queries_on_null) {
     ck_assert_int_eq(fut_on_done(NULL, fut_test_done_cb, &e), EINVAL);
     ck_assert_int_eq(fut_on_progress(NULL, progress_never, &log), EINVAL);
     /* The _ex form frees its arg before returning when the call fails. */
-    ck_assert_int_eq(fut_on_done_ex(NULL, fut_test_done_cb, &e, fut_test_entry_free), EINVAL);
+    ck_assert_int_eq(
+        fut_on_done_ex(NULL, fut_test_done_cb, &e, fut_test_entry_free),
+        EINVAL);
     ck_assert_int_eq(atomic_load(&e.freed), 1);
     ck_assert_int_eq(atomic_load(&e.ran), 0);
     ck_assert_int_eq(atomic_load(&log.bad), 0);
 }
 END_TEST
 
-START_TEST(rule2_never_null_on_done_null_callback_is_einval) {
+START_TEST(rule2_never_null_on_done_null_callback_is_einval)
+{
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e;
@@ -137,7 +153,8 @@ START_TEST(rule2_never_null_on_done_null_callback_is_einval) {
 }
 END_TEST
 
-START_TEST(rule2_never_null_rejected_bad_code_is_einval) {
+START_TEST(rule2_never_null_rejected_bad_code_is_einval)
+{
     fut_t *f = fut_rejected(0, "zero");
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
@@ -151,7 +168,8 @@ START_TEST(rule2_never_null_rejected_bad_code_is_einval) {
 }
 END_TEST
 
-START_TEST(rule2_rejected_copies_message) {
+START_TEST(rule2_rejected_copies_message)
+{
     char msg[32];
     strcpy(msg, "disk on fire");
     fut_t *f = fut_rejected(EIO, msg);
@@ -174,12 +192,14 @@ START_TEST(rule2_rejected_copies_message) {
 }
 END_TEST
 
-START_TEST(rule2_never_null_submit_bad_arguments_reject_einval) {
+START_TEST(rule2_never_null_submit_bad_arguments_reject_einval)
+{
     atomic_int freed = 0;
     fut_executor_t *pool = fut_test_pool(1);
 
     /* Rejected before it ran: free_arg has run, on this thread, already. */
-    fut_t *f = fut_submit_ex(NULL, fut_test_task_identity, &freed, fut_test_count_free, 0);
+    fut_t *f = fut_submit_ex(NULL, fut_test_task_identity, &freed,
+                             fut_test_count_free, 0);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(atomic_load(&freed), 1);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
@@ -206,7 +226,8 @@ START_TEST(rule2_never_null_submit_bad_arguments_reject_einval) {
 }
 END_TEST
 
-START_TEST(rule2_fail_rejects_with_formatted_message) {
+START_TEST(rule2_fail_rejects_with_formatted_message)
+{
     fut_executor_t *pool = fut_test_pool(2);
     fut_t *f = fut_submit(pool, task_fail_fmt, NULL);
     void *v = NULL;
@@ -221,7 +242,8 @@ START_TEST(rule2_fail_rejects_with_formatted_message) {
 }
 END_TEST
 
-START_TEST(rule2_fail_nonpositive_code_is_einval) {
+START_TEST(rule2_fail_nonpositive_code_is_einval)
+{
     fut_executor_t *pool = fut_test_pool(1);
     fut_t *f0 = fut_submit(pool, task_fail_code, FUT_TEST_PTR(0));
     fut_t *fn = fut_submit(pool, task_fail_code, FUT_TEST_PTR(-7));
@@ -235,7 +257,8 @@ START_TEST(rule2_fail_nonpositive_code_is_einval) {
 }
 END_TEST
 
-START_TEST(rule2_fail_ecanceled_settles_cancelled) {
+START_TEST(rule2_fail_ecanceled_settles_cancelled)
+{
     fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_code, FUT_TEST_PTR(ECANCELED));
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ECANCELED);
@@ -246,7 +269,8 @@ START_TEST(rule2_fail_ecanceled_settles_cancelled) {
 }
 END_TEST
 
-START_TEST(rule2_fail_first_failure_wins) {
+START_TEST(rule2_fail_first_failure_wins)
+{
     fut_executor_t *pool = fut_test_pool(1);
     fut_t *f = fut_submit(pool, task_fail_twice, NULL);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EIO);
@@ -256,7 +280,8 @@ START_TEST(rule2_fail_first_failure_wins) {
 }
 END_TEST
 
-START_TEST(rule2_get_reports_rejection_code) {
+START_TEST(rule2_get_reports_rejection_code)
+{
     fut_t *f = fut_rejected(ERANGE, "out of range");
     void *v = NULL;
     ck_assert_int_eq(fut_wait(f, FUT_FOREVER), 0);
@@ -268,9 +293,10 @@ START_TEST(rule2_get_reports_rejection_code) {
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 3 */
+/* ------------------------------ rule 3: values destroyed exactly once */
 
-START_TEST(rule3_value_destroyed_once_on_last_release) {
+START_TEST(rule3_value_destroyed_once_on_last_release)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_t *f = fut_resolved(fut_test_obj_new(&tr, 5), fut_test_obj_free);
@@ -290,7 +316,8 @@ START_TEST(rule3_value_destroyed_once_on_last_release) {
 }
 END_TEST
 
-START_TEST(rule3_value_without_destructor_is_callers) {
+START_TEST(rule3_value_without_destructor_is_callers)
+{
     int local = 99;
     fut_t *f = fut_resolved(&local, NULL);
     void *v = NULL;
@@ -308,7 +335,8 @@ START_TEST(rule3_value_without_destructor_is_callers) {
 }
 END_TEST
 
-START_TEST(rule3_task_value_destroyed_once) {
+START_TEST(rule3_task_value_destroyed_once)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_executor_t *pool = fut_test_pool(2);
@@ -332,7 +360,8 @@ START_TEST(rule3_task_value_destroyed_once) {
 }
 END_TEST
 
-START_TEST(rule3_fail_destroys_returned_value_once) {
+START_TEST(rule3_fail_destroys_returned_value_once)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_executor_t *pool = fut_test_pool(1);
@@ -347,7 +376,8 @@ END_TEST
 
 /* ------------------------------------------------- states, timeouts */
 
-START_TEST(states_pending_running_fulfilled) {
+START_TEST(states_pending_running_fulfilled)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 3);
     fut_executor_t *pool = fut_test_pool(1);
@@ -376,16 +406,19 @@ START_TEST(states_pending_running_fulfilled) {
 }
 END_TEST
 
-START_TEST(wait_timeout_returns_etimedout_after_timeout) {
+START_TEST(wait_timeout_returns_etimedout_after_timeout)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
     int64_t t0 = fut_test_now_ns();
     ck_assert_int_eq(fut_wait(f, FUT_MS(50)), ETIMEDOUT);
     int64_t t1 = fut_test_now_ns();
-    ck_assert_msg(t1 - t0 >= FUT_MS(50), "fut_wait returned after %lld ns", (long long)(t1 - t0));
+    ck_assert_msg(t1 - t0 >= FUT_MS(50), "fut_wait returned after %lld ns",
+                  (long long)(t1 - t0));
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, FUT_MS(30), &v), ETIMEDOUT);
-    ck_assert_msg(fut_test_now_ns() - t1 >= FUT_MS(30), "fut_get returned early");
+    ck_assert_msg(fut_test_now_ns() - t1 >= FUT_MS(30),
+                  "fut_get returned early");
     ck_assert_int_eq(fut_state(f), FUT_PENDING);
     ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(1), NULL), 0);
     ck_assert_int_eq(fut_get(f, FUT_MS(30), &v), 0);
@@ -395,7 +428,8 @@ START_TEST(wait_timeout_returns_etimedout_after_timeout) {
 }
 END_TEST
 
-START_TEST(wait_zero_polls) {
+START_TEST(wait_zero_polls)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
     ck_assert_int_eq(fut_wait(f, 0), ETIMEDOUT);
@@ -410,23 +444,12 @@ START_TEST(wait_zero_polls) {
 }
 END_TEST
 
-typedef struct later {
-    fut_promise_t *p;
-    int ms;
-} later_t;
-
-static void *resolve_later(void *arg) {
-    later_t *l = arg;
-    fut_test_sleep_ms(l->ms);
-    fut_resolve(l->p, FUT_TEST_PTR(11), NULL);
-    return NULL;
-}
-
-START_TEST(wait_any_negative_timeout_waits_forever) {
+START_TEST(wait_any_negative_timeout_waits_forever)
+{
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
-    later_t l = {.p = p, .ms = 30};
-    pthread_t t = fut_test_spawn(resolve_later, &l);
+    fut_test_later_t l = {.p = p, .ms = 30, .value = FUT_TEST_PTR(11)};
+    pthread_t t = fut_test_spawn(fut_test_settle_later, &l);
     ck_assert_int_eq(fut_wait(f, -12345), 0);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, INT64_MIN, &v), 0);
@@ -444,7 +467,8 @@ typedef struct selfwait {
     int wait_rc, get_rc, timed_rc;
 } selfwait_t;
 
-static void *task_wait_self(fut_ctx_t *ctx, void *arg) {
+static void *task_wait_self(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     selfwait_t *s = arg;
     fut_test_latch_wait(&s->ready);
@@ -454,7 +478,8 @@ static void *task_wait_self(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(1);
 }
 
-START_TEST(edeadlk_task_waits_on_own_future) {
+START_TEST(edeadlk_task_waits_on_own_future)
+{
     selfwait_t s = {.self = NULL};
     fut_test_latch_init(&s.ready);
     fut_executor_t *pool = fut_test_pool(2);
@@ -475,7 +500,8 @@ END_TEST
 
 /* ---------------------------------------------------- rules 4 and 5 */
 
-START_TEST(rule5_callbacks_run_in_registration_order) {
+START_TEST(rule5_callbacks_run_in_registration_order)
+{
     enum { N = 40 };
     fut_test_log_t log;
     fut_test_log_init(&log);
@@ -487,7 +513,9 @@ START_TEST(rule5_callbacks_run_in_registration_order) {
         if (i % 2)
             ck_assert_int_eq(fut_on_done(f, fut_test_done_cb, &e[i]), 0);
         else
-            ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
+            ck_assert_int_eq(
+                fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free),
+                0);
     }
     ck_assert_int_eq(atomic_load(&log.calls), 0);
     ck_assert_int_eq(atomic_load(&log.freed), 0);
@@ -510,7 +538,8 @@ START_TEST(rule5_callbacks_run_in_registration_order) {
 }
 END_TEST
 
-START_TEST(rule5_callback_on_settled_future_runs_at_once) {
+START_TEST(rule5_callback_on_settled_future_runs_at_once)
+{
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e[3];
@@ -520,7 +549,8 @@ START_TEST(rule5_callback_on_settled_future_runs_at_once) {
     ck_assert_int_eq(fut_on_done(f, fut_test_done_cb, &e[0]), 0);
     ck_assert_int_eq(atomic_load(&e[0].ran), 1);
     ck_assert_int_eq(atomic_load(&log.thread), fut_test_thread_id());
-    ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e[1], fut_test_entry_free), 0);
+    ck_assert_int_eq(
+        fut_on_done_ex(f, fut_test_done_cb, &e[1], fut_test_entry_free), 0);
     ck_assert_int_eq(atomic_load(&e[1].ran), 1);
     ck_assert_int_eq(atomic_load(&e[1].freed), 1);
     ck_assert_int_eq(atomic_load(&e[1].ran_when_freed), 1);
@@ -536,7 +566,8 @@ START_TEST(rule5_callback_on_settled_future_runs_at_once) {
 }
 END_TEST
 
-START_TEST(rule5_callbacks_run_on_settling_thread) {
+START_TEST(rule5_callbacks_run_on_settling_thread)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 0);
     fut_test_log_t log;
@@ -546,7 +577,8 @@ START_TEST(rule5_callbacks_run_on_settling_thread) {
     fut_t *f = fut_submit(pool, fut_test_task_block, &b);
     for (int i = 0; i < 4; i++) {
         fut_test_entry_init(&e[i], &log, i);
-        ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
+        ck_assert_int_eq(
+            fut_on_done_ex(f, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
     }
     ck_assert_int_eq(atomic_load(&log.calls), 0);
     fut_test_latch_open(&b.latch);
@@ -564,25 +596,29 @@ START_TEST(rule5_callbacks_run_on_settling_thread) {
 }
 END_TEST
 
-/* A callback may call back into the library (rule 8), here on the future
- * it is told about, and may hold the only reference left. */
+/* A callback may call back into the library (rule 8: thread-safe
+ * everywhere), here on the future it is told about, and may hold the only
+ * reference left. */
 typedef struct reenter {
     atomic_int ok;
     atomic_int calls;
 } reenter_t;
 
-static void cb_reenter(fut_t *f, void *arg) {
+static void cb_reenter(fut_t *f, void *arg)
+{
     reenter_t *r = arg;
     void *v = NULL;
     fut_t *g = fut_retain(f);
-    if (fut_get(g, 0, &v) == 0 && FUT_TEST_INT(v) == 21 && fut_state(g) == FUT_FULFILLED &&
-        fut_wait(g, FUT_FOREVER) == 0 && !fut_cancel(g))
+    if (fut_get(g, 0, &v) == 0 && FUT_TEST_INT(v) == 21 &&
+        fut_state(g) == FUT_FULFILLED && fut_wait(g, FUT_FOREVER) == 0 &&
+        !fut_cancel(g))
         atomic_store(&r->ok, 1);
     fut_release(g);
     atomic_fetch_add(&r->calls, 1);
 }
 
-START_TEST(rule8_callback_may_use_the_api_on_its_future) {
+START_TEST(rule8_callback_may_use_the_api_on_its_future)
+{
     reenter_t r = {.ok = 0, .calls = 0};
     fut_promise_t *p = fut_promise_new();
     fut_t *f = fut_promise_future(p);
@@ -595,12 +631,12 @@ START_TEST(rule8_callback_may_use_the_api_on_its_future) {
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 6 */
+/* ------------------------------------- rule 6: no unbounded recursion */
 
 /* A chain of promises where each done-callback resolves the next: settling
- * the head must not recurse once per link (DESIGN.md rule 6: inline
- * continuations are drained by a per-thread trampoline).  The chain runs on
- * a thread with a small stack, so recursion would overflow it. */
+ * the head must not recurse once per link (rule 6: no unbounded recursion;
+ * inline continuations are drained by a per-thread trampoline).  The chain runs
+ * on a thread with a small stack, so recursion would overflow it. */
 typedef struct chain {
     size_t n;
     fut_promise_t **ps;
@@ -614,7 +650,8 @@ typedef struct chain_link {
     size_t i;
 } chain_link_t;
 
-static void cb_chain_next(fut_t *f, void *arg) {
+static void cb_chain_next(fut_t *f, void *arg)
+{
     (void)f;
     chain_link_t *l = arg;
     atomic_fetch_add(&l->c->ran, 1);
@@ -622,13 +659,15 @@ static void cb_chain_next(fut_t *f, void *arg) {
         fut_resolve(l->c->ps[l->i + 1], NULL, NULL);
 }
 
-static void *chain_thread(void *arg) {
+static void *chain_thread(void *arg)
+{
     chain_t *c = arg;
     c->rc = fut_resolve(c->ps[0], NULL, NULL);
     return NULL;
 }
 
-static void run_chain(size_t n) {
+static void run_chain(size_t n)
+{
     chain_t c = {.n = n, .rc = -1};
     atomic_init(&c.ran, 0);
     c.ps = calloc(n, sizeof *c.ps);
@@ -661,26 +700,31 @@ static void run_chain(size_t n) {
     free(links);
 }
 
-START_TEST(rule6_callback_chain_does_not_grow_the_stack) {
+START_TEST(rule6_callback_chain_does_not_grow_the_stack)
+{
     run_chain(50000);
 }
 END_TEST
 
-START_TEST(stress_rule6_callback_chain_of_a_million) {
+START_TEST(stress_rule6_callback_chain_of_a_million)
+{
     run_chain(1000000);
 }
 END_TEST
 
 /* ------------------------------------------------------------ macros */
 
-START_TEST(time_macros_convert_to_nanoseconds) {
+START_TEST(time_macros_convert_to_nanoseconds)
+{
     ck_assert(FUT_FOREVER < 0);
     ck_assert_int_eq(FUT_US(1), 1000);
     ck_assert_int_eq(FUT_MS(1), 1000000);
     ck_assert_int_eq(FUT_S(1), 1000000000);
-    ck_assert_int_eq(FUT_MS(1 + 1), 2000000); /* the argument is parenthesised */
+    /* The macro parenthesises its argument. */
+    ck_assert_int_eq(FUT_MS(1 + 1), 2000000);
     ck_assert_int_eq(FUT_S(3) - FUT_MS(3000), 0);
-    ck_assert_int_eq(FUT_S(5000000000), INT64_C(5000000000000000000)); /* no int overflow */
+    /* The macro computes in int64_t: no int overflow. */
+    ck_assert_int_eq(FUT_S(5000000000), INT64_C(5000000000000000000));
     ck_assert_int_eq(FUT_US(0), 0);
     int small = 7;
     ck_assert(sizeof(FUT_MS(small)) == sizeof(int64_t));
@@ -688,7 +732,8 @@ START_TEST(time_macros_convert_to_nanoseconds) {
 }
 END_TEST
 
-Suite *fut_test_future_suite(void) {
+Suite *fut_test_future_suite(void)
+{
     Suite *s = suite_create("future");
     TCase *tc = tcase_create("future");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

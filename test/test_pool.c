@@ -1,7 +1,8 @@
 /*
  * test_pool.c - the thread pool and the inline executor: threads, names,
  * initializer and finalizer, broken pools, shutdown (wait, cancel pending,
- * submit after), the bounded queue and FUT_NOWAIT, nested waits (rule 7),
+ * submit after), the bounded queue and FUT_NOWAIT, nested waits (rule 7:
+ * no deadlock from waiting inside a task),
  * stats counters.
  */
 #include "test_util.h"
@@ -12,19 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static fut_executor_t *new_pool_cfg(const fut_pool_config_t *cfg) {
+static fut_executor_t *new_pool_cfg(const fut_pool_config_t *cfg)
+{
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(cfg, &pool), 0);
     ck_assert_ptr_nonnull(pool);
     return pool;
 }
 
-static fut_executor_t *new_pool(size_t threads) {
-    fut_pool_config_t cfg = {.threads = threads};
-    return new_pool_cfg(&cfg);
-}
-
-static fut_stats_t stats_of(fut_executor_t *ex) {
+static fut_stats_t stats_of(fut_executor_t *ex)
+{
     fut_stats_t st;
     memset(&st, 0xab, sizeof st);
     ck_assert_int_eq(fut_executor_stats(ex, &st), 0);
@@ -39,7 +37,8 @@ typedef struct meet {
     int thread;
 } meet_t;
 
-static void *task_meet(fut_ctx_t *ctx, void *arg) {
+static void *task_meet(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     meet_t *m = arg;
     m->thread = fut_test_thread_id();
@@ -50,7 +49,8 @@ static void *task_meet(fut_ctx_t *ctx, void *arg) {
 
 /* Runs n tasks that must all be running at once on pool (fails by timeout
  * if the pool has fewer than n threads); fills ms. */
-static void meet_on(fut_executor_t *pool, meet_t *ms, size_t n) {
+static void meet_on(fut_executor_t *pool, meet_t *ms, size_t n)
+{
     fut_test_barrier_t b;
     fut_test_barrier_init(&b, (unsigned)n + 1);
     fut_t **fs = calloc(n, sizeof *fs);
@@ -70,7 +70,8 @@ static void meet_on(fut_executor_t *pool, meet_t *ms, size_t n) {
 
 /* ------------------------------------------------------ creation */
 
-START_TEST(rule2_pool_new_null_out_is_einval) {
+START_TEST(rule2_pool_new_null_out_is_einval)
+{
     fut_pool_config_t cfg = {.threads = 1};
     ck_assert_int_eq(fut_pool_new(&cfg, NULL), EINVAL);
     ck_assert_int_eq(fut_pool_new(NULL, NULL), EINVAL);
@@ -79,13 +80,14 @@ START_TEST(rule2_pool_new_null_out_is_einval) {
     ck_assert_int_eq(fut_executor_shutdown(NULL, FUT_SHUTDOWN_WAIT), EINVAL);
     fut_stats_t st;
     ck_assert_int_eq(fut_executor_stats(NULL, &st), EINVAL);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     ck_assert_int_eq(fut_executor_stats(pool, NULL), EINVAL);
     fut_executor_free(pool);
 }
 END_TEST
 
-START_TEST(pool_default_config_runs_tasks) {
+START_TEST(pool_default_config_runs_tasks)
+{
     fut_executor_t *pool = new_pool_cfg(NULL);
     fut_t *f = fut_submit(pool, fut_test_task_identity, FUT_TEST_PTR(42));
     void *v = NULL;
@@ -96,9 +98,10 @@ START_TEST(pool_default_config_runs_tasks) {
 }
 END_TEST
 
-START_TEST(pool_runs_configured_threads_concurrently) {
+START_TEST(pool_runs_configured_threads_concurrently)
+{
     enum { N = 4 };
-    fut_executor_t *pool = new_pool(N);
+    fut_executor_t *pool = fut_test_pool(N);
     meet_t ms[N];
     meet_on(pool, ms, N);
     for (int i = 0; i < N; i++)
@@ -110,7 +113,8 @@ START_TEST(pool_runs_configured_threads_concurrently) {
 }
 END_TEST
 
-START_TEST(pool_zero_threads_means_one_per_cpu) {
+START_TEST(pool_zero_threads_means_one_per_cpu)
+{
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert(cpus > 0);
     fut_pool_config_t cfg = {.threads = 0};
@@ -127,7 +131,8 @@ END_TEST
 
 /* --------------------------------------------------- thread names */
 
-static bool is_worker_name(const char *name, const char *prefix) {
+static bool is_worker_name(const char *name, const char *prefix)
+{
     size_t n = strlen(prefix);
     if (strncmp(name, prefix, n) != 0 || name[n] != '-' || name[n + 1] == '\0')
         return false;
@@ -137,35 +142,42 @@ static bool is_worker_name(const char *name, const char *prefix) {
     return true;
 }
 
-START_TEST(pool_threads_are_named_prefix_index) {
+START_TEST(pool_threads_are_named_prefix_index)
+{
     fut_pool_config_t cfg = {.threads = 2, .name = "tpool"};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     meet_t ms[2];
     meet_on(pool, ms, 2);
-    ck_assert_msg(is_worker_name(ms[0].name, "tpool"), "thread name \"%s\"", ms[0].name);
-    ck_assert_msg(is_worker_name(ms[1].name, "tpool"), "thread name \"%s\"", ms[1].name);
+    ck_assert_msg(is_worker_name(ms[0].name, "tpool"), "thread name \"%s\"",
+                  ms[0].name);
+    ck_assert_msg(is_worker_name(ms[1].name, "tpool"), "thread name \"%s\"",
+                  ms[1].name);
     ck_assert_str_ne(ms[0].name, ms[1].name);
     fut_executor_free(pool);
 
-    pool = new_pool(2); /* default prefix "fut" */
+    pool = fut_test_pool(2); /* default prefix "fut" */
     meet_on(pool, ms, 2);
-    ck_assert_msg(is_worker_name(ms[0].name, "fut"), "thread name \"%s\"", ms[0].name);
-    ck_assert_msg(is_worker_name(ms[1].name, "fut"), "thread name \"%s\"", ms[1].name);
+    ck_assert_msg(is_worker_name(ms[0].name, "fut"), "thread name \"%s\"",
+                  ms[0].name);
+    ck_assert_msg(is_worker_name(ms[1].name, "fut"), "thread name \"%s\"",
+                  ms[1].name);
     ck_assert_str_ne(ms[0].name, ms[1].name);
     fut_executor_free(pool);
 }
 END_TEST
 
-START_TEST(pool_long_thread_name_cut_to_15_bytes) {
+START_TEST(pool_long_thread_name_cut_to_15_bytes)
+{
     const char *longname = "averyveryverylongpoolname";
     fut_pool_config_t cfg = {.threads = 1, .name = longname};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     meet_t m;
     meet_on(pool, &m, 1);
     fut_executor_free(pool);
-    ck_assert_msg(strlen(m.name) == 15 && strncmp(m.name, longname, 15) == 0,
-                  "thread name \"%s\", want the first 15 bytes of \"%s-<index>\"", m.name,
-                  longname);
+    ck_assert_msg(
+        strlen(m.name) == 15 && strncmp(m.name, longname, 15) == 0,
+        "thread name \"%s\", want the first 15 bytes of \"%s-<index>\"", m.name,
+        longname);
 }
 END_TEST
 
@@ -180,7 +192,8 @@ typedef struct initlog {
     int main_thread;
 } initlog_t;
 
-static void initlog_init(initlog_t *l, int fail_from, int code) {
+static void initlog_init(initlog_t *l, int fail_from, int code)
+{
     atomic_init(&l->inits, 0);
     atomic_init(&l->exits, 0);
     atomic_init(&l->bad, 0);
@@ -189,7 +202,8 @@ static void initlog_init(initlog_t *l, int fail_from, int code) {
     l->main_thread = fut_test_thread_id();
 }
 
-static int worker_init(void *arg) {
+static int worker_init(void *arg)
+{
     initlog_t *l = arg;
     if (fut_test_thread_id() == l->main_thread)
         atomic_fetch_add(&l->bad, 1);
@@ -198,19 +212,23 @@ static int worker_init(void *arg) {
     return from > 0 && n >= from ? l->code : 0;
 }
 
-static void worker_exit(void *arg) {
+static void worker_exit(void *arg)
+{
     initlog_t *l = arg;
     if (fut_test_thread_id() == l->main_thread)
         atomic_fetch_add(&l->bad, 1);
     atomic_fetch_add(&l->exits, 1);
 }
 
-START_TEST(pool_worker_init_and_exit_run_once_per_worker) {
+START_TEST(pool_worker_init_and_exit_run_once_per_worker)
+{
     enum { N = 3 };
     initlog_t l;
     initlog_init(&l, 0, 0);
-    fut_pool_config_t cfg = {
-        .threads = N, .worker_init = worker_init, .worker_exit = worker_exit, .worker_arg = &l};
+    fut_pool_config_t cfg = {.threads = N,
+                             .worker_init = worker_init,
+                             .worker_exit = worker_exit,
+                             .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     meet_t ms[N];
     meet_on(pool, ms, N); /* every worker has started and taken work */
@@ -223,32 +241,22 @@ START_TEST(pool_worker_init_and_exit_run_once_per_worker) {
 }
 END_TEST
 
-/* A task arg that counts runs and frees separately. */
-typedef struct runfree {
-    atomic_int ran, freed;
-} runfree_t;
-
-static void *task_run(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((runfree_t *)arg)->ran, 1);
-    return FUT_TEST_PTR(1);
-}
-
-static void runfree_free(void *arg) {
-    atomic_fetch_add(&((runfree_t *)arg)->freed, 1);
-}
-
-START_TEST(pool_failing_initializer_breaks_pool) {
+START_TEST(pool_failing_initializer_breaks_pool)
+{
     initlog_t l;
     initlog_init(&l, 1, EIO); /* every init fails */
-    fut_pool_config_t cfg = {
-        .threads = 2, .worker_init = worker_init, .worker_exit = worker_exit, .worker_arg = &l};
+    fut_pool_config_t cfg = {.threads = 2,
+                             .worker_init = worker_init,
+                             .worker_exit = worker_exit,
+                             .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     enum { N = 4 };
     fut_t *fs[N];
     for (int i = 0; i < N; i++)
-        fs[i] = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+        fs[i] = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                              fut_test_counted_free, 0);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), EIO);
         ck_assert_int_eq(fut_state(fs[i]), FUT_REJECTED);
@@ -259,7 +267,8 @@ START_TEST(pool_failing_initializer_breaks_pool) {
     fut_stats_t st = stats_of(pool);
     ck_assert_int_eq(st.broken, EIO);
     /* Later submits reject with the initializer's code too. */
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EIO);
     fut_release(f);
     fut_executor_free(pool);
@@ -270,21 +279,27 @@ START_TEST(pool_failing_initializer_breaks_pool) {
 }
 END_TEST
 
-START_TEST(pool_one_failing_initializer_breaks_pool) {
+START_TEST(pool_one_failing_initializer_breaks_pool)
+{
     initlog_t l;
     initlog_init(&l, 2, ENODEV); /* the second worker's init fails */
-    fut_pool_config_t cfg = {
-        .threads = 3, .worker_init = worker_init, .worker_exit = worker_exit, .worker_arg = &l};
+    fut_pool_config_t cfg = {.threads = 3,
+                             .worker_init = worker_init,
+                             .worker_exit = worker_exit,
+                             .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     /* The first task may run on the good worker or reject. */
     fut_t *first = fut_submit(pool, fut_test_task_identity, NULL);
     int rc = fut_get(first, FUT_FOREVER, NULL);
     ck_assert_msg(rc == 0 || rc == ENODEV, "first task settled with %d", rc);
     fut_release(first);
-    FUT_TEST_WAIT_UNTIL(stats_of(pool).broken != 0, "the pool to report it is broken");
+    FUT_TEST_WAIT_UNTIL(stats_of(pool).broken != 0,
+                        "the pool to report it is broken");
     ck_assert_int_eq(stats_of(pool).broken, ENODEV);
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), ENODEV);
     fut_release(f);
     fut_executor_free(pool);
@@ -300,14 +315,18 @@ END_TEST
 
 /* ------------------------------------------------------- shutdown */
 
-START_TEST(pep3148_shutdown_runs_queued_tasks) {
+START_TEST(pep3148_shutdown_runs_queued_tasks)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
-    fut_executor_t *pool = new_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
-    fut_t *q1 = fut_submit_ex(pool, fut_test_task_identity, FUT_TEST_PTR(2), NULL, 0);
-    fut_t *q2 = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *q1 =
+        fut_submit_ex(pool, fut_test_task_identity, FUT_TEST_PTR(2), NULL, 0);
+    fut_t *q2 = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                              fut_test_counted_free, 0);
     fut_test_wait_atomic(&b.started, 1);
     ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
     ck_assert(stats_of(pool).shutdown);
@@ -328,18 +347,22 @@ START_TEST(pep3148_shutdown_runs_queued_tasks) {
 }
 END_TEST
 
-START_TEST(pep3148_submit_after_shutdown_is_eshutdown) {
-    fut_executor_t *pool = new_pool(2);
+START_TEST(pep3148_submit_after_shutdown_is_eshutdown)
+{
+    fut_executor_t *pool = fut_test_pool(2);
     ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     ck_assert_ptr_nonnull(f);
     /* Rejected before it ran: free_arg ran on this thread, already. */
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
     ck_assert_int_eq(fut_get(f, 0, NULL), ESHUTDOWN);
     fut_release(f);
-    f = fut_submit_ex(pool, task_run, &rf, runfree_free, FUT_NOWAIT);
+    f = fut_submit_ex(pool, fut_test_task_counted, &rf, fut_test_counted_free,
+                      FUT_NOWAIT);
     ck_assert_int_eq(fut_get(f, 0, NULL), ESHUTDOWN);
     fut_release(f);
     f = fut_submit(pool, fut_test_task_identity, NULL);
@@ -347,7 +370,9 @@ START_TEST(pep3148_submit_after_shutdown_is_eshutdown) {
     fut_release(f);
     /* Shutting down again is fine. */
     ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT), 0);
-    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT | FUT_SHUTDOWN_CANCEL_PENDING), 0);
+    ck_assert_int_eq(fut_executor_shutdown(
+                         pool, FUT_SHUTDOWN_WAIT | FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
     fut_stats_t st = stats_of(pool);
     ck_assert(st.shutdown);
     ck_assert_uint_eq(st.submitted, 0); /* rejected submits are not accepted */
@@ -358,13 +383,16 @@ START_TEST(pep3148_submit_after_shutdown_is_eshutdown) {
 }
 END_TEST
 
-START_TEST(pep3148_shutdown_wait_returns_after_workers_exit) {
+START_TEST(pep3148_shutdown_wait_returns_after_workers_exit)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     initlog_t l;
     initlog_init(&l, 0, 0);
-    fut_pool_config_t cfg = {
-        .threads = 2, .worker_init = worker_init, .worker_exit = worker_exit, .worker_arg = &l};
+    fut_pool_config_t cfg = {.threads = 2,
+                             .worker_init = worker_init,
+                             .worker_exit = worker_exit,
+                             .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     enum { N = 6 };
@@ -391,11 +419,13 @@ START_TEST(pep3148_shutdown_wait_returns_after_workers_exit) {
 }
 END_TEST
 
-START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks) {
+START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
-    fut_executor_t *pool = new_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_test_tracker_t args;
     fut_test_tracker_init(&args);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
@@ -403,10 +433,12 @@ START_TEST(pep3148_shutdown_cancel_pending_cancels_queued_tasks) {
     fut_t *q[N];
     fut_test_wait_atomic(&b.started, 1);
     for (int i = 0; i < N; i++)
-        q[i] = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
-    fut_t *o = fut_submit_ex(pool, fut_test_task_identity, fut_test_obj_new(&args, 0),
-                             fut_test_obj_free, 0);
-    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING), 0);
+        q[i] = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
+    fut_t *o = fut_submit_ex(pool, fut_test_task_identity,
+                             fut_test_obj_new(&args, 0), fut_test_obj_free, 0);
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
     /* The queued tasks are cancelled now, their args freed on this thread. */
     ck_assert_int_eq(atomic_load(&rf.freed), N);
     ck_assert_int_eq(atomic_load(&args.freed), 1);
@@ -440,7 +472,8 @@ typedef struct opener {
     fut_test_latch_t *latch;
 } opener_t;
 
-static void *open_after_shutdown(void *arg) {
+static void *open_after_shutdown(void *arg)
+{
     opener_t *o = arg;
     fut_stats_t st;
     do {
@@ -451,17 +484,21 @@ static void *open_after_shutdown(void *arg) {
     return NULL;
 }
 
-START_TEST(pep3148_shutdown_wait_cancel_pending_waits_for_running) {
+START_TEST(pep3148_shutdown_wait_cancel_pending_waits_for_running)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 5);
-    fut_executor_t *pool = new_pool(1);
-    runfree_t rf = {.ran = 0, .freed = 0};
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
-    fut_t *q = fut_submit_ex(pool, task_run, &rf, runfree_free, 0);
+    fut_t *q = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, 0);
     opener_t o = {.pool = pool, .latch = &b.latch};
     pthread_t t = fut_test_spawn(open_after_shutdown, &o);
-    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT | FUT_SHUTDOWN_CANCEL_PENDING),
+    ck_assert_int_eq(fut_executor_shutdown(
+                         pool, FUT_SHUTDOWN_WAIT | FUT_SHUTDOWN_CANCEL_PENDING),
                      0);
     fut_test_join(t);
     ck_assert_int_eq(fut_state(a), FUT_FULFILLED);
@@ -482,15 +519,17 @@ typedef struct selfstop {
     int rc;
 } selfstop_t;
 
-static void *task_shutdown_own_pool(fut_ctx_t *ctx, void *arg) {
+static void *task_shutdown_own_pool(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     selfstop_t *s = arg;
     s->rc = fut_executor_shutdown(s->pool, FUT_SHUTDOWN_WAIT);
     return NULL;
 }
 
-START_TEST(edeadlk_shutdown_wait_from_own_worker) {
-    fut_executor_t *pool = new_pool(2);
+START_TEST(edeadlk_shutdown_wait_from_own_worker)
+{
+    fut_executor_t *pool = fut_test_pool(2);
     selfstop_t s = {.pool = pool, .rc = -1};
     fut_t *f = fut_submit(pool, task_shutdown_own_pool, &s);
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
@@ -509,17 +548,21 @@ typedef struct selffree {
     fut_executor_t *pool;
 } selffree_t;
 
-static void *task_free_own_pool(fut_ctx_t *ctx, void *arg) {
+static void *task_free_own_pool(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     fut_executor_free(((selffree_t *)arg)->pool);
     return FUT_TEST_PTR(3);
 }
 
-START_TEST(pool_free_from_own_worker) {
+START_TEST(pool_free_from_own_worker)
+{
     initlog_t l;
     initlog_init(&l, 0, 0);
-    fut_pool_config_t cfg = {
-        .threads = 2, .worker_init = worker_init, .worker_exit = worker_exit, .worker_arg = &l};
+    fut_pool_config_t cfg = {.threads = 2,
+                             .worker_init = worker_init,
+                             .worker_exit = worker_exit,
+                             .worker_arg = &l};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     selffree_t s = {.pool = pool};
     fut_t *f = fut_submit(pool, task_free_own_pool, &s);
@@ -527,7 +570,8 @@ START_TEST(pool_free_from_own_worker) {
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 3);
     /* The pool goes away with its last worker; the future stays valid. */
-    FUT_TEST_WAIT_UNTIL(atomic_load(&l.inits) > 0 && atomic_load(&l.exits) == atomic_load(&l.inits),
+    FUT_TEST_WAIT_UNTIL(atomic_load(&l.inits) > 0 &&
+                            atomic_load(&l.exits) == atomic_load(&l.inits),
                         "the workers to exit");
     ck_assert_int_eq(fut_state(f), FUT_FULFILLED);
     fut_release(f);
@@ -543,7 +587,8 @@ typedef struct submitter {
     fut_t *f;
 } submitter_t;
 
-static void *submit_thread(void *arg) {
+static void *submit_thread(void *arg)
+{
     submitter_t *s = arg;
     atomic_store(&s->before, 1);
     s->f = fut_submit(s->pool, fut_test_task_identity, FUT_TEST_PTR(9));
@@ -551,7 +596,8 @@ static void *submit_thread(void *arg) {
     return NULL;
 }
 
-START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain) {
+START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain)
+{
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 1);
     fut_pool_config_t cfg = {.threads = 1, .max_queued = 2};
@@ -565,8 +611,10 @@ START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain) {
     ck_assert_uint_eq(st.submitted, 3);
 
     /* Full: FUT_NOWAIT rejects EAGAIN at once and frees the arg here. */
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *n = fut_submit_ex(pool, task_run, &rf, runfree_free, FUT_NOWAIT);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *n = fut_submit_ex(pool, fut_test_task_counted, &rf,
+                             fut_test_counted_free, FUT_NOWAIT);
     ck_assert_int_eq(fut_state(n), FUT_REJECTED);
     ck_assert_int_eq(fut_get(n, 0, NULL), EAGAIN);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
@@ -577,7 +625,8 @@ START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain) {
     pthread_t t = fut_test_spawn(submit_thread, &s);
     fut_test_wait_atomic(&s.before, 1);
     fut_test_sleep_ms(50);
-    ck_assert_msg(atomic_load(&s.after) == 0, "submit to a full queue did not block");
+    ck_assert_msg(atomic_load(&s.after) == 0,
+                  "submit to a full queue did not block");
     fut_test_latch_open(&b.latch);
     fut_test_join(t);
     void *v = NULL;
@@ -598,7 +647,8 @@ START_TEST(pool_bounded_queue_blocks_and_nowait_rejects_eagain) {
 }
 END_TEST
 
-START_TEST(pool_blocked_submit_wakes_on_shutdown) {
+START_TEST(pool_blocked_submit_wakes_on_shutdown)
+{
     /* A submitter blocked on a full queue must not hang when the pool shuts
      * down: it returns a future (ESHUTDOWN, or the task ran). */
     fut_test_blocker_t b;
@@ -612,10 +662,12 @@ START_TEST(pool_blocked_submit_wakes_on_shutdown) {
     pthread_t t = fut_test_spawn(submit_thread, &s);
     fut_test_wait_atomic(&s.before, 1);
     fut_test_sleep_ms(20);
-    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING), 0);
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
     fut_test_join(t); /* must return without the latch opening */
     int rc = fut_get(s.f, 0, NULL);
-    ck_assert_msg(rc == ESHUTDOWN || rc == ECANCELED, "blocked submit settled with %d", rc);
+    ck_assert_msg(rc == ESHUTDOWN || rc == ECANCELED,
+                  "blocked submit settled with %d", rc);
     fut_test_latch_open(&b.latch);
     fut_executor_free(pool);
     fut_release(a);
@@ -631,13 +683,15 @@ typedef struct fanout {
     int rejected;
 } fanout_t;
 
-static void *task_fanout(fut_ctx_t *ctx, void *arg) {
+static void *task_fanout(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     fanout_t *fo = arg;
     fut_t *fs[8];
     int sum = 0;
     for (int i = 0; i < fo->n; i++)
-        fs[i] = fut_submit(fo->pool, fut_test_task_identity, FUT_TEST_PTR(i + 1));
+        fs[i] =
+            fut_submit(fo->pool, fut_test_task_identity, FUT_TEST_PTR(i + 1));
     for (int i = 0; i < fo->n; i++) {
         void *v = NULL;
         if (fut_get(fs[i], FUT_FOREVER, &v) == 0)
@@ -649,7 +703,8 @@ static void *task_fanout(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(sum);
 }
 
-START_TEST(pool_worker_submit_never_blocks_on_full_queue) {
+START_TEST(pool_worker_submit_never_blocks_on_full_queue)
+{
     fut_pool_config_t cfg = {.threads = 1, .max_queued = 1};
     fut_executor_t *pool = new_pool_cfg(&cfg);
     fanout_t fo = {.pool = pool, .n = 8, .rejected = 0};
@@ -676,7 +731,8 @@ typedef struct order_item {
     int index;
 } order_item_t;
 
-static void *task_record(fut_ctx_t *ctx, void *arg) {
+static void *task_record(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     order_item_t *it = arg;
     it->log->seen[atomic_fetch_add(&it->log->next, 1)] = it->index;
@@ -686,9 +742,10 @@ static void *task_record(fut_ctx_t *ctx, void *arg) {
 /* PEP 3148 max_workers=1: tasks from outside run in submission order, also
  * when far more are queued than one worker's deque holds (the rest wait in
  * the injection queue) and while the worker is taking batches. */
-START_TEST(pool_one_thread_runs_outside_submits_in_order) {
+START_TEST(pool_one_thread_runs_outside_submits_in_order)
+{
     enum { N = 20000 };
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_test_blocker_t gate;
     fut_test_blocker_init(&gate, 0);
     fut_t *first = fut_submit(pool, fut_test_task_block, &gate);
@@ -728,13 +785,15 @@ typedef struct spawner {
     int n;
 } spawner_t;
 
-static void *task_spawn_many(fut_ctx_t *ctx, void *arg) {
+static void *task_spawn_many(fut_ctx_t *ctx, void *arg)
+{
     spawner_t *sp = arg;
     fut_t **fs = calloc((size_t)sp->n, sizeof *fs);
     if (!fs)
         return fut_fail(ctx, ENOMEM, "no memory for the test");
     for (int i = 0; i < sp->n; i++)
-        fs[i] = fut_submit(sp->pool, fut_test_task_identity, FUT_TEST_PTR(i + 1));
+        fs[i] =
+            fut_submit(sp->pool, fut_test_task_identity, FUT_TEST_PTR(i + 1));
     long sum = 0;
     int failed = 0;
     for (int i = 0; i < sp->n; i++) {
@@ -751,9 +810,10 @@ static void *task_spawn_many(fut_ctx_t *ctx, void *arg) {
     return (void *)(intptr_t)sum;
 }
 
-static void spawn_many_on(size_t threads) {
+static void spawn_many_on(size_t threads)
+{
     enum { N = 50000 };
-    fut_executor_t *pool = new_pool(threads);
+    fut_executor_t *pool = fut_test_pool(threads);
     spawner_t sp = {.pool = pool, .n = N};
     fut_t *f = fut_submit(pool, task_spawn_many, &sp);
     void *v = NULL;
@@ -769,24 +829,27 @@ static void spawn_many_on(size_t threads) {
     fut_executor_free(pool);
 }
 
-START_TEST(pool_worker_spawns_past_its_deque_one_thread) {
+START_TEST(pool_worker_spawns_past_its_deque_one_thread)
+{
     spawn_many_on(1);
 }
 END_TEST
 
-START_TEST(pool_worker_spawns_past_its_deque_two_threads) {
+START_TEST(pool_worker_spawns_past_its_deque_two_threads)
+{
     spawn_many_on(2);
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 7 */
+/* --------------------- rule 7: no deadlock from waiting inside a task */
 
 typedef struct nest {
     fut_executor_t *pool;
     int depth;
 } nest_t;
 
-static void *task_nested(fut_ctx_t *ctx, void *arg) {
+static void *task_nested(fut_ctx_t *ctx, void *arg)
+{
     nest_t *n = arg;
     if (n->depth == 0)
         return FUT_TEST_PTR(0);
@@ -800,8 +863,9 @@ static void *task_nested(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(FUT_TEST_INT(v) + 1);
 }
 
-START_TEST(rule7_nested_wait_one_thread_pool) {
-    fut_executor_t *pool = new_pool(1);
+START_TEST(rule7_nested_wait_one_thread_pool)
+{
+    fut_executor_t *pool = fut_test_pool(1);
     nest_t n = {.pool = pool, .depth = 1};
     fut_t *f = fut_submit(pool, task_nested, &n);
     void *v = NULL;
@@ -812,8 +876,9 @@ START_TEST(rule7_nested_wait_one_thread_pool) {
 }
 END_TEST
 
-START_TEST(rule7_deeply_nested_wait_one_thread_pool) {
-    fut_executor_t *pool = new_pool(1);
+START_TEST(rule7_deeply_nested_wait_one_thread_pool)
+{
+    fut_executor_t *pool = fut_test_pool(1);
     nest_t n = {.pool = pool, .depth = 20};
     fut_t *f = fut_submit(pool, task_nested, &n);
     void *v = NULL;
@@ -825,8 +890,9 @@ START_TEST(rule7_deeply_nested_wait_one_thread_pool) {
 END_TEST
 
 /* Every worker of a two-thread pool waits on work it submitted. */
-START_TEST(rule7_all_workers_waiting_still_complete) {
-    fut_executor_t *pool = new_pool(2);
+START_TEST(rule7_all_workers_waiting_still_complete)
+{
+    fut_executor_t *pool = fut_test_pool(2);
     enum { N = 6 };
     nest_t n[N];
     fut_t *fs[N];
@@ -846,12 +912,13 @@ END_TEST
 
 /* ------------------------------------------------------------ stats */
 
-START_TEST(pool_stats_count_tasks) {
+START_TEST(pool_stats_count_tasks)
+{
     /* Snapshots first, assertions after cleanup: a failed check must not
      * leave a blocked worker behind (CK_FORK=no runs share one process). */
     fut_test_blocker_t b;
     fut_test_blocker_init(&b, 0);
-    fut_executor_t *pool = new_pool(1);
+    fut_executor_t *pool = fut_test_pool(1);
     fut_stats_t fresh = stats_of(pool);
 
     fut_t *a = fut_submit(pool, fut_test_task_block, &b);
@@ -904,13 +971,15 @@ START_TEST(pool_stats_count_tasks) {
 }
 END_TEST
 
-static void *task_fail_eio(fut_ctx_t *ctx, void *arg) {
+static void *task_fail_eio(fut_ctx_t *ctx, void *arg)
+{
     (void)arg;
     return fut_fail(ctx, EIO, "no");
 }
 
-START_TEST(pool_stats_completed_counts_failures_and_idle_workers) {
-    fut_executor_t *pool = new_pool(2);
+START_TEST(pool_stats_completed_counts_failures_and_idle_workers)
+{
+    fut_executor_t *pool = fut_test_pool(2);
     fut_t *f1 = fut_submit(pool, task_fail_eio, NULL);
     fut_t *f2 = fut_submit(pool, fut_test_task_identity, NULL);
     ck_assert_int_eq(fut_get(f1, FUT_FOREVER, NULL), EIO);
@@ -935,11 +1004,13 @@ typedef struct where {
     atomic_int freed;
 } where_t;
 
-static void where_free(void *arg) {
+static void where_free(void *arg)
+{
     atomic_fetch_add(&((where_t *)arg)->freed, 1);
 }
 
-static void *task_where(fut_ctx_t *ctx, void *arg) {
+static void *task_where(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     where_t *w = arg;
     w->thread = fut_test_thread_id();
@@ -947,7 +1018,8 @@ static void *task_where(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(77);
 }
 
-START_TEST(inline_executor_runs_on_calling_thread) {
+START_TEST(inline_executor_runs_on_calling_thread)
+{
     fut_executor_t *ex = fut_inline_executor();
     ck_assert_ptr_nonnull(ex);
     ck_assert_ptr_eq(fut_inline_executor(), ex);
@@ -965,10 +1037,13 @@ START_TEST(inline_executor_runs_on_calling_thread) {
 }
 END_TEST
 
-START_TEST(inline_executor_frees_arg_and_reports_failure) {
+START_TEST(inline_executor_frees_arg_and_reports_failure)
+{
     fut_executor_t *ex = fut_inline_executor();
-    runfree_t rf = {.ran = 0, .freed = 0};
-    fut_t *f = fut_submit_ex(ex, task_run, &rf, runfree_free, 0);
+    fut_test_counted_t rf;
+    fut_test_counted_init(&rf, 1);
+    fut_t *f =
+        fut_submit_ex(ex, fut_test_task_counted, &rf, fut_test_counted_free, 0);
     ck_assert_int_eq(atomic_load(&rf.ran), 1);
     ck_assert_int_eq(atomic_load(&rf.freed), 1);
     ck_assert_int_eq(fut_get(f, 0, NULL), 0);
@@ -980,11 +1055,15 @@ START_TEST(inline_executor_frees_arg_and_reports_failure) {
 }
 END_TEST
 
-START_TEST(inline_executor_shutdown_and_free_do_nothing) {
+START_TEST(inline_executor_shutdown_and_free_do_nothing)
+{
     fut_executor_t *ex = fut_inline_executor();
-    ck_assert_int_eq(fut_executor_shutdown(ex, FUT_SHUTDOWN_WAIT | FUT_SHUTDOWN_CANCEL_PENDING), 0);
+    ck_assert_int_eq(fut_executor_shutdown(ex, FUT_SHUTDOWN_WAIT |
+                                                   FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
     fut_executor_free(ex);
-    fut_t *f = fut_submit(fut_inline_executor(), fut_test_task_identity, FUT_TEST_PTR(5));
+    fut_t *f = fut_submit(fut_inline_executor(), fut_test_task_identity,
+                          FUT_TEST_PTR(5));
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, 0, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 5);
@@ -994,20 +1073,25 @@ START_TEST(inline_executor_shutdown_and_free_do_nothing) {
 }
 END_TEST
 
-static void *task_inline_nested(fut_ctx_t *ctx, void *arg) {
+static void *task_inline_nested(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     int depth = FUT_TEST_INT(arg);
     if (depth == 0)
         return FUT_TEST_PTR(0);
-    fut_t *f = fut_submit(fut_inline_executor(), task_inline_nested, FUT_TEST_PTR(depth - 1));
+    fut_t *f = fut_submit(fut_inline_executor(), task_inline_nested,
+                          FUT_TEST_PTR(depth - 1));
     void *v = NULL;
     int rc = fut_get(f, FUT_FOREVER, &v);
     fut_release(f);
-    return rc == 0 ? FUT_TEST_PTR(FUT_TEST_INT(v) + 1) : fut_fail(ctx, rc, "inner");
+    return rc == 0 ? FUT_TEST_PTR(FUT_TEST_INT(v) + 1)
+                   : fut_fail(ctx, rc, "inner");
 }
 
-START_TEST(inline_executor_nested_submit) {
-    fut_t *f = fut_submit(fut_inline_executor(), task_inline_nested, FUT_TEST_PTR(10));
+START_TEST(inline_executor_nested_submit)
+{
+    fut_t *f =
+        fut_submit(fut_inline_executor(), task_inline_nested, FUT_TEST_PTR(10));
     void *v = NULL;
     ck_assert_int_eq(fut_get(f, 0, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 10);
@@ -1015,7 +1099,8 @@ START_TEST(inline_executor_nested_submit) {
 }
 END_TEST
 
-Suite *fut_test_pool_suite(void) {
+Suite *fut_test_pool_suite(void)
+{
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

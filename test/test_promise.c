@@ -10,15 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static fut_promise_t *new_promise(void) {
+static fut_promise_t *new_promise(void)
+{
     fut_promise_t *p = fut_promise_new();
     ck_assert_ptr_nonnull(p);
     return p;
 }
 
-/* ---------------------------------------------------------- rule 1 */
+/* -------------------------------------- rule 1: ownership is explicit */
 
-START_TEST(rule1_promise_future_returns_new_reference) {
+START_TEST(rule1_promise_future_returns_new_reference)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p = new_promise();
@@ -30,7 +32,8 @@ START_TEST(rule1_promise_future_returns_new_reference) {
     ck_assert(!fut_done(f1));
     ck_assert_ptr_null(fut_error(f1));
     fut_release(f1);
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&tr, 3), fut_test_obj_free), 0);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&tr, 3), fut_test_obj_free), 0);
     void *v = NULL;
     ck_assert_int_eq(fut_get(f2, 0, &v), 0);
     ck_assert_int_eq(((fut_test_obj_t *)v)->value, 3);
@@ -41,9 +44,10 @@ START_TEST(rule1_promise_future_returns_new_reference) {
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 2 */
+/* ------------------------------------------------- rule 2: never NULL */
 
-START_TEST(rule2_never_null_promise_null_arguments) {
+START_TEST(rule2_never_null_promise_null_arguments)
+{
     fut_t *f = fut_promise_future(NULL);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
@@ -57,7 +61,8 @@ START_TEST(rule2_never_null_promise_null_arguments) {
 }
 END_TEST
 
-START_TEST(rule2_reject_nonpositive_code_is_einval) {
+START_TEST(rule2_reject_nonpositive_code_is_einval)
+{
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     ck_assert_int_eq(fut_reject(p, 0, "zero"), EINVAL);
@@ -74,7 +79,8 @@ END_TEST
 
 /* ------------------------------------------------- resolve / reject */
 
-START_TEST(promise_resolve_fulfils) {
+START_TEST(promise_resolve_fulfils)
+{
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     int x = 5;
@@ -90,7 +96,8 @@ START_TEST(promise_resolve_fulfils) {
 }
 END_TEST
 
-START_TEST(promise_reject_rejects_with_formatted_message) {
+START_TEST(promise_reject_rejects_with_formatted_message)
+{
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     ck_assert_int_eq(fut_reject(p, ENOENT, "no %s at %d", "file", 12), 0);
@@ -107,14 +114,18 @@ END_TEST
 
 /* ------------------------------------------------- settled twice */
 
-START_TEST(rule4_resolve_twice_ealready_destroys_second_value) {
+START_TEST(rule4_resolve_twice_ealready_destroys_second_value)
+{
     fut_test_tracker_t first, second;
     fut_test_tracker_init(&first);
     fut_test_tracker_init(&second);
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&first, 1), fut_test_obj_free), 0);
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&second, 2), fut_test_obj_free), EALREADY);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&first, 1), fut_test_obj_free), 0);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&second, 2), fut_test_obj_free),
+        EALREADY);
     /* The refused value is destroyed at once, on this thread. */
     ck_assert_int_eq(atomic_load(&second.freed), 1);
     ck_assert_int_eq(atomic_load(&second.last_thread), fut_test_thread_id());
@@ -131,25 +142,29 @@ START_TEST(rule4_resolve_twice_ealready_destroys_second_value) {
 }
 END_TEST
 
-START_TEST(rule4_reject_twice_ealready_keeps_first_error) {
+START_TEST(rule4_reject_twice_ealready_keeps_first_error)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     ck_assert_int_eq(fut_reject(p, EIO, "first"), 0);
     ck_assert_int_eq(fut_reject(p, ENOENT, "second"), EALREADY);
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), EALREADY);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), EALREADY);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
     ck_assert_int_eq(fut_get(f, 0, NULL), EIO);
     ck_assert_str_eq(fut_error(f)->message, "first");
     fut_promise_release(p);
-    ck_assert_int_eq(fut_error(f)->code, EIO); /* releasing a settled promise changes nothing */
+    /* Releasing a settled promise changes nothing. */
+    ck_assert_int_eq(fut_error(f)->code, EIO);
     fut_release(f);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
 }
 END_TEST
 
-START_TEST(rule4_notify_after_settle_is_ealready) {
+START_TEST(rule4_notify_after_settle_is_ealready)
+{
     fut_promise_t *p = new_promise();
     int x = 0;
     ck_assert_int_eq(fut_notify(p, &x), 0); /* no listener: fine */
@@ -161,14 +176,16 @@ END_TEST
 
 /* ---------------------------------------------------- broken promise */
 
-START_TEST(epipe_broken_promise_rejects_on_last_release) {
+START_TEST(epipe_broken_promise_rejects_on_last_release)
+{
     fut_test_log_t log;
     fut_test_log_init(&log);
     fut_test_entry_t e;
     fut_test_entry_init(&e, &log, 0);
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
-    ck_assert_int_eq(fut_on_done_ex(f, fut_test_done_cb, &e, fut_test_entry_free), 0);
+    ck_assert_int_eq(
+        fut_on_done_ex(f, fut_test_done_cb, &e, fut_test_entry_free), 0);
     fut_promise_release(p);
     ck_assert_int_eq(fut_state(f), FUT_REJECTED);
     ck_assert_int_eq(fut_get(f, 0, NULL), EPIPE);
@@ -181,7 +198,8 @@ START_TEST(epipe_broken_promise_rejects_on_last_release) {
 }
 END_TEST
 
-START_TEST(epipe_only_when_last_writer_reference_goes) {
+START_TEST(epipe_only_when_last_writer_reference_goes)
+{
     fut_promise_t *p = new_promise();
     ck_assert_ptr_eq(fut_promise_retain(p), p);
     fut_t *f = fut_promise_future(p);
@@ -194,36 +212,98 @@ START_TEST(epipe_only_when_last_writer_reference_goes) {
 }
 END_TEST
 
-START_TEST(epipe_after_future_released_leaks_nothing) {
+/* An allocator that counts the objects (and bytes) fut allocates and
+ * frees through it, and hands the memory to malloc underneath.  fut frees
+ * an object with the size that was asked for, so the bytes must balance
+ * as well as the counts. */
+typedef struct alloc_count {
+    atomic_long allocs, frees, bytes_allocated, bytes_freed;
+} alloc_count_t;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+    alloc_count_t *c = ctx;
+    void *p = malloc(size ? size : 1);
+    if (p != NULL) {
+        atomic_fetch_add(&c->allocs, 1);
+        atomic_fetch_add(&c->bytes_allocated, (long)size);
+    }
+    return p;
+}
+
+static void count_free(void *p, size_t size, void *ctx)
+{
+    alloc_count_t *c = ctx;
+    if (p == NULL)
+        return;
+    atomic_fetch_add(&c->frees, 1);
+    atomic_fetch_add(&c->bytes_freed, (long)size);
+    free(p);
+}
+
+START_TEST(epipe_after_future_released_leaks_nothing)
+{
+    /* fut.h: install an allocator only while no object of fut's is alive,
+     * since objects are freed through the allocator installed when they
+     * die.  This test made none before this point and makes none after it
+     * restores malloc, and fut_set_allocator(NULL) gives back what fut
+     * cached, so every object the counter saw allocated must come back
+     * to it by then. */
+    alloc_count_t c = {0};
+    const fut_allocator_t counting = {
+        .alloc = count_alloc, .free = count_free, .ctx = &c};
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+
     /* Nobody reads this future: release both sides unsettled. */
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
+    long made = atomic_load(&c.allocs);
     fut_release(f);
     fut_promise_release(p);
-    /* And the reverse order. */
+    /* And the reverse order: the promise breaks (EPIPE) while the future
+     * is still held, and then the future goes unread. */
     p = new_promise();
     f = fut_promise_future(p);
     fut_promise_release(p);
+    ck_assert_int_eq(fut_state(f), FUT_REJECTED);
     fut_release(f);
+
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+    /* The counter saw the first pair's objects, so the balance below is
+     * not a vacuous 0 == 0.  The second pair may reuse the first pair's
+     * cached memory instead of allocating again; whatever it took, it
+     * must have given back. */
+    long allocs = atomic_load(&c.allocs), frees = atomic_load(&c.frees);
+    long bytes_allocated = atomic_load(&c.bytes_allocated);
+    long bytes_freed = atomic_load(&c.bytes_freed);
+    ck_assert_int_gt(made, 0);
+    ck_assert_msg(frees == allocs, "%ld objects allocated, %ld freed", allocs,
+                  frees);
+    ck_assert_msg(bytes_freed == bytes_allocated,
+                  "%ld bytes allocated, %ld freed", bytes_allocated,
+                  bytes_freed);
 }
 END_TEST
 
-/* ---------------------------------------------------------- rule 3 */
+/* ------------------------------ rule 3: values destroyed exactly once */
 
-START_TEST(rule3_value_destroyed_once_when_future_released_first) {
+START_TEST(rule3_value_destroyed_once_when_future_released_first)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     fut_release(f); /* only the promise holds the future now */
-    ck_assert_int_eq(fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), 0);
+    ck_assert_int_eq(
+        fut_resolve(p, fut_test_obj_new(&tr, 1), fut_test_obj_free), 0);
     ck_assert_int_eq(atomic_load(&tr.freed), 0);
     fut_promise_release(p);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
 }
 END_TEST
 
-START_TEST(rule3_resolved_with_destructor_destroyed_once) {
+START_TEST(rule3_resolved_with_destructor_destroyed_once)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_t *f = fut_resolved(fut_test_obj_new(&tr, 9), fut_test_obj_free);
@@ -244,16 +324,19 @@ typedef struct settler {
     int thread;
 } settler_t;
 
-static void *settle_thread(void *arg) {
+static void *settle_thread(void *arg)
+{
     settler_t *s = arg;
     s->thread = fut_test_thread_id();
     if (s->start)
         fut_test_barrier_wait(s->start);
     else
-        fut_test_sleep_ms(10); /* let the main thread block first (not required) */
+        fut_test_sleep_ms(
+            10); /* let the main thread block first (not required) */
     switch (s->how) {
     case 0:
-        s->rc = fut_resolve(s->p, fut_test_obj_new(s->tr, s->thread), fut_test_obj_free);
+        s->rc = fut_resolve(s->p, fut_test_obj_new(s->tr, s->thread),
+                            fut_test_obj_free);
         break;
     case 1:
         s->rc = fut_reject(s->p, EIO, "thread %d", s->thread);
@@ -266,7 +349,8 @@ static void *settle_thread(void *arg) {
     return NULL;
 }
 
-START_TEST(rule8_resolve_from_other_thread_wakes_waiter) {
+START_TEST(rule8_resolve_from_other_thread_wakes_waiter)
+{
     fut_test_tracker_t tr;
     fut_test_tracker_init(&tr);
     fut_test_log_t log;
@@ -292,7 +376,8 @@ START_TEST(rule8_resolve_from_other_thread_wakes_waiter) {
 }
 END_TEST
 
-START_TEST(rule8_reject_from_other_thread_wakes_waiter) {
+START_TEST(rule8_reject_from_other_thread_wakes_waiter)
+{
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     settler_t s = {.p = p, .how = 1};
@@ -308,7 +393,8 @@ START_TEST(rule8_reject_from_other_thread_wakes_waiter) {
 }
 END_TEST
 
-START_TEST(rule8_broken_promise_from_other_thread_wakes_waiter) {
+START_TEST(rule8_broken_promise_from_other_thread_wakes_waiter)
+{
     fut_promise_t *p = new_promise();
     fut_t *f = fut_promise_future(p);
     settler_t s = {.p = p, .how = 2};
@@ -321,7 +407,8 @@ END_TEST
 
 /* Many threads settle one promise at once: exactly one wins, every
  * refused value is destroyed at once, the winner's when the future goes. */
-START_TEST(rule4_settle_race_exactly_one_wins) {
+START_TEST(rule4_settle_race_exactly_one_wins)
+{
     enum { T = 8, ROUNDS = 20 };
     for (int round = 0; round < ROUNDS; round++) {
         fut_test_tracker_t tr;
@@ -334,7 +421,8 @@ START_TEST(rule4_settle_race_exactly_one_wins) {
         pthread_t t[T];
         int resolvers = 0;
         for (int i = 0; i < T; i++) {
-            s[i] = (settler_t){.p = p, .tr = &tr, .start = &start, .how = (i + round) % 2};
+            s[i] = (settler_t){
+                .p = p, .tr = &tr, .start = &start, .how = (i + round) % 2};
             resolvers += s[i].how == 0;
             t[i] = fut_test_spawn(settle_thread, &s[i]);
         }
@@ -378,7 +466,8 @@ typedef struct link {
     atomic_int *count;
 } link_t;
 
-static void cb_resolve_next(fut_t *f, void *arg) {
+static void cb_resolve_next(fut_t *f, void *arg)
+{
     link_t *l = arg;
     void *v = NULL;
     if (fut_get(f, 0, &v) == 0)
@@ -387,7 +476,8 @@ static void cb_resolve_next(fut_t *f, void *arg) {
         fut_resolve(l->next, FUT_TEST_PTR(FUT_TEST_INT(v) + 1), NULL);
 }
 
-START_TEST(rule8_callback_may_settle_another_promise) {
+START_TEST(rule8_callback_may_settle_another_promise)
+{
     atomic_int count = 0;
     fut_promise_t *ps[CHAIN];
     fut_t *fs[CHAIN];
@@ -397,7 +487,8 @@ START_TEST(rule8_callback_may_settle_another_promise) {
         fs[i] = fut_promise_future(ps[i]);
     }
     for (int i = 0; i < CHAIN; i++) {
-        links[i] = (link_t){.next = i + 1 < CHAIN ? ps[i + 1] : NULL, .count = &count};
+        links[i] =
+            (link_t){.next = i + 1 < CHAIN ? ps[i + 1] : NULL, .count = &count};
         ck_assert_int_eq(fut_on_done(fs[i], cb_resolve_next, &links[i]), 0);
     }
     ck_assert_int_eq(fut_resolve(ps[0], FUT_TEST_PTR(0), NULL), 0);
@@ -412,7 +503,8 @@ START_TEST(rule8_callback_may_settle_another_promise) {
 }
 END_TEST
 
-Suite *fut_test_promise_suite(void) {
+Suite *fut_test_promise_suite(void)
+{
     Suite *s = suite_create("promise");
     TCase *tc = tcase_create("promise");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -1,5 +1,7 @@
 /*
- * test_race.c - randomized races (DESIGN.md rules 4, 5, 8): many threads
+ * test_race.c - randomized races for rule 4 (exactly once: callbacks,
+ * continuations, destructors), rule 5 (callbacks in registration order)
+ * and rule 8 (thread-safe everywhere): many threads
  * settle, register callbacks, notify, cancel, wait and release on the same
  * futures at once; cancel races task start; submitters race a bounded pool.
  * Every case prints its seed ("seed=N") and replays with FUT_TEST_SEED=N.
@@ -38,7 +40,8 @@ typedef struct reg {
     atomic_int ran;
 } reg_t;
 
-static void reg_cb(fut_t *f, void *arg) {
+static void reg_cb(fut_t *f, void *arg)
+{
     reg_t *g = arg;
     if (!fut_done(f))
         atomic_fetch_add(&g->r->bad, 1);
@@ -47,13 +50,15 @@ static void reg_cb(fut_t *f, void *arg) {
     atomic_fetch_add(&g->r->cb_runs, 1);
 }
 
-static void reg_free(void *arg) {
+static void reg_free(void *arg)
+{
     reg_t *g = arg;
     atomic_fetch_add(&g->r->arg_frees, 1);
     free(g);
 }
 
-static void race_progress(fut_t *f, void *progress, void *arg) {
+static void race_progress(fut_t *f, void *progress, void *arg)
+{
     (void)f;
     (void)progress;
     (void)arg;
@@ -64,7 +69,8 @@ typedef struct worker_arg {
     int index;
 } worker_arg_t;
 
-static void *race_worker(void *arg) {
+static void *race_worker(void *arg)
+{
     worker_arg_t *w = arg;
     race_t *r = w->r;
     unsigned rng = r->seed * 2654435761u + (unsigned)w->index * 40503u + 1;
@@ -87,7 +93,8 @@ static void *race_worker(void *arg) {
             break;
         }
         case 2: {
-            fut_test_obj_t *o = fut_test_obj_new(&r->values, (int)(s - r->slots));
+            fut_test_obj_t *o =
+                fut_test_obj_new(&r->values, (int)(s - r->slots));
             int rc = fut_resolve(s->p, o, fut_test_obj_free);
             if (rc == 0)
                 atomic_fetch_add(&s->resolve_ok, 1);
@@ -119,7 +126,8 @@ static void *race_worker(void *arg) {
         case 6: {
             void *v = NULL;
             int rc = fut_get(s->f, 0, &v);
-            if (rc == 0 && (v == NULL || ((fut_test_obj_t *)v)->value != (int)(s - r->slots)))
+            if (rc == 0 && (v == NULL || ((fut_test_obj_t *)v)->value !=
+                                             (int)(s - r->slots)))
                 atomic_fetch_add(&r->bad, 1);
             if (rc != 0 && rc != ETIMEDOUT && rc != EIO && rc != ECANCELED)
                 atomic_fetch_add(&r->bad, 1);
@@ -139,7 +147,8 @@ static void *race_worker(void *arg) {
     return NULL;
 }
 
-static void race_settle_register_release(int nslots, int nthreads, int steps) {
+static void race_settle_register_release(int nslots, int nthreads, int steps)
+{
     race_t r;
     memset(&r, 0, sizeof r);
     r.seed = fut_test_seed();
@@ -172,19 +181,23 @@ static void race_settle_register_release(int nslots, int nthreads, int steps) {
         int res = atomic_load(&s->resolve_ok), rej = atomic_load(&s->reject_ok);
         switch (fut_state(s->f)) {
         case FUT_FULFILLED:
-            ck_assert_msg(res == 1 && rej == 0, "slot %d: %d resolves, %d rejects won", i, res, rej);
+            ck_assert_msg(res == 1 && rej == 0,
+                          "slot %d: %d resolves, %d rejects won", i, res, rej);
             fulfilled++;
             break;
         case FUT_REJECTED: {
             int code = fut_error(s->f)->code;
             ck_assert_int_eq(res, 0);
-            ck_assert_msg((code == EIO && rej == 1) || (code == EPIPE && rej == 0),
-                          "slot %d: rejected %d after %d rejects won", i, code, rej);
+            ck_assert_msg(
+                (code == EIO && rej == 1) || (code == EPIPE && rej == 0),
+                "slot %d: rejected %d after %d rejects won", i, code, rej);
             break;
         }
         case FUT_CANCELLED:
-            ck_assert_msg(res == 0 && rej == 0 && atomic_load(&s->cancel_true) >= 1,
-                          "slot %d: cancelled, yet %d resolves, %d rejects won", i, res, rej);
+            ck_assert_msg(res == 0 && rej == 0 &&
+                              atomic_load(&s->cancel_true) >= 1,
+                          "slot %d: cancelled, yet %d resolves, %d rejects won",
+                          i, res, rej);
             break;
         default:
             ck_abort_msg("slot %d: not settled", i);
@@ -193,8 +206,10 @@ static void race_settle_register_release(int nslots, int nthreads, int steps) {
     ck_assert_int_eq(atomic_load(&r.bad), 0);
     ck_assert_int_eq(atomic_load(&r.cb_runs), atomic_load(&r.reg_ok));
     ck_assert_int_eq(atomic_load(&r.arg_frees), atomic_load(&r.reg_attempts));
-    /* Refused values were destroyed at once; winners are held by the futures. */
-    ck_assert_int_eq(atomic_load(&r.values.freed), atomic_load(&r.values.made) - fulfilled);
+    /* Refused values were destroyed at once; the futures hold the
+     * winners. */
+    ck_assert_int_eq(atomic_load(&r.values.freed),
+                     atomic_load(&r.values.made) - fulfilled);
     for (int i = 0; i < nslots; i++)
         fut_release(r.slots[i].f);
     ck_assert_int_eq(atomic_load(&r.values.freed), atomic_load(&r.values.made));
@@ -202,32 +217,20 @@ static void race_settle_register_release(int nslots, int nthreads, int steps) {
     fut_test_barrier_destroy(&r.start);
 }
 
-START_TEST(rule8_race_settle_register_release) {
+START_TEST(rule8_race_settle_register_release)
+{
     race_settle_register_release(32, 4, 400);
 }
 END_TEST
 
-START_TEST(stress_rule8_race_settle_register_release) {
+START_TEST(stress_rule8_race_settle_register_release)
+{
     for (int round = 0; round < 20; round++)
         race_settle_register_release(256, 8, 20000);
 }
 END_TEST
 
 /* --------------------------------------------- cancel races start */
-
-typedef struct ctask {
-    atomic_int ran, freed;
-} ctask_t;
-
-static void *ctask_run(fut_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    atomic_fetch_add(&((ctask_t *)arg)->ran, 1);
-    return NULL;
-}
-
-static void ctask_free(void *arg) {
-    atomic_fetch_add(&((ctask_t *)arg)->freed, 1);
-}
 
 typedef struct cancel_race {
     fut_t **fs;
@@ -236,28 +239,27 @@ typedef struct cancel_race {
     int n;
 } cancel_race_t;
 
-static void *cancel_all(void *arg) {
+static void *cancel_all(void *arg)
+{
     cancel_race_t *c = arg;
     for (int i = 0; i < c->n; i++)
         c->cancelled[c->order[i]] = fut_cancel(c->fs[c->order[i]]);
     return NULL;
 }
 
-static void cancel_races_start(int n, int rounds) {
+static void cancel_races_start(int n, int rounds)
+{
     unsigned rng = fut_test_seed();
     fut_t **fs = calloc((size_t)n, sizeof *fs);
     bool *cancelled = calloc((size_t)n, sizeof *cancelled);
     int *order = calloc((size_t)n, sizeof *order);
-    ctask_t *ts = calloc((size_t)n, sizeof *ts);
+    fut_test_counted_t *ts = calloc((size_t)n, sizeof *ts);
     ck_assert(fs && cancelled && order && ts);
     for (int round = 0; round < rounds; round++) {
-        fut_pool_config_t cfg = {.threads = 2};
-        fut_executor_t *pool = NULL;
-        ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+        fut_executor_t *pool = fut_test_pool(2);
         for (int i = 0; i < n; i++) {
             order[i] = i;
-            atomic_init(&ts[i].ran, 0);
-            atomic_init(&ts[i].freed, 0);
+            fut_test_counted_init(&ts[i], 0);
         }
         for (int i = n - 1; i > 0; i--) { /* shuffle the cancel order */
             int j = (int)(fut_test_rand(&rng) % (unsigned)(i + 1));
@@ -265,21 +267,25 @@ static void cancel_races_start(int n, int rounds) {
             order[i] = order[j];
             order[j] = tmp;
         }
-        cancel_race_t c = {.fs = fs, .cancelled = cancelled, .order = order, .n = n};
+        cancel_race_t c = {
+            .fs = fs, .cancelled = cancelled, .order = order, .n = n};
         for (int i = 0; i < n; i++)
-            fs[i] = fut_submit_ex(pool, ctask_run, &ts[i], ctask_free, 0);
+            fs[i] = fut_submit_ex(pool, fut_test_task_counted, &ts[i],
+                                  fut_test_counted_free, 0);
         pthread_t t = fut_test_spawn(cancel_all, &c);
         fut_test_join(t);
         for (int i = 0; i < n; i++) {
             ck_assert_int_eq(fut_wait(fs[i], FUT_FOREVER), 0);
             if (cancelled[i]) {
                 ck_assert_int_eq(fut_state(fs[i]), FUT_CANCELLED);
-                ck_assert_int_eq(atomic_load(&ts[i].freed), 1); /* freed by fut_cancel */
+                /* fut_cancel freed the argument. */
+                ck_assert_int_eq(atomic_load(&ts[i].freed), 1);
             } else {
                 ck_assert_int_eq(fut_state(fs[i]), FUT_FULFILLED);
             }
         }
-        fut_executor_free(pool); /* every task has finished, free_arg included */
+        /* Once the pool is freed every task has finished, free_arg included. */
+        fut_executor_free(pool);
         for (int i = 0; i < n; i++) {
             ck_assert_int_eq(atomic_load(&ts[i].ran), cancelled[i] ? 0 : 1);
             ck_assert_int_eq(atomic_load(&ts[i].freed), 1);
@@ -292,12 +298,14 @@ static void cancel_races_start(int n, int rounds) {
     free(ts);
 }
 
-START_TEST(rule4_cancel_races_task_start_exactly_once) {
+START_TEST(rule4_cancel_races_task_start_exactly_once)
+{
     cancel_races_start(64, 10);
 }
 END_TEST
 
-START_TEST(stress_rule4_cancel_races_task_start_exactly_once) {
+START_TEST(stress_rule4_cancel_races_task_start_exactly_once)
+{
     cancel_races_start(2000, 50);
 }
 END_TEST
@@ -316,7 +324,8 @@ typedef struct ord_entry {
     int seq;
 } ord_entry_t;
 
-static void ord_cb(fut_t *f, void *arg) {
+static void ord_cb(fut_t *f, void *arg)
+{
     (void)f;
     ord_entry_t *e = arg;
     int k = atomic_fetch_add(&e->o->next, 1);
@@ -330,7 +339,8 @@ typedef struct ord_settler {
     unsigned spins;
 } ord_settler_t;
 
-static void *ord_settle(void *arg) {
+static void *ord_settle(void *arg)
+{
     ord_settler_t *s = arg;
     fut_test_barrier_wait(s->start);
     for (volatile unsigned i = 0; i < s->spins; i++) {
@@ -341,8 +351,9 @@ static void *ord_settle(void *arg) {
 
 /* One thread registers callbacks while another settles the future: those
  * registered before run on the settler, those after run at once; together
- * they must still run in registration order (rule 5). */
-static void order_while_settling(int rounds) {
+ * they must still run in registration order (rule 5: order). */
+static void order_while_settling(int rounds)
+{
     unsigned rng = fut_test_seed();
     for (int round = 0; round < rounds; round++) {
         ord_t o;
@@ -354,7 +365,8 @@ static void order_while_settling(int rounds) {
         fut_test_barrier_init(&start, 2);
         fut_promise_t *p = fut_promise_new();
         fut_t *f = fut_promise_future(p);
-        ord_settler_t s = {.p = p, .start = &start, .spins = fut_test_rand(&rng) % 20000};
+        ord_settler_t s = {
+            .p = p, .start = &start, .spins = fut_test_rand(&rng) % 20000};
         pthread_t t = fut_test_spawn(ord_settle, &s);
         fut_test_barrier_wait(&start);
         for (int i = 0; i < ORD_K; i++) {
@@ -364,21 +376,24 @@ static void order_while_settling(int rounds) {
         fut_test_join(t);
         ck_assert_int_eq(atomic_load(&o.next), ORD_K);
         for (int i = 0; i < ORD_K; i++)
-            ck_assert_msg(atomic_load(&o.order[i]) == i,
-                          "round %d: callback %d ran in place %d (rule 5)", round,
-                          atomic_load(&o.order[i]), i);
+            ck_assert_msg(
+                atomic_load(&o.order[i]) == i,
+                "round %d: callback %d ran in place %d (rule 5: order)", round,
+                atomic_load(&o.order[i]), i);
         fut_promise_release(p);
         fut_release(f);
         fut_test_barrier_destroy(&start);
     }
 }
 
-START_TEST(rule5_order_kept_while_settling_concurrently) {
+START_TEST(rule5_order_kept_while_settling_concurrently)
+{
     order_while_settling(200);
 }
 END_TEST
 
-START_TEST(stress_rule5_order_kept_while_settling_concurrently) {
+START_TEST(stress_rule5_order_kept_while_settling_concurrently)
+{
     order_while_settling(20000);
 }
 END_TEST
@@ -393,14 +408,16 @@ typedef struct notify_race {
     int n;
 } notify_race_t;
 
-static void nr_listener(fut_t *f, void *progress, void *arg) {
+static void nr_listener(fut_t *f, void *progress, void *arg)
+{
     notify_race_t *nr = arg;
     if (f != nr->f || progress != (void *)nr)
         atomic_fetch_add(&nr->bad, 1);
     atomic_fetch_add(&nr->calls, 1);
 }
 
-static void *nr_notifier(void *arg) {
+static void *nr_notifier(void *arg)
+{
     notify_race_t *nr = arg;
     fut_test_barrier_wait(&nr->start);
     for (int i = 0; i < nr->n; i++)
@@ -409,7 +426,8 @@ static void *nr_notifier(void *arg) {
     return NULL;
 }
 
-static void *nr_adder(void *arg) {
+static void *nr_adder(void *arg)
+{
     notify_race_t *nr = arg;
     fut_test_barrier_wait(&nr->start);
     for (int i = 0; i < nr->n; i++)
@@ -418,7 +436,8 @@ static void *nr_adder(void *arg) {
     return NULL;
 }
 
-static void notify_while_adding(int n) {
+static void notify_while_adding(int n)
+{
     notify_race_t nr = {.n = n};
     atomic_init(&nr.calls, 0);
     atomic_init(&nr.bad, 0);
@@ -432,12 +451,19 @@ static void notify_while_adding(int n) {
     ck_assert_int_eq(atomic_load(&nr.bad), 0);
     /* A listener hears each notification at most once, plus one replay. */
     ck_assert_int_le(atomic_load(&nr.calls), n * (n + 1));
+    /* No registration was lost in the race: a notification now reaches
+     * every one of the n listeners, once each. */
+    int before = atomic_load(&nr.calls);
+    ck_assert_int_eq(fut_notify(nr.p, &nr), 0);
+    ck_assert_int_eq(atomic_load(&nr.calls), before + n);
+    ck_assert_int_eq(atomic_load(&nr.bad), 0);
     fut_promise_release(nr.p);
     fut_release(nr.f);
     fut_test_barrier_destroy(&nr.start);
 }
 
-START_TEST(rule8_race_notify_while_adding_progress_listeners) {
+START_TEST(rule8_race_notify_while_adding_progress_listeners)
+{
     for (int round = 0; round < 20; round++)
         notify_while_adding(100);
 }
@@ -458,13 +484,15 @@ typedef struct sub_item {
     int value;
 } sub_item_t;
 
-static void sub_item_free(void *arg) {
+static void sub_item_free(void *arg)
+{
     sub_item_t *it = arg;
     atomic_fetch_add(&it->r->args_freed, 1);
     free(it);
 }
 
-static void *sub_task(fut_ctx_t *ctx, void *arg) {
+static void *sub_task(fut_ctx_t *ctx, void *arg)
+{
     sub_item_t *it = arg;
     if (it->value % 7 == 0)
         return fut_fail(ctx, EIO, "task %d", it->value);
@@ -477,7 +505,8 @@ typedef struct sub_thread_arg {
     int index;
 } sub_thread_arg_t;
 
-static void *sub_thread(void *arg) {
+static void *sub_thread(void *arg)
+{
     sub_thread_arg_t *a = arg;
     sub_race_t *r = a->r;
     unsigned rng = r->seed ^ (0x9e3779b9u * (unsigned)(a->index + 1));
@@ -493,7 +522,8 @@ static void *sub_thread(void *arg) {
                 atomic_fetch_add(&r->bad, 1);
             if (rc != 0 && rc != EIO && rc != ECANCELED && rc != EAGAIN)
                 atomic_fetch_add(&r->bad, 1);
-            if ((rc == EIO) != (values[w] % 7 == 0) && rc != ECANCELED && rc != EAGAIN)
+            if ((rc == EIO) != (values[w] % 7 == 0) && rc != ECANCELED &&
+                rc != EAGAIN)
                 atomic_fetch_add(&r->bad, 1);
             fut_release(window[w]);
         }
@@ -505,8 +535,10 @@ static void *sub_thread(void *arg) {
         atomic_fetch_add(&r->args_made, 1);
         unsigned dice = fut_test_rand(&rng);
         values[w] = it->value;
-        window[w] = fut_submit_ex(r->pool, sub_task, it, sub_item_free, dice % 5 == 0 ? FUT_NOWAIT : 0);
-        if (fut_state(window[w]) != FUT_REJECTED || fut_error(window[w])->code != EAGAIN)
+        window[w] = fut_submit_ex(r->pool, sub_task, it, sub_item_free,
+                                  dice % 5 == 0 ? FUT_NOWAIT : 0);
+        if (fut_state(window[w]) != FUT_REJECTED ||
+            fut_error(window[w])->code != EAGAIN)
             atomic_fetch_add(&r->accepted, 1);
         if (dice % 11 == 0)
             fut_cancel(window[w]);
@@ -522,7 +554,8 @@ static void *sub_thread(void *arg) {
     return NULL;
 }
 
-static void submitters_race_bounded_pool(int nthreads, int per_thread) {
+static void submitters_race_bounded_pool(int nthreads, int per_thread)
+{
     sub_race_t r;
     memset(&r, 0, sizeof r);
     r.seed = fut_test_seed();
@@ -550,17 +583,20 @@ static void submitters_race_bounded_pool(int nthreads, int per_thread) {
     ck_assert_int_eq(atomic_load(&r.values.freed), atomic_load(&r.values.made));
 }
 
-START_TEST(rule8_race_submitters_on_bounded_pool) {
+START_TEST(rule8_race_submitters_on_bounded_pool)
+{
     submitters_race_bounded_pool(4, 200);
 }
 END_TEST
 
-START_TEST(stress_rule8_race_submitters_on_bounded_pool) {
+START_TEST(stress_rule8_race_submitters_on_bounded_pool)
+{
     submitters_race_bounded_pool(8, 50000);
 }
 END_TEST
 
-Suite *fut_test_race_suite(void) {
+Suite *fut_test_race_suite(void)
+{
     Suite *s = suite_create("race");
     TCase *tc = tcase_create("race");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);

@@ -234,8 +234,8 @@ static void check_outlives(fut_executor_t *ex)
     atomic_int ran = 0;
     calls_t c = {0};
     fut_t *d = fut_then_on(ex, fut_promise_future(p), h_count, &ran);
-    fut_t *e = fut_then_ex(ex, fut_promise_future(p), h_calls, NULL, &c,
-                           calls_free);
+    fut_t *e =
+        fut_then_ex(ex, fut_promise_future(p), h_calls, NULL, &c, calls_free);
     fut_executor_free(ex); /* while both wait for p */
     ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
     ck_assert_int_eq(fut_get(d, FUT_FOREVER, NULL), ESHUTDOWN);
@@ -509,8 +509,8 @@ START_TEST(progress_listener_hears_the_chain_or_gets_enomem)
                 ck_assert_int_eq(fut_on_progress(g, progress_seen, &seen), 0);
             ck_assert_int_eq(fut_notify(p, FUT_TEST_PTR(7)), 0);
             ck_assert_msg(atomic_load(&seen) == 7,
-                          "k=%ld after=%d rc=%d: the listener heard nothing",
-                          k, after, rc);
+                          "k=%ld after=%d rc=%d: the listener heard nothing", k,
+                          after, rc);
             fut_resolve(p, NULL, NULL);
             fut_release(g);
             fut_promise_release(p);
@@ -601,12 +601,12 @@ Suite *fut_test_reliability_suite(void)
     Suite *s = suite_create("reliability");
     TCase *tc = tcase_create("quick");
     tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
-    tcase_add_test(tc,
-                   queued_continuation_cancelled_by_loop_free_runs_free_arg_only);
+    tcase_add_test(
+        tc, queued_continuation_cancelled_by_loop_free_runs_free_arg_only);
     tcase_add_test(
         tc, queued_continuation_cancelled_by_pool_shutdown_runs_free_arg_only);
-    tcase_add_test(tc,
-                   continuation_on_broken_pool_rejects_with_the_initializer_code);
+    tcase_add_test(
+        tc, continuation_on_broken_pool_rejects_with_the_initializer_code);
     tcase_add_test(tc, continuation_on_freed_pool_rejects_eshutdown);
     tcase_add_test(tc, continuation_on_freed_loop_rejects_eshutdown);
     tcase_add_test(tc, continuation_cancelled_after_its_pool_was_freed);
@@ -626,7 +626,8 @@ Suite *fut_test_reliability_suite(void)
     tcase_set_tags(st, "stress");
     tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
     tcase_add_test(st, cancel_tail_of_1m_pending_chain_on_256kib_stack);
-    tcase_add_test(st, cancel_and_release_1m_nested_combinators_on_256kib_stack);
+    tcase_add_test(st,
+                   cancel_and_release_1m_nested_combinators_on_256kib_stack);
     tcase_add_test(st, notify_relayed_down_1m_chain_on_256kib_stack);
     tcase_add_test(st, adoption_line_of_1m_builds_in_linear_time);
     suite_add_tcase(s, st);

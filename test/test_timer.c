@@ -201,8 +201,8 @@ START_TEST(delay_cancel_removes_timer)
     ck_assert_int_eq(fut_on_done(d2, stamp_cb, &s2), 0);
     if (fut_cancel(d1)) {
         ck_assert_int_eq(fut_state(d1), FUT_CANCELLED);
-        ck_assert_int_eq(atomic_load(&s1.calls),
-                         1); /* on this thread, before returning */
+        /* The callback ran on this thread, before the call returned. */
+        ck_assert_int_eq(atomic_load(&s1.calls), 1);
         ck_assert_int_eq(atomic_load(&s1.thread), fut_test_thread_id());
     } else {
         /* Too slow a machine: d1 had already fired. */
@@ -212,8 +212,8 @@ START_TEST(delay_cancel_removes_timer)
     ck_assert_int_eq(fut_state(d2), FUT_CANCELLED);
     ck_assert_int_eq(fut_get(d2, 0, NULL), ECANCELED);
     fut_t *d3 = fut_delay(FUT_MS(100));
-    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER),
-                     0); /* fires after d1 and d2 would have */
+    /* It fires after d1 and d2 would have. */
+    ck_assert_int_eq(fut_wait(d3, FUT_FOREVER), 0);
     ck_assert_int_eq(fut_state(d3), FUT_FULFILLED);
     ck_assert_int_eq(atomic_load(&s1.calls), 1);
     ck_assert_int_eq(atomic_load(&s2.calls), 1);
@@ -225,13 +225,36 @@ START_TEST(delay_cancel_removes_timer)
 }
 END_TEST
 
-/* Releasing a delay nobody else holds does not lose or crash the timer. */
+/* Releasing the only reference to a delay before it fires must neither
+ * lose the timer nor free the future under the timer thread: the timer
+ * keeps it alive, so it still fires, its callback runs exactly once and
+ * the callback's free_arg then runs exactly once.
+ * A use after free here is for valgrind and AddressSanitizer to report. */
 START_TEST(delay_released_before_firing)
 {
-    for (int i = 0; i < 16; i++)
-        fut_release(fut_delay(FUT_MS(i % 4)));
+    enum { N = 16 };
+    fut_test_log_t log;
+    fut_test_log_init(&log);
+    fut_test_entry_t e[N];
+    for (int i = 0; i < N; i++) {
+        fut_test_entry_init(&e[i], &log, i);
+        fut_t *d = fut_delay(FUT_MS(i % 4));
+        ck_assert_int_eq(
+            fut_on_done_ex(d, fut_test_done_cb, &e[i], fut_test_entry_free), 0);
+        fut_release(d);
+    }
+    fut_test_wait_atomic(&log.freed, N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(atomic_load(&e[i].ran), 1);
+        ck_assert_int_eq(atomic_load(&e[i].freed), 1);
+        ck_assert_int_eq(atomic_load(&e[i].ran_when_freed), 1);
+    }
+    ck_assert_int_eq(atomic_load(&log.calls), N);
+    ck_assert_int_eq(atomic_load(&log.bad), 0);
+    /* The timer thread still serves new delays afterwards. */
     fut_t *d = fut_delay(FUT_MS(10));
     ck_assert_int_eq(fut_wait(d, FUT_FOREVER), 0);
+    ck_assert_int_eq(fut_state(d), FUT_FULFILLED);
     fut_release(d);
 }
 END_TEST
@@ -322,8 +345,8 @@ START_TEST(within_timeout_cancels_pending_input)
     ck_assert_int_eq(fut_wait(f, FUT_FOREVER), 0);
     ck_assert_int_eq(fut_state(f), FUT_CANCELLED);
     ck_assert_int_eq(fut_resolve(p, NULL, NULL), EALREADY);
-    ck_assert_int_eq(fut_get(w, 0, NULL),
-                     ETIMEDOUT); /* unchanged by the cancel */
+    /* The outcome is unchanged by the cancel. */
+    ck_assert_int_eq(fut_get(w, 0, NULL), ETIMEDOUT);
     fut_release(w);
     fut_release(f);
     fut_promise_release(p);

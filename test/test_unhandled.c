@@ -98,8 +98,8 @@ START_TEST(unhandled_hook_called_once_for_rejection_freed_unread)
     pthread_t t = fut_test_spawn(release_on_thread, &r);
     fut_test_join(t);
     ck_assert_int_eq(calls(), 1);
-    ck_assert_int_eq(atomic_load(&hs.thread),
-                     atomic_load(&r.thread)); /* the last releaser */
+    /* The hook ran on the thread that released last. */
+    ck_assert_int_eq(atomic_load(&hs.thread), atomic_load(&r.thread));
     ck_assert_int_eq(atomic_load(&hs.msg_ok), 1);
     ck_assert_int_eq(atomic_load(&hs.arg_ok), 1);
 }

@@ -10,14 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t fut_test_now_ns(void) {
+int64_t fut_test_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
 }
 
-void fut_test_sleep_ms(int ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+void fut_test_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -25,25 +28,29 @@ void fut_test_sleep_ms(int ms) {
 static atomic_int next_thread_id;
 static _Thread_local int this_thread_id;
 
-int fut_test_thread_id(void) {
+int fut_test_thread_id(void)
+{
     if (this_thread_id == 0)
         this_thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
     return this_thread_id;
 }
 
-pthread_t fut_test_spawn(void *(*fn)(void *), void *arg) {
+pthread_t fut_test_spawn(void *(*fn)(void *), void *arg)
+{
     pthread_t t;
     int rc = pthread_create(&t, NULL, fn, arg);
     ck_assert_msg(rc == 0, "pthread_create: %d", rc);
     return t;
 }
 
-void fut_test_join(pthread_t t) {
+void fut_test_join(pthread_t t)
+{
     int rc = pthread_join(t, NULL);
     ck_assert_msg(rc == 0, "pthread_join: %d", rc);
 }
 
-void fut_test_wait_atomic(atomic_int *a, int value) {
+void fut_test_wait_atomic(atomic_int *a, int value)
+{
     int64_t deadline = fut_test_now_ns() + FUT_S(60);
     unsigned spins = 0;
     while (atomic_load(a) < value) {
@@ -51,42 +58,47 @@ void fut_test_wait_atomic(atomic_int *a, int value) {
             sched_yield();
             continue;
         }
-        ck_assert_msg(fut_test_now_ns() < deadline, "gave up waiting for a counter to reach %d",
-                      value);
+        ck_assert_msg(fut_test_now_ns() < deadline,
+                      "gave up waiting for a counter to reach %d", value);
         fut_test_sleep_ms(1);
     }
 }
 
 /* ---------------------------------------------------------- latch */
 
-void fut_test_latch_init(fut_test_latch_t *l) {
+void fut_test_latch_init(fut_test_latch_t *l)
+{
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->open = false;
 }
 
-void fut_test_latch_open(fut_test_latch_t *l) {
+void fut_test_latch_open(fut_test_latch_t *l)
+{
     pthread_mutex_lock(&l->mu);
     l->open = true;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 
-void fut_test_latch_wait(fut_test_latch_t *l) {
+void fut_test_latch_wait(fut_test_latch_t *l)
+{
     pthread_mutex_lock(&l->mu);
     while (!l->open)
         pthread_cond_wait(&l->cv, &l->mu);
     pthread_mutex_unlock(&l->mu);
 }
 
-void fut_test_latch_destroy(fut_test_latch_t *l) {
+void fut_test_latch_destroy(fut_test_latch_t *l)
+{
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
 }
 
 /* -------------------------------------------------------- barrier */
 
-void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n) {
+void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n)
+{
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     b->n = n;
@@ -94,7 +106,8 @@ void fut_test_barrier_init(fut_test_barrier_t *b, unsigned n) {
     b->generation = 0;
 }
 
-void fut_test_barrier_wait(fut_test_barrier_t *b) {
+void fut_test_barrier_wait(fut_test_barrier_t *b)
+{
     pthread_mutex_lock(&b->mu);
     unsigned gen = b->generation;
     if (++b->waiting == b->n) {
@@ -108,14 +121,16 @@ void fut_test_barrier_wait(fut_test_barrier_t *b) {
     pthread_mutex_unlock(&b->mu);
 }
 
-void fut_test_barrier_destroy(fut_test_barrier_t *b) {
+void fut_test_barrier_destroy(fut_test_barrier_t *b)
+{
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);
 }
 
 /* ------------------------------------------------ counted objects */
 
-fut_executor_t *fut_test_pool(size_t threads) {
+fut_executor_t *fut_test_pool(size_t threads)
+{
     fut_pool_config_t cfg = {.threads = threads};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
@@ -123,7 +138,8 @@ fut_executor_t *fut_test_pool(size_t threads) {
     return pool;
 }
 
-void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         ps[i] = fut_promise_new();
         ck_assert_ptr_nonnull(ps[i]);
@@ -131,13 +147,36 @@ void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n) {
     }
 }
 
-void fut_test_tracker_init(fut_test_tracker_t *t) {
+void fut_test_release_all(fut_promise_t **ps, fut_t **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ps != NULL)
+            fut_promise_release(ps[i]);
+        if (fs != NULL)
+            fut_release(fs[i]);
+    }
+}
+
+void *fut_test_settle_later(void *arg)
+{
+    fut_test_later_t *l = arg;
+    fut_test_sleep_ms(l->ms);
+    if (l->code == 0)
+        fut_resolve(l->p, l->value, NULL);
+    else
+        fut_reject(l->p, l->code, "later");
+    return NULL;
+}
+
+void fut_test_tracker_init(fut_test_tracker_t *t)
+{
     atomic_init(&t->made, 0);
     atomic_init(&t->freed, 0);
     atomic_init(&t->last_thread, 0);
 }
 
-fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value) {
+fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value)
+{
     fut_test_obj_t *o = malloc(sizeof *o);
     ck_assert_ptr_nonnull(o);
     o->tracker = t;
@@ -146,28 +185,33 @@ fut_test_obj_t *fut_test_obj_new(fut_test_tracker_t *t, int value) {
     return o;
 }
 
-void fut_test_obj_free(void *p) {
+void fut_test_obj_free(void *p)
+{
     fut_test_obj_t *o = p;
     if (o == NULL)
         return;
-    fut_test_tracker_t *t = o->tracker; /* a second free: valgrind reports it here */
+    /* On a second free of o, valgrind reports the read here. */
+    fut_test_tracker_t *t = o->tracker;
     free(o);
     atomic_store(&t->last_thread, fut_test_thread_id());
     atomic_fetch_add(&t->freed, 1);
 }
 
-void fut_test_count_free(void *counter) {
+void fut_test_count_free(void *counter)
+{
     atomic_fetch_add((atomic_int *)counter, 1);
 }
 
 /* ---------------------------------------------------------- tasks */
 
-void *fut_test_task_identity(fut_ctx_t *ctx, void *arg) {
+void *fut_test_task_identity(fut_ctx_t *ctx, void *arg)
+{
     (void)ctx;
     return arg;
 }
 
-void fut_test_blocker_init(fut_test_blocker_t *b, int value) {
+void fut_test_blocker_init(fut_test_blocker_t *b, int value)
+{
     fut_test_latch_init(&b->latch);
     atomic_init(&b->started, 0);
     atomic_init(&b->finished, 0);
@@ -175,11 +219,13 @@ void fut_test_blocker_init(fut_test_blocker_t *b, int value) {
     b->value = value;
 }
 
-void fut_test_blocker_destroy(fut_test_blocker_t *b) {
+void fut_test_blocker_destroy(fut_test_blocker_t *b)
+{
     fut_test_latch_destroy(&b->latch);
 }
 
-void *fut_test_task_block(fut_ctx_t *ctx, void *arg) {
+void *fut_test_task_block(fut_ctx_t *ctx, void *arg)
+{
     fut_test_blocker_t *b = arg;
     atomic_fetch_add(&b->started, 1);
     fut_test_latch_wait(&b->latch);
@@ -188,9 +234,61 @@ void *fut_test_task_block(fut_ctx_t *ctx, void *arg) {
     return FUT_TEST_PTR(b->value);
 }
 
+void fut_test_counted_init(fut_test_counted_t *c, int value)
+{
+    atomic_init(&c->ran, 0);
+    atomic_init(&c->freed, 0);
+    atomic_init(&c->free_thread, 0);
+    atomic_init(&c->state_seen, -1);
+    atomic_init(&c->done_calls, 0);
+    c->value = value;
+}
+
+void *fut_test_task_counted(fut_ctx_t *ctx, void *arg)
+{
+    fut_test_counted_t *c = arg;
+    (void)ctx;
+    atomic_fetch_add(&c->ran, 1);
+    return FUT_TEST_PTR(c->value);
+}
+
+void fut_test_counted_free(void *arg)
+{
+    fut_test_counted_t *c = arg;
+    atomic_store(&c->free_thread, fut_test_thread_id());
+    atomic_fetch_add(&c->freed, 1);
+}
+
+void fut_test_counted_done(fut_t *f, void *arg)
+{
+    fut_test_counted_t *c = arg;
+    atomic_store(&c->state_seen, (int)fut_state(f));
+    atomic_fetch_add(&c->done_calls, 1);
+}
+
+void fut_test_held_start(fut_test_held_t *h)
+{
+    fut_test_blocker_init(&h->b, 1);
+    h->pool = fut_test_pool(1);
+    h->running = fut_submit(h->pool, fut_test_task_block, &h->b);
+    fut_test_wait_atomic(&h->b.started, 1);
+}
+
+void fut_test_held_finish(fut_test_held_t *h)
+{
+    fut_test_latch_open(&h->b.latch);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(h->running, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 1);
+    fut_executor_free(h->pool);
+    fut_release(h->running);
+    fut_test_blocker_destroy(&h->b);
+}
+
 /* ------------------------------------------------ callback records */
 
-void fut_test_log_init(fut_test_log_t *l) {
+void fut_test_log_init(fut_test_log_t *l)
+{
     atomic_init(&l->calls, 0);
     atomic_init(&l->freed, 0);
     atomic_init(&l->bad, 0);
@@ -199,7 +297,8 @@ void fut_test_log_init(fut_test_log_t *l) {
         atomic_init(&l->order[i], -1);
 }
 
-void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index) {
+void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index)
+{
     e->log = l;
     e->index = index;
     atomic_init(&e->ran, 0);
@@ -207,7 +306,8 @@ void fut_test_entry_init(fut_test_entry_t *e, fut_test_log_t *l, int index) {
     atomic_init(&e->ran_when_freed, -1);
 }
 
-void fut_test_done_cb(fut_t *f, void *arg) {
+void fut_test_done_cb(fut_t *f, void *arg)
+{
     fut_test_entry_t *e = arg;
     fut_test_log_t *l = e->log;
     if (!fut_done(f))
@@ -219,7 +319,8 @@ void fut_test_done_cb(fut_t *f, void *arg) {
     atomic_fetch_add(&e->ran, 1);
 }
 
-void fut_test_entry_free(void *arg) {
+void fut_test_entry_free(void *arg)
+{
     fut_test_entry_t *e = arg;
     atomic_store(&e->ran_when_freed, atomic_load(&e->ran));
     atomic_fetch_add(&e->freed, 1);
@@ -228,7 +329,8 @@ void fut_test_entry_free(void *arg) {
 
 /* ----------------------------------------------------------- seed */
 
-unsigned fut_test_seed(void) {
+unsigned fut_test_seed(void)
+{
     const char *env = getenv("FUT_TEST_SEED");
     unsigned seed;
     if (env != NULL && *env != '\0') {
@@ -236,10 +338,20 @@ unsigned fut_test_seed(void) {
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        seed = (unsigned)ts.tv_sec * 2654435761u ^ (unsigned)ts.tv_nsec ^ (unsigned)getpid();
+        seed = (unsigned)ts.tv_sec * 2654435761u ^ (unsigned)ts.tv_nsec ^
+               (unsigned)getpid();
     }
     if (seed == 0)
         seed = 1; /* xorshift needs a non-zero state */
     fprintf(stderr, "seed=%u\n", seed);
     return seed;
+}
+
+void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed))
+{
+    unsigned base = fut_test_seed();
+    for (int i = 0; i < rounds; i++) {
+        unsigned seed = base + (unsigned)i;
+        round(seed != 0 ? seed : 1u);
+    }
 }

@@ -29,21 +29,10 @@
 
 /* ------------------------------------------------------------- suites */
 
-Suite *fut_test_future_suite(void);
-Suite *fut_test_promise_suite(void);
-Suite *fut_test_pool_suite(void);
-Suite *fut_test_cancel_suite(void);
-Suite *fut_test_progress_suite(void);
-Suite *fut_test_alloc_suite(void);
-Suite *fut_test_fork_suite(void);
-Suite *fut_test_race_suite(void);
-Suite *fut_test_chain_suite(void);
-Suite *fut_test_combinators_suite(void);
-Suite *fut_test_wait_suite(void);
-Suite *fut_test_timer_suite(void);
-Suite *fut_test_loop_suite(void);
-Suite *fut_test_unhandled_suite(void);
-Suite *fut_test_reliability_suite(void);
+/* One prototype per suite of suites.h. */
+#define FUT_TEST_SUITE(name) Suite *fut_test_##name##_suite(void);
+#include "suites.h"
+#undef FUT_TEST_SUITE
 
 /* Timeouts of Check cases, in seconds (CK_TIMEOUT_MULTIPLIER scales them
  * for valgrind and sanitizer runs). */
@@ -74,24 +63,48 @@ void fut_test_join(pthread_t t);
 /* Polls cond (with short sleeps) until it holds; fails the test with what
  * after about 60 s.  Use only where the library gives no event to wait
  * on (e.g. stats counters), never to assert an upper bound on time. */
-#define FUT_TEST_WAIT_UNTIL(cond, what)                                       \
-    do {                                                                      \
-        int64_t fut_test_deadline_ = fut_test_now_ns() + FUT_S(60);           \
-        while (!(cond)) {                                                     \
-            ck_assert_msg(fut_test_now_ns() < fut_test_deadline_,             \
-                          "gave up waiting for %s", what);                    \
-            fut_test_sleep_ms(1);                                             \
-        }                                                                     \
+#define FUT_TEST_WAIT_UNTIL(cond, what)                                        \
+    do {                                                                       \
+        int64_t fut_test_deadline_ = fut_test_now_ns() + FUT_S(60);            \
+        while (!(cond)) {                                                      \
+            ck_assert_msg(fut_test_now_ns() < fut_test_deadline_,              \
+                          "gave up waiting for %s", what);                     \
+            fut_test_sleep_ms(1);                                              \
+        }                                                                      \
     } while (0)
 
 /* Waits (spinning politely) until *a >= value; fails after about 60 s. */
 void fut_test_wait_atomic(atomic_int *a, int value);
 
+/* ----------------------------------------------------------- promises */
+
+/* n new promises, and in fs a reference to each one's future. */
+void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n);
+
+/* Releases the n promises of ps and the n futures of fs (either array may
+ * be NULL), the end of a test that made them with fut_test_promises. */
+void fut_test_release_all(fut_promise_t **ps, fut_t **fs, size_t n);
+
+/* What fut_test_settle_later does, from a thread of its own: it sleeps ms
+ * milliseconds, so that the test thread is (probably) blocked by then,
+ * and settles p: fulfils it with value if code is 0, else rejects it with
+ * code.  Correctness never depends on the sleep. */
+typedef struct fut_test_later {
+    fut_promise_t *p;
+    int code;
+    int ms;
+    void *value;
+} fut_test_later_t;
+
+/* A thread function (see fut_test_spawn) for a fut_test_later_t. */
+void *fut_test_settle_later(void *later);
+
 /* ------------------------------------------------------ latch, barrier */
 
 /* A one-shot gate that blocks with a plain condition variable.  Tasks that
  * must stay "running" block on a latch, not on a future: fut_wait on a pool
- * worker would run other queued tasks meanwhile (DESIGN.md rule 7), which
+ * worker would run other queued tasks meanwhile (rule 7: no deadlock
+ * from waiting inside a task), which
  * would spoil tests that need those tasks to stay queued. */
 typedef struct fut_test_latch {
     pthread_mutex_t mu;
@@ -129,9 +142,6 @@ void fut_test_tracker_init(fut_test_tracker_t *t);
 
 /* A pool of `threads` workers; fails the test if it cannot be made. */
 fut_executor_t *fut_test_pool(size_t threads);
-/* n new promises, and in fs a reference to each one's future. */
-void fut_test_promises(fut_promise_t **ps, fut_t **fs, size_t n);
-
 /* A heap object whose destructor (fut_test_obj_free, a fut_free_fn)
  * counts itself in its tracker.  Valgrind reports a second free. */
 typedef struct fut_test_obj {
@@ -146,6 +156,25 @@ void fut_test_obj_free(void *p);
 void fut_test_count_free(void *counter);
 
 /* ---------------------------------------------------------- tasks */
+
+/* The argument of fut_test_task_counted, which counts its runs and returns
+ * FUT_TEST_PTR(value).  Given as free_arg, fut_test_counted_free counts
+ * the frees and notes the thread that ran the last; given to fut_on_done,
+ * fut_test_counted_done counts the callbacks and notes the state that the
+ * last one saw (state_seen is -1 until then). */
+typedef struct fut_test_counted {
+    atomic_int ran;
+    atomic_int freed;
+    atomic_int free_thread;
+    atomic_int state_seen;
+    atomic_int done_calls;
+    int value;
+} fut_test_counted_t;
+
+void fut_test_counted_init(fut_test_counted_t *c, int value);
+void *fut_test_task_counted(fut_ctx_t *ctx, void *counted);
+void fut_test_counted_free(void *counted);
+void fut_test_counted_done(fut_t *f, void *counted);
 
 /* A task that returns its argument. */
 void *fut_test_task_identity(fut_ctx_t *ctx, void *arg);
@@ -164,6 +193,20 @@ typedef struct fut_test_blocker {
 void fut_test_blocker_init(fut_test_blocker_t *b, int value);
 void fut_test_blocker_destroy(fut_test_blocker_t *b);
 void *fut_test_task_block(fut_ctx_t *ctx, void *blocker);
+
+/* A pool of one worker that a blocker (of value 1) holds busy, so that
+ * what is submitted next stays queued (FUT_PENDING) until the blocker's
+ * latch opens.  fut_test_held_finish opens the latch, checks that the
+ * blocker fulfilled, frees the pool (every task has then finished) and
+ * releases the rest. */
+typedef struct fut_test_held {
+    fut_executor_t *pool;
+    fut_test_blocker_t b;
+    fut_t *running;
+} fut_test_held_t;
+
+void fut_test_held_start(fut_test_held_t *h);
+void fut_test_held_finish(fut_test_held_t *h);
 
 /* ------------------------------------------------ callback records */
 
@@ -184,8 +227,8 @@ typedef struct fut_test_log {
 typedef struct fut_test_entry {
     fut_test_log_t *log;
     int index;
-    atomic_int ran;           /* times the callback ran */
-    atomic_int freed;         /* times free_arg ran */
+    atomic_int ran;            /* times the callback ran */
+    atomic_int freed;          /* times free_arg ran */
     atomic_int ran_when_freed; /* ran, as seen by free_arg */
 } fut_test_entry_t;
 
@@ -206,8 +249,14 @@ void fut_test_entry_free(void *entry);
  * stderr so that a failure can be replayed with FUT_TEST_SEED=N. */
 unsigned fut_test_seed(void);
 
+/* Runs round(seed) for `rounds` consecutive seeds from fut_test_seed(),
+ * so that a failure that names seed N replays from FUT_TEST_SEED=N (the
+ * seed 0, which xorshift cannot use, is skipped for 1). */
+void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed));
+
 /* A small xorshift generator, one state per thread. */
-static inline unsigned fut_test_rand(unsigned *state) {
+static inline unsigned fut_test_rand(unsigned *state)
+{
     unsigned x = *state ? *state : 0x9e3779b9u;
     x ^= x << 13;
     x ^= x >> 17;

@@ -15,6 +15,7 @@
  * slots and latency arrays are allocated before the timed region.
  */
 #include "harness.h"
+#include "peer_workloads.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,9 +33,9 @@ extern char **environ;
 #define DEFAULT_RUNS 5
 #define QUICK_RUNS 3
 #define DEFAULT_THREADS 2
-#define W4_THREADS 16
-#define W4_SLEEP_NS 2000000L
-#define W5_CHUNKS 64
+#define W4_THREADS PEER_W4_THREADS
+#define W4_SLEEP_NS PEER_W4_SLEEP_NS
+#define W5_CHUNKS PEER_W5_CHUNKS
 #define MAX_FIGURES 2 /* figures one timed run can produce */
 
 static const char *const workload_names[PEER_NWORKLOADS] = {
@@ -43,15 +44,9 @@ static const char *const workload_names[PEER_NWORKLOADS] = {
 };
 
 /* Standard sizes (tasks, continuations, inputs, sleeping tasks, ints,
- * round trips) and the --quick ones. */
-static const size_t full_n[PEER_NWORKLOADS] = {
-    [PEER_W1] = 1000000, [PEER_W2] = 1000000, [PEER_W3] = 100000,
-    [PEER_W4] = 64,      [PEER_W5] = 8000000, [PEER_W6] = 10000,
-};
-static const size_t quick_n[PEER_NWORKLOADS] = {
-    [PEER_W1] = 100000, [PEER_W2] = 100000,  [PEER_W3] = 10000,
-    [PEER_W4] = 64,     [PEER_W5] = 1000000, [PEER_W6] = 1000,
-};
+ * round trips) and the --quick ones, from bench/workloads.json. */
+static const size_t full_n[PEER_NWORKLOADS] = PEER_STANDARD_N;
+static const size_t quick_n[PEER_NWORKLOADS] = PEER_QUICK_N;
 
 typedef struct options {
     bool quick;

@@ -5,10 +5,12 @@
  * library) on the same workloads as fut's own benchmark, so that
  * bench/compare.py can put them side by side.  The peer supplies a small
  * table of operations (peer_ops_t); the harness owns everything else: the
- * options, the workload sizes, the timed loop (one warm-up, then R runs;
- * median, min and max), the verification of every result, and the RESULT
- * lines of the output protocol.  So the peers differ only in how they run
- * tasks, never in how they are measured.
+ * options, the timed loop (one warm-up, then R runs; median, min and max),
+ * the verification of every result, and the RESULT lines of the output
+ * protocol.  So the peers differ only in how they run tasks, never in how
+ * they are measured.  The workload sizes belong to bench/workloads.json,
+ * which every program reads: the harness through peer_workloads.h (made
+ * from it by the build), compare.py and the Python and Node peers directly.
  *
  * The one primitive every peer provides is batch(): run fn(ctx, i) for each
  * i < n as n separate tasks of its pool and return once all have run.  The

@@ -6,20 +6,21 @@
 //   W1  n/a: JavaScript has no thread pool that returns promises per task;
 //       a worker_threads message per task measures message passing, not a
 //       futures pool, so no line is printed.
-//   W2  a chain of 1,000,000 .then(v => v + 1) on an unresolved Promise,
+//   W2  a chain of n .then(v => v + 1) on an unresolved Promise,
 //       resolved with 0, then the tail awaited.  All on the main thread.
 //   W3  Promise.all of n Promises, each resolved with its index from a
 //       queueMicrotask() callback (already scheduled, not yet settled when
 //       Promise.all subscribes).  All on the main thread.
 //   W4, W5, W6 run on a small pool of worker_threads that hands back a
 //       Promise per task (one task in flight per worker, FIFO queue):
-//   W4  16 workers; a task blocks its worker for 2 ms with Atomics.wait
-//       on a SharedArrayBuffer (a futex wait with a timeout: a blocking
-//       sleep).
-//   W5  1,000,000 ints in a SharedArrayBuffer; 64 tasks each sort their
-//       Int32Array chunk in place (TypedArray.prototype.sort), then a
-//       binary-heap merge on the main thread; the serial baseline sorts a
-//       copy of the whole array the same way.
+//   W4  w4_threads workers (bench/workloads.json); a task blocks its worker
+//       for w4_sleep_ms with Atomics.wait on a SharedArrayBuffer (a futex
+//       wait with a timeout: a blocking sleep).
+//   W5  at most 1,000,000 ints (MAX_N) in a SharedArrayBuffer; one task per
+//       chunk (w5_chunks of them) sorts its Int32Array chunk in place
+//       (TypedArray.prototype.sort), then a binary-heap merge on the main
+//       thread; the serial baseline sorts a copy of the whole array the same
+//       way.
 //   W6  one echo task at a time: postMessage there and back.
 'use strict';
 
@@ -27,11 +28,35 @@ const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 
 const SYSTEM = 'node';
 const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'];
-const FULL_N = { W2: 1000000, W3: 100000, W4: 64, W5: 1000000, W6: 10000 };
-const QUICK_N = { W2: 100000, W3: 10000, W4: 64, W5: 200000, W6: 1000 };
-const W4_THREADS = 16;
-const W4_SLEEP_MS = 2;
-const W5_CHUNKS = 64;
+// The sizes and parameters of the workloads belong to bench/workloads.json,
+// shared with the harness, compare.py and the Python peer.
+const SPEC = JSON.parse(
+  require('node:fs').readFileSync(
+    require('node:path').join(__dirname, '..', 'workloads.json'),
+    'utf8',
+  ),
+);
+// What this peer runs in reasonable time: a size above its cap runs at the
+// cap, and the line says "n reduced from N" (as max_n does for the compiled
+// peers).
+const MAX_N = { W5: 1000000 };
+const W4_THREADS = SPEC.w4_threads;
+const W4_SLEEP_MS = SPEC.w4_sleep_ms;
+const W5_CHUNKS = SPEC.w5_chunks;
+
+// The shared size of a workload for this run, and the size this peer runs.
+function sharedSize(workload, quick) {
+  return (quick ? SPEC.quick : SPEC.standard)[workload];
+}
+function sizeOf(workload, quick) {
+  const n = sharedSize(workload, quick);
+  return workload in MAX_N ? Math.min(n, MAX_N[workload]) : n;
+}
+// "n reduced from N; " when the peer runs less than the shared size.
+function reducedNote(workload, n, quick) {
+  const shared = sharedSize(workload, quick);
+  return n === shared ? '' : `n reduced from ${shared}; `;
+}
 
 class VerificationError extends Error {}
 
@@ -280,7 +305,7 @@ async function latencyOnce(pool, n, lat) {
 }
 
 async function run(workload, opts) {
-  const n = (opts.quick ? QUICK_N : FULL_N)[workload];
+  const n = sizeOf(workload, opts.quick);
   const runs = opts.runs;
   switch (workload) {
     case 'W1':
@@ -300,16 +325,17 @@ async function run(workload, opts) {
       const f = await timedRuns('W4', runs, () => sleepOnce(pool, n));
       const rounds = Math.ceil(n / W4_THREADS);
       const ms = f.map((x) => x[0]);
-      report('W4', ms, 'ms', n, 'worker_threads; Atomics.wait 2 ms');
+      report('W4', ms, 'ms', n,
+        `worker_threads; Atomics.wait ${W4_SLEEP_MS} ms`);
       report('W4eff', ms.map((m) => (rounds * W4_SLEEP_MS) / m), 'x', n,
         'ideal wall time / measured');
       report('W4floor', f.map((x) => x[1]), 'ms', rounds,
-        'one thread, the 2 ms sleeps back to back');
+        `one thread, the ${W4_SLEEP_MS} ms sleeps back to back`);
     } else if (workload === 'W5') {
       const once = sortWorkload(n);
       const f = await timedRuns('W5', runs, () => once(pool));
       report('W5', f.map((x) => x[0]), 'ms', n,
-        (opts.quick ? '' : 'n reduced from 8000000; ') +
+        reducedNote('W5', n, opts.quick) +
           'worker_threads; Int32Array sort + heap merge');
       report('W5speedup', f.map((x) => x[1]), 'x', n,
         'serial sort of the whole array / chunk sort + merge');

@@ -9,9 +9,11 @@ The same workloads, options and RESULT lines as the compiled peers
       next one's result to its own + 1.  Callbacks run inside set_result(),
       so the chain recurses: N is reduced and the recursion limit raised.
   W3  submit() per task, concurrent.futures.wait(ALL_COMPLETED), then sum.
-  W4  a 16-worker executor, time.sleep(0.002) per task (clock_nanosleep).
+  W4  an executor of w4_threads workers (bench/workloads.json), time.sleep()
+      of w4_sleep_ms per task (clock_nanosleep).
   W5  list.sort() of 64 slices as 64 tasks, heapq.merge() of the results;
-      the serial baseline is list.sort() of the whole list.  1,000,000 ints.
+      the serial baseline is list.sort() of the whole list.  At most
+      1,000,000 ints (MAX_N).
   W6  submit() + result(), one at a time.
 
 The GIL serialises the Python code of every task, so the sizes are smaller
@@ -21,23 +23,30 @@ import argparse
 import concurrent.futures as cf
 import heapq
 import itertools
+import json
 import math
 import operator
+import os
 import resource
 import sys
 import time
 
 SYSTEM = "python"
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
-FULL_N = {"W1": 100_000, "W2": 100_000, "W3": 100_000, "W4": 64,
-          "W5": 1_000_000, "W6": 10_000}
-QUICK_N = {"W1": 10_000, "W2": 10_000, "W3": 10_000, "W4": 64,
-           "W5": 200_000, "W6": 1_000}
-STANDARD_N = {"W1": 1_000_000, "W2": 1_000_000, "W3": 100_000, "W4": 64,
-              "W5": 8_000_000, "W6": 10_000}
-W4_THREADS = 16
-W4_SLEEP_S = 0.002
-W5_CHUNKS = 64
+# The sizes and parameters of the workloads belong to bench/workloads.json,
+# shared with the harness, compare.py and the Node peer.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                       "workloads.json")) as _f:
+    SPEC = json.load(_f)
+STANDARD_N = {w: SPEC["standard"][w] for w in WORKLOADS}
+QUICK_N = {w: SPEC["quick"][w] for w in WORKLOADS}
+# What the GIL lets this peer run in reasonable time: a size above its cap
+# runs at the cap, and the line says "n reduced from N" (as max_n does for
+# the compiled peers).
+MAX_N = {"W1": 100_000, "W2": 100_000, "W5": 1_000_000}
+W4_THREADS = SPEC["w4_threads"]
+W4_SLEEP_S = SPEC["w4_sleep_ms"] / 1000
+W5_CHUNKS = SPEC["w5_chunks"]
 
 
 class VerificationError(Exception):
@@ -48,10 +57,17 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def size_of(workload, quick):
+    """The size this peer runs: the shared one, capped by MAX_N."""
+    n = (QUICK_N if quick else STANDARD_N)[workload]
+    return min(n, MAX_N.get(workload, n))
+
+
 def note_for(workload, n, quick, extra=""):
     parts = []
-    if not quick and n != STANDARD_N[workload]:
-        parts.append(f"n reduced from {STANDARD_N[workload]}")
+    shared = (QUICK_N if quick else STANDARD_N)[workload]
+    if n != shared:
+        parts.append(f"n reduced from {shared}")
     if extra:
         parts.append(extra)
     return "; ".join(parts)
@@ -224,7 +240,7 @@ def w6(ex, n):
 
 
 def run(workload, args):
-    n = (QUICK_N if args.quick else FULL_N)[workload]
+    n = size_of(workload, args.quick)
     threads = W4_THREADS if workload == "W4" else args.threads
     if workload == "W2":
         # Each link is three Python frames deep in the one before.
@@ -245,11 +261,12 @@ def run(workload, args):
             once, ideal, rounds = w4(ex, n)
             figures = timed_runs("W4", args.runs, once)
             ms = [f[0] for f in figures]
-            report("W4", ms, "ms", n, "time.sleep(0.002)")
+            report("W4", ms, "ms", n, f"time.sleep({W4_SLEEP_S:g})")
             report("W4eff", [ideal / m for m in ms], "x", n,
                    "ideal wall time / measured")
             report("W4floor", [f[1] for f in figures], "ms", rounds,
-                   "one thread, the 2 ms sleeps back to back")
+                   f"one thread, the {SPEC['w4_sleep_ms']} ms sleeps back to"
+                   " back")
         elif workload == "W5":
             figures = timed_runs("W5", args.runs, w5(ex, n))
             report("W5", [f[0] for f in figures], "ms", n,
