@@ -113,8 +113,10 @@ typedef struct fut_allocator {
 } fut_allocator_t;
 
 /* Installs an allocator (NULL restores malloc/free).  Call it while no
- * object of fut's is alive: objects are freed through the allocator that is
- * installed when they die.  An installed allocator gets one call per object
+ * object of fut's is alive and no thread but the caller that has used fut
+ * is still running (free your pools first): objects are freed through the
+ * allocator that is installed when they die, and a thread's cache of free
+ * blocks goes back through the allocator installed when the thread exits.  An installed allocator gets one call per object
  * (of that object's size), so it can count, place or fail each one; with
  * malloc, fut carves its small objects from slabs it keeps for reuse, and
  * this call gives the slabs back once all their objects are free (so
@@ -154,8 +156,8 @@ typedef struct fut_stats {
 } fut_stats_t;
 
 /* Creates a thread pool.  cfg may be NULL for defaults.  Returns 0 and the
- * pool in *out, or EINVAL (out NULL), ENOMEM, EAGAIN (threads could not be
- * created).  Any thread may call it. */
+ * pool in *out, or EINVAL (out NULL, or more than 4096 threads), ENOMEM,
+ * EAGAIN (threads could not be created).  Any thread may call it. */
 FUT_API int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out);
 
 /* The inline executor: fut_submit runs the task on the calling thread before
@@ -297,8 +299,9 @@ FUT_API FUT_NODISCARD fut_t *fut_promise_future(fut_promise_t *p);
  * when the future is freed.  Callbacks run on this thread before it
  * returns (called from inside a callback or handler, they run right after
  * that outer callback returns: nested settles go through a per-thread
- * trampoline so chains never grow the stack).  Returns 0, EINVAL, or EALREADY
- * if already settled (then free_value(value) runs at once: nothing leaks). */
+ * trampoline so chains never grow the stack).  Returns 0, EINVAL (p NULL),
+ * or EALREADY if already settled; on either error free_value(value) runs at
+ * once, so nothing leaks. */
 FUT_API int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value);
 
 /* Rejects the promise with code (positive) and a printf-style message.

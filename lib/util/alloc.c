@@ -24,7 +24,8 @@
  * the caches: at thread exit (the cache goes to the depot), and in
  * fut_set_allocator, which empties the calling thread's cache and the depot
  * into the old allocator before it installs the new one.  Hence the rule in
- * fut.h: install an allocator while no other thread that used fut is alive.
+ * fut.h: install an allocator while no object of fut's is alive and no other
+ * thread that used fut is still running.
  *
  * Memory ordering: the caches are thread-local; blocks cross threads only
  * through the depot, under its mutex.  Fork: the depot mutexes are taken
