@@ -3,16 +3,17 @@
  *
  * The one public header.  Concepts (see README.md for a tour):
  *
- *   executor  runs functions: the thread pool (fut_pool_new) or the inline
- *             executor (fut_inline_executor).  Every executor has the same
- *             interface.
+ *   executor  runs functions: the thread pool (fut_pool_new), the inline
+ *             executor (fut_inline_executor), or the loop executor
+ *             (fut_loop_new), whose work runs on the thread that drains it.
+ *             Every executor has the same interface.
  *   future    the read side of a result that may not exist yet.  States:
  *             FUT_PENDING -> (FUT_RUNNING) -> FUT_FULFILLED | FUT_REJECTED |
  *             FUT_CANCELLED.  A settled future never changes again.
  *   promise   the write side, for results produced outside an executor.
  *   context   handed to every user function that produces a result.
  *
- * Ownership (DESIGN.md rule 1): a function that returns a fut_t * gives the
+ * Ownership is explicit: a function that returns a fut_t * gives the
  * caller one reference, released with fut_release().  Blocking and query
  * functions borrow their future argument.  Every comment below says which.
  *
