@@ -50,9 +50,24 @@ extern "C" {
 #define FUT_PRINTF(fmt, args)
 #endif
 
-#define FUT_VERSION_MAJOR 0
-#define FUT_VERSION_MINOR 1
-#define FUT_VERSION_PATCH 0
+/* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
+ * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
+ * come from <fut/version.h>, which the build generates from the project's
+ * version and installs next to this header. */
+#ifdef __has_include
+#if __has_include(<fut/version.h>)
+#include <fut/version.h>
+#endif
+#else
+#include <fut/version.h>
+#endif
+
+/* The version of the library linked in, as a string ("0.1.0") and as a
+ * number like FUT_VERSION_NUMBER.  A program built against one version's
+ * header and run with another's library can tell:
+ * fut_version_number() != FUT_VERSION_NUMBER.  Any thread may call them. */
+FUT_API const char *fut_version(void);
+FUT_API int fut_version_number(void);
 
 /* ---------------------------------------------------------------- time */
 
