@@ -62,11 +62,14 @@ extern "C" {
 #include <fut/version.h>
 #endif
 
-/* The version of the library linked in, as a string ("0.1.0") and as a
- * number like FUT_VERSION_NUMBER.  A program built against one version's
- * header and run with another's library can tell:
- * fut_version_number() != FUT_VERSION_NUMBER.  Any thread may call them. */
+/* The version of the library linked in, as a string ("0.1.0"), to compare
+ * with FUT_VERSION_STRING.  Any thread may call it. */
 FUT_API const char *fut_version(void);
+
+/* The version of the library linked in, as a number like
+ * FUT_VERSION_NUMBER.  A program built against one version's header and run
+ * with another's library can tell: fut_version_number() !=
+ * FUT_VERSION_NUMBER.  Any thread may call it. */
 FUT_API int fut_version_number(void);
 
 /* ---------------------------------------------------------------- time */
