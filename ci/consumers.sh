@@ -18,6 +18,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$src/build/consumers}
 rm -rf "$work"
 mkdir -p "$work"
+work=$(cd "$work" && pwd) # absolute: the consumers' builds run elsewhere
 consumers=$src/ci/consumers
 gen=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release)
 jobs=2
