@@ -53,7 +53,8 @@ extern "C" {
 /* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
  * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
  * come from <fut/version.h>, which the build generates from the project's
- * version and installs next to this header. */
+ * version and installs next to this header.  Where it cannot be found (the
+ * source tree's include/ used without a build), they are not defined. */
 #ifdef __has_include
 #if __has_include(<fut/version.h>)
 #include <fut/version.h>
