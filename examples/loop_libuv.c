@@ -3,6 +3,8 @@
  * The same program as loop_poll.c, driven by libuv: a uv_poll_t watches
  * fut_loop_fd and drains the loop executor whenever it becomes readable, so
  * fut's handlers run on the libuv thread like any other libuv callback. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, pthread_equal */
+
 #include <fut.h>
 #include <uv.h>
 

@@ -4,6 +4,8 @@
  * thread pool, waits for all of them with a deadline, and gets the answer
  * back on the loop thread, where it may touch the program's state without
  * locks (asyncio's call_soon_threadsafe, done with a loop executor). */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, poll, pthread */
+
 #include <fut.h>
 
 #include <errno.h>

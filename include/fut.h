@@ -3,16 +3,17 @@
  *
  * The one public header.  Concepts (see README.md for a tour):
  *
- *   executor  runs functions: the thread pool (fut_pool_new) or the inline
- *             executor (fut_inline_executor).  Every executor has the same
- *             interface.
+ *   executor  runs functions: the thread pool (fut_pool_new), the inline
+ *             executor (fut_inline_executor), or the loop executor
+ *             (fut_loop_new), whose work runs on the thread that drains it.
+ *             Every executor has the same interface.
  *   future    the read side of a result that may not exist yet.  States:
  *             FUT_PENDING -> (FUT_RUNNING) -> FUT_FULFILLED | FUT_REJECTED |
  *             FUT_CANCELLED.  A settled future never changes again.
  *   promise   the write side, for results produced outside an executor.
  *   context   handed to every user function that produces a result.
  *
- * Ownership (DESIGN.md rule 1): a function that returns a fut_t * gives the
+ * Ownership is explicit: a function that returns a fut_t * gives the
  * caller one reference, released with fut_release().  Blocking and query
  * functions borrow their future argument.  Every comment below says which.
  *
@@ -59,9 +60,28 @@ extern "C" {
 #define FUT_NODISCARD
 #endif
 
-#define FUT_VERSION_MAJOR 0
-#define FUT_VERSION_MINOR 1
-#define FUT_VERSION_PATCH 0
+/* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
+ * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
+ * come from <fut/version.h>, which the build generates from the project's
+ * version and installs next to this header.  Where it cannot be found (the
+ * source tree's include/ used without a build), they are not defined. */
+#ifdef __has_include
+#if __has_include(<fut/version.h>)
+#include <fut/version.h>
+#endif
+#else
+#include <fut/version.h>
+#endif
+
+/* The version of the library linked in, as a string ("0.1.0"), to compare
+ * with FUT_VERSION_STRING.  Any thread may call it. */
+FUT_API const char *fut_version(void);
+
+/* The version of the library linked in, as a number like
+ * FUT_VERSION_NUMBER.  A program built against one version's header and run
+ * with another's library can tell: fut_version_number() !=
+ * FUT_VERSION_NUMBER.  Any thread may call it. */
+FUT_API int fut_version_number(void);
 
 /* ---------------------------------------------------------------- time */
 
