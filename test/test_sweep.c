@@ -51,7 +51,7 @@ typedef struct block {
     long gen;
     const char *scenario;
     long n;
-    bool from;
+    const char *mode;
     struct block *next;
 } block_t;
 
@@ -66,6 +66,11 @@ static struct {
     long mismatch; /* frees whose size differs from the one asked for */
     long bad_ctx;  /* calls without our ctx */
     char stale_what[200];
+    const char *scenario; /* the run, for the records of its blocks */
+    long n;
+    const char *mode;
+    unsigned rng;    /* random failures: xorshift state, 0: off */
+    unsigned one_in; /* random failures: each call fails with 1/one_in */
     atomic_long calls;
     atomic_long fail_at; /* this call fails, and with fail_from every later */
     atomic_int fail_from;
@@ -75,8 +80,8 @@ static struct {
 /* The run being swept, for messages and block records. */
 static struct {
     const char *scenario;
-    long n;
-    bool from;
+    long n;             /* the failing allocation, or the random run */
+    const char *mode;   /* "exactly", "from" or "random" */
     int nfail;          /* failed checks over the whole sweep */
     char summary[3000]; /* the first few of them */
     size_t len;
@@ -95,11 +100,12 @@ static void *count_alloc(size_t size, void *ctx)
     long n = atomic_fetch_add(&A.calls, 1) + 1;
     long at = atomic_load(&A.fail_at);
     bool fail = at > 0 && (n == at || (atomic_load(&A.fail_from) && n > at));
-    if (ctx != &ctx_token) {
-        pthread_mutex_lock(&A.mu);
+    pthread_mutex_lock(&A.mu);
+    if (ctx != &ctx_token)
         A.bad_ctx++;
-        pthread_mutex_unlock(&A.mu);
-    }
+    if (A.one_in > 0)
+        fail = fut_test_rand(&A.rng) % A.one_in == 0;
+    pthread_mutex_unlock(&A.mu);
     if (fail) {
         atomic_store(&A.failed, 1);
         return NULL;
@@ -130,9 +136,9 @@ static void *count_alloc(size_t size, void *ctx)
     *b = (block_t){.p = p,
                    .size = size,
                    .gen = A.gen,
-                   .scenario = R.scenario,
-                   .n = R.n,
-                   .from = R.from,
+                   .scenario = A.scenario,
+                   .n = A.n,
+                   .mode = A.mode,
                    .next = A.buckets[bucket_of(p)]};
     A.buckets[bucket_of(p)] = b;
     A.live++;
@@ -161,8 +167,7 @@ static void count_free(void *p, size_t size, void *ctx)
                 snprintf(A.stale_what, sizeof A.stale_what,
                          "a %zu-byte block allocated in %s run N=%ld (%s) "
                          "was freed in a later run",
-                         b->size, b->scenario, b->n,
-                         b->from ? "from" : "exactly");
+                         b->size, b->scenario, b->n, b->mode);
         } else {
             A.live--;
             A.live_bytes -= (long)b->size;
@@ -178,11 +183,18 @@ static void count_free(void *p, size_t size, void *ctx)
 static const fut_allocator_t counting = {
     .alloc = count_alloc, .free = count_free, .ctx = &ctx_token};
 
-/* Starts a run: a new generation, counters cleared, the failure armed. */
-static void alloc_arm(long fail_at, bool fail_from)
+/* Starts a run: a new generation, counters cleared, the failure armed
+ * (fail_at > 0), or random failures one call in one_in (one_in > 0). */
+static void alloc_arm(long fail_at, bool fail_from, unsigned one_in,
+                      unsigned seed)
 {
     pthread_mutex_lock(&A.mu);
     A.gen++;
+    A.scenario = R.scenario;
+    A.n = R.n;
+    A.mode = R.mode;
+    A.one_in = one_in;
+    A.rng = seed;
     A.live = A.live_bytes = 0;
     A.foreign = A.stale = A.mismatch = A.bad_ctx = 0;
     A.stale_what[0] = '\0';
@@ -206,7 +218,7 @@ static void record(int line, const char *fmt, ...)
     va_end(ap);
     char msg[520];
     snprintf(msg, sizeof msg, "%s N=%ld (%s) line %d: %s\n", R.scenario, R.n,
-             R.from ? "from" : "exactly", line, what);
+             R.mode, line, what);
     fputs(msg, stderr);
     if (R.nfail++ < 8 && R.len + strlen(msg) < sizeof R.summary) {
         memcpy(R.summary + R.len, msg, strlen(msg) + 1);
@@ -328,57 +340,100 @@ static void finish_run(void)
         record(__LINE__, "%ld calls without the allocator's ctx", bad_ctx);
 }
 
-/* Runs the scenario for N = 1, 2, ... in both passes; fails the case at
- * the end if any check of any run failed. */
-static void sweep(const char *name, scenario_fn fn, long max_runs)
+/* Starts a case: clears the record of failed checks and captures the
+ * ENOMEM future, as an allocator that fails everything shows it. */
+static void sweep_begin(const char *name)
 {
     R.scenario = name;
     R.nfail = 0;
     R.len = 0;
     R.summary[0] = '\0';
-
-    /* The ENOMEM future, as an allocator that fails everything shows it. */
     R.n = 0;
-    R.from = true;
-    alloc_arm(1, true);
+    R.mode = "capture";
+    alloc_arm(1, true, 0, 0);
     ck_assert_int_eq(fut_set_allocator(&counting), 0);
     enomem_f = fut_resolved(NULL, NULL);
     ck_assert_int_eq(fut_set_allocator(NULL), 0);
     ck_assert_int_eq(fut_state(enomem_f), FUT_REJECTED);
     ck_assert_int_eq(fut_error(enomem_f)->code, ENOMEM);
+}
 
-    long runs = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (long n = 1;; n++) {
-            R.n = n;
-            R.from = pass == 1;
-            R.saw_enomem = false;
-            alloc_arm(n, pass == 1);
-            ck_assert_int_eq(fut_set_allocator(&counting), 0);
-            fn();
-            long calls = atomic_load(&A.calls);
-            finish_run();
-            runs++;
-            if (!enomem_failed()) {
-                if (R.saw_enomem)
-                    record(__LINE__, "ENOMEM reported, but no allocation "
-                                     "failed");
-                if (n == 1)
-                    record(__LINE__, "the scenario allocated nothing");
-                break;
-            }
-            if (n >= max_runs) {
-                record(__LINE__, "still allocating after %ld runs (%ld calls)",
-                       n, calls);
-                break;
-            }
-        }
-    }
+/* One run of fn under the armed allocator; true if an allocation failed
+ * in it. */
+static bool sweep_run(scenario_fn fn, long fail_at, bool fail_from,
+                      unsigned one_in, unsigned seed)
+{
+    R.saw_enomem = false;
+    alloc_arm(fail_at, fail_from, one_in, seed);
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+    fn();
+    finish_run();
+    bool failed = enomem_failed();
+    if (!failed && R.saw_enomem)
+        record(__LINE__, "ENOMEM reported, but no allocation failed");
+    return failed;
+}
+
+/* Ends a case: fails it if any check of any run failed. */
+static void sweep_end(const char *name, long runs)
+{
     fut_set_unhandled_hook(NULL, NULL);
     if (getenv("FUT_SWEEP_VERBOSE") != NULL)
         fprintf(stderr, "sweep %s: %ld runs\n", name, runs);
     ck_assert_msg(R.nfail == 0, "%s: %d failed checks in %ld runs:\n%s", name,
                   R.nfail, runs, R.summary);
+}
+
+/* Runs the scenario for N = 1, 2, ... in both passes, each pass until a
+ * run in which no allocation failed. */
+static void sweep(const char *name, scenario_fn fn, long max_runs)
+{
+    sweep_begin(name);
+    long runs = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (long n = 1;; n++) {
+            R.n = n;
+            R.mode = pass == 0 ? "exactly" : "from";
+            runs++;
+            if (!sweep_run(fn, n, pass == 1, 0, 0)) {
+                if (n == 1)
+                    record(__LINE__, "the scenario allocated nothing");
+                break;
+            }
+            if (n >= max_runs) {
+                record(__LINE__, "still allocating after %ld runs", n);
+                break;
+            }
+        }
+    }
+    sweep_end(name, runs);
+}
+
+/* A scenario and its name, for the random sweeps. */
+typedef struct named_scenario {
+    const char *name;
+    scenario_fn fn;
+} named_scenario_t;
+
+/* Runs each scenario `runs` times with every allocation failing at random,
+ * one in one_in, from a seed that FUT_TEST_SEED replays (thread
+ * interleaving still varies which objects the failures hit). */
+static void sweep_random(const char *name, const named_scenario_t *list,
+                         size_t n, long runs, unsigned one_in)
+{
+    sweep_begin(name);
+    unsigned seed = fut_test_seed();
+    for (size_t k = 0; k < n; k++) {
+        R.scenario = list[k].name;
+        for (long i = 1; i <= runs; i++) {
+            R.n = i;
+            R.mode = "random";
+            sweep_run(list[k].fn, 0, false, one_in,
+                      seed + (unsigned)(k * 1000 + (size_t)i) * 2654435761u);
+        }
+    }
+    R.scenario = name;
+    sweep_end(name, runs * (long)n);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -2027,6 +2082,40 @@ START_TEST(sweep_unhandled_hook_reports_each_unread_rejection_once)
 }
 END_TEST
 
+/* ------------------------------------------------------ random sweeps */
+
+/* Many failures in one run, at random places: the rules hold for every
+ * combination, not just for one failure or a failing tail. */
+static const named_scenario_t families[] = {
+    {"promise", scenario_promise},   {"inline", scenario_inline},
+    {"pool", scenario_pool},         {"pool_cancel", scenario_pool_cancel},
+    {"loop", scenario_loop},         {"chain_inline", scenario_chain_inline},
+    {"chain_on", scenario_chain_on}, {"combinators", scenario_combinators},
+    {"cancel", scenario_cancel},     {"wait", scenario_wait},
+    {"map", scenario_map},           {"unhandled", scenario_unhandled},
+};
+
+static const named_scenario_t timer_progress[] = {
+    {"timer", scenario_timer},
+    {"notify", scenario_notify_codes},
+    {"progress_direct", scenario_progress_direct},
+    {"progress_chain", scenario_progress_chain},
+};
+
+START_TEST(stress_sweep_random_failures_keep_every_rule)
+{
+    sweep_random("random", families, sizeof families / sizeof families[0], 200,
+                 4);
+}
+END_TEST
+
+START_TEST(stress_sweep_random_failures_in_timers_and_progress)
+{
+    sweep_random("random_timer_progress", timer_progress,
+                 sizeof timer_progress / sizeof timer_progress[0], 200, 4);
+}
+END_TEST
+
 /* ------------------------------------------------------------- suite */
 
 Suite *fut_test_sweep_suite(void)
@@ -2064,5 +2153,12 @@ Suite *fut_test_sweep_suite(void)
     tcase_add_test(
         tp, sweep_progress_relayed_down_a_chain_reaches_the_tail_listener);
     suite_add_tcase(s, tp);
+
+    TCase *st = tcase_create("sweep_stress");
+    tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
+    tcase_set_tags(st, "stress");
+    tcase_add_test(st, stress_sweep_random_failures_keep_every_rule);
+    tcase_add_test(st, stress_sweep_random_failures_in_timers_and_progress);
+    suite_add_tcase(s, st);
     return s;
 }
