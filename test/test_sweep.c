@@ -1987,13 +1987,13 @@ static void scenario_progress_chain(void)
         /* ENOMEM (not in fut.h, see the notify case) means the head had no
          * relay to call, which is itself a failure when rc == 0. */
         RC(fut_notify(p, &x), 0, ENOMEM);
-        if (rc == 0 &&
-            !CHECK(atomic_load(&h.calls) == 1 && atomic_load(&h.last) == 11))
+        int calls = atomic_load(&h.calls), last = atomic_load(&h.last);
+        if (rc == 0 && (calls != 1 || last != x))
             record(__LINE__,
-                   "fut_on_progress returned 0 on the tail of a "
-                   "%d-link chain, and the listener heard %d "
-                   "notifications, not 1",
-                   LINKS, atomic_load(&h.calls));
+                   "fut_on_progress returned 0 on the tail of a %d-link "
+                   "chain, and the listener heard %d notifications (the "
+                   "last: %d), not 1 (%d)",
+                   LINKS, calls, last, x);
         RC(fut_resolve(p, NULL, NULL), 0);
     }
     RC(OUTCOME(tail), 0, ENOMEM);
