@@ -1205,7 +1205,8 @@ START_TEST(sweep_chain_handlers_run_exactly_once_inline)
 END_TEST
 
 /* The _on forms: the value chain's continuations run on a pool, the error
- * chain's on a loop executor that this thread drains. */
+ * chain's on a loop executor that this thread drains; then a continuation
+ * given to the pool after its shutdown. */
 static void scenario_chain_on(void)
 {
     fut_executor_t *ex = pool(2);
@@ -1216,6 +1217,22 @@ static void scenario_chain_on(void)
     fut_test_tracker_init(&vals);
     if (ex != NULL && loop != NULL)
         chains(ex, loop, true, &vals);
+    if (ex != NULL) {
+        /* A shut-down pool refuses the continuation: the derived future
+         * rejects ESHUTDOWN, no handler runs, the free_arg runs once. */
+        RC(fut_executor_shutdown(ex, 0), 0);
+        link_t l;
+        link_init(&l, NULL);
+        fut_t *in = FUT(fut_resolved(NULL, NULL));
+        fut_t *tail = link_add(&l, L_THEN_EX, ACT_VALUE, ex, &vals, in);
+        int out = OUTCOME(l.d);
+        if (l.d != enomem_f)
+            CHECK(out == ESHUTDOWN && atomic_load(&l.value_runs) == 0 &&
+                  atomic_load(&l.error_runs) == 0);
+        CHECK(atomic_load(&l.freed) == 1);
+        link_release(&l);
+        fut_release(tail);
+    }
     fut_executor_free(loop);
     fut_executor_free(ex);
     CHECK(atomic_load(&vals.freed) == atomic_load(&vals.made));
