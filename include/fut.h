@@ -330,7 +330,9 @@ FUT_API int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
     FUT_PRINTF(3, 4);
 
 /* Sends progress to the future's fut_on_progress callbacks on this thread.
- * Returns 0, EINVAL, or EALREADY once settled. */
+ * Returns 0, EINVAL, EALREADY once settled, or ENOMEM when the future's
+ * first notification cannot allocate the block that keeps the latest
+ * progress for listeners added later (nobody heard it). */
 FUT_API int fut_notify(fut_promise_t *p, void *progress);
 
 /* Adds a writer reference; returns p. */

@@ -41,7 +41,8 @@ typedef struct timer {
 } entry_t;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wakeup;
+static pthread_cond_t wakeup, quiet;
+static uint64_t flush_asked, flushed; /* quiesce requests, and served */
 static entry_t **heap;
 static size_t heap_len, heap_cap;
 static bool thread_running, stopping;
@@ -90,12 +91,11 @@ static int heap_push(entry_t *t)
 {
     if (heap_len == heap_cap) {
         size_t cap = heap_cap ? heap_cap * 2 : 64;
-        entry_t **h = fut__alloc(cap * sizeof *h);
+        /* Runtime state of the process, not an object of the user's:
+         * from malloc, so that no installed allocator is left holding it. */
+        entry_t **h = realloc(heap, cap * sizeof *h);
         if (!h)
             return ENOMEM;
-        if (heap_len)
-            memcpy(h, heap, heap_len * sizeof *h);
-        fut__free(heap, heap_cap * sizeof *h);
         heap = h;
         heap_cap = cap;
     }
@@ -166,6 +166,17 @@ static void *timer_main(void *arg)
         /* The loop always starts with the lock held. */
         if (stopping)
             break;
+        if (flushed < flush_asked) {
+            /* fut_set_allocator waits (quiesce): nothing is firing here,
+             * so what this thread freed can go to the depot. */
+            uint64_t asked = flush_asked;
+            pthread_mutex_unlock(&lock);
+            fut__alloc_flush();
+            pthread_mutex_lock(&lock);
+            flushed = asked;
+            pthread_cond_broadcast(&quiet);
+            continue;
+        }
         if (heap_len == 0) {
             pthread_cond_wait(&wakeup, &lock);
             continue;
@@ -188,6 +199,24 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
+/* Before fut_set_allocator switches allocators: waits until the timer
+ * thread is between firings and has handed what it freed to the depot, so
+ * that no block of the old allocator stays in its cache and none is freed
+ * by it later (it never exits).  On the timer thread itself (a callback
+ * that switches allocators) it flushes its own cache. */
+static void timer_quiesce(void)
+{
+    pthread_mutex_lock(&lock);
+    bool self = thread_running && pthread_equal(timer_thread, pthread_self());
+    uint64_t asked = ++flush_asked;
+    pthread_cond_signal(&wakeup);
+    while (!self && thread_running && !stopping && flushed < asked)
+        pthread_cond_wait(&quiet, &lock);
+    pthread_mutex_unlock(&lock);
+    if (self)
+        fut__alloc_flush();
+}
+
 /* At exit the thread is stopped and joined, so that leak checkers see a
  * clean process; timers still pending then never fire. */
 static void stop_at_exit(void)
@@ -196,6 +225,7 @@ static void stop_at_exit(void)
     bool join = thread_running && !pthread_equal(timer_thread, pthread_self());
     stopping = true;
     pthread_cond_signal(&wakeup);
+    pthread_cond_broadcast(&quiet);
     pthread_mutex_unlock(&lock);
     if (join)
         pthread_join(timer_thread, NULL);
@@ -219,7 +249,9 @@ static void fork_child(void)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&wakeup, &a);
     pthread_condattr_destroy(&a);
+    pthread_cond_init(&quiet, NULL);
     thread_running = false;
+    flushed = flush_asked;
 }
 
 static void timer_init(void)
@@ -229,7 +261,9 @@ static void timer_init(void)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&wakeup, &a);
     pthread_condattr_destroy(&a);
+    pthread_cond_init(&quiet, NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    fut__alloc_on_switch(timer_quiesce);
     atexit(stop_at_exit);
 }
 

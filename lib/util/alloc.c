@@ -236,6 +236,16 @@ static void cache_thread_exit(void *unused)
     cache.registered = false; /* a later free registers again */
 }
 
+void fut__alloc_flush(void)
+{
+    for (int c = 0; c < NCLASS; c++) {
+        while (cache.count[c] > 0) {
+            size_t n = cache.count[c] < BATCH ? cache.count[c] : BATCH;
+            depot_put(c, cache_cut(c, n), n);
+        }
+    }
+}
+
 static void fork_prepare(void)
 {
     for (int c = 0; c < NCLASS; c++)
@@ -361,10 +371,28 @@ static void release_class(int c, bool slabs, bool keep_default)
     }
 }
 
+enum { MAX_SWITCH_HOOKS = 4 };
+static void (*_Atomic switch_hooks[MAX_SWITCH_HOOKS])(void);
+
+void fut__alloc_on_switch(void (*fn)(void))
+{
+    for (int i = 0; i < MAX_SWITCH_HOOKS; i++) {
+        void (*none)(void) = NULL;
+        if (atomic_compare_exchange_strong(&switch_hooks[i], &none, fn))
+            return;
+    }
+    FUT__MUST(!"too many allocator switch hooks");
+}
+
 int fut_set_allocator(const fut_allocator_t *a)
 {
     if (a && (!a->alloc || !a->free))
         return EINVAL;
+    for (int i = 0; i < MAX_SWITCH_HOOKS; i++) {
+        void (*fn)(void) = atomic_load(&switch_hooks[i]);
+        if (fn)
+            fn();
+    }
     bool slabs = carving();
     for (int c = 0; c < NCLASS; c++)
         release_class(c, slabs, !a);

@@ -23,4 +23,14 @@ enum {
 void *fut__alloc(size_t size);
 void fut__free(void *p, size_t size);
 
+/* Hands this thread's cached blocks to the shared depot, where
+ * fut_set_allocator finds them: for a long-lived thread of fut's own (the
+ * timer thread) that would otherwise keep them until it exits. */
+void fut__alloc_flush(void);
+
+/* Registers fn to run at the start of every fut_set_allocator, before the
+ * caches are emptied: a layer with a thread of its own (the timer) waits
+ * there until that thread holds no block.  At most a few, for good. */
+void fut__alloc_on_switch(void (*fn)(void));
+
 #endif /* FUT_UTIL_ALLOC_H */
