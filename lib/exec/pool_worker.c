@@ -271,8 +271,13 @@ static void reject_queued(pool_t *p, fut_t *f, int code, const char *message)
 
 void fut__pool_signal_not_full(pool_t *p)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&p->blocked_submitters)) {
+    /* A read-modify-write, not a load: it is ordered with the blocked
+     * submitter's increment either way.  If it comes first, the submitter's
+     * RMW acquires it and sees this worker's `taken` (the queue has room);
+     * if it comes after, it sees the submitter and wakes it.  (A fence and a
+     * load said the same, but gcc's ThreadSanitizer rejects fences.) */
+    if (atomic_fetch_add_explicit(&p->blocked_submitters, 0,
+                                  memory_order_acq_rel)) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->not_full);
         pthread_mutex_unlock(&p->lock);
