@@ -51,7 +51,7 @@ int main(void)
         if (rc == 0) {
             printf("%s: %zu bytes, starts with \"%.4s\"\n", paths[i],
                    strlen(text), (char *)text);
-        } else if (rc == ETIMEDOUT) {
+        } else if (rc == FUT_TIMEDOUT) { /* our wait ran out, not the read */
             printf("%s: still reading after 2 s\n", paths[i]);
             fut_cancel(reads[i]);
             failures++;
@@ -61,7 +61,7 @@ int main(void)
                    fut_error(reads[i])->message);
             failures++;
         }
-        fut_release(reads[i]); /* frees the text too */
+        fut_release(reads[i]); /* the text goes with the last reference */
     }
     fut_executor_free(pool);
     /* The demo expects exactly one failure: the missing file. */

@@ -107,12 +107,37 @@ typedef enum fut_state {
     FUT_CANCELLED = 4, /* settled by cancellation (error code ECANCELED) */
 } fut_state_t;
 
-/* An error: a positive errno-style code and a message that lives as long
- * as the future that carries it. */
+/* An error: a code, the domain the code belongs to, and a message that
+ * lives as long as the future that carries it.  In the default domain
+ * (FUT_DOMAIN_ERRNO, 0) the code is a positive errno value; in another
+ * domain it is that domain's own code, any value but 0 (getaddrinfo's
+ * EAI_* codes are negative, SQLite's collide with errno's), and fut_get
+ * answers FUT_EFOREIGN for it rather than a code it could be mistaken
+ * for. */
 typedef struct fut_error {
-    int code;
+    int code;        /* errno value, or the domain's own code */
+    int domain;      /* FUT_DOMAIN_ERRNO, or another FUT_DOMAIN_* */
     const char *message;
 } fut_error_t;
+
+/* Error domains.  FUT_DOMAIN_GETADDRINFO: EAI_* codes (a NULL message
+ * becomes gai_strerror's); FUT_DOMAIN_SQLITE: SQLite's result codes;
+ * FUT_DOMAIN_USER and above: the program's own. */
+#define FUT_DOMAIN_ERRNO 0
+#define FUT_DOMAIN_GETADDRINFO 1
+#define FUT_DOMAIN_SQLITE 2
+#define FUT_DOMAIN_USER 256
+
+/* fut_get's answer when its own wait ran out (the future is still
+ * pending).  Negative, so it is never a code a future rejected with:
+ * fut_get returns ETIMEDOUT only for a future that rejected with it (a
+ * connect timeout, fut_within's deadline). */
+#define FUT_TIMEDOUT (-1)
+
+/* fut_get's answer for a future rejected in a domain other than errno:
+ * read domain, code and message with fut_error().  Above every errno
+ * value. */
+#define FUT_EFOREIGN 0x10000
 
 /* Destructor for a value or an argument. */
 typedef void (*fut_free_fn)(void *p);
@@ -236,6 +261,14 @@ FUT_API FUT_NODISCARD fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn,
 FUT_API void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
     FUT_PRINTF(3, 4);
 
+/* As fut_fail with a code of another domain (FUT_DOMAIN_*; the code may be
+ * any value but 0): the future's error keeps domain, code and message
+ * exactly.  A NULL fmt takes the domain's own description where fut knows
+ * one (gai_strerror), else "error <code> in domain <domain>".  A negative
+ * domain or a zero code fails the function with EINVAL instead. */
+FUT_API void *fut_fail_in(fut_ctx_t *ctx, int domain, int code,
+                          const char *fmt, ...) FUT_PRINTF(4, 5);
+
 /* Names the destructor of the value the function is about to return; it
  * runs exactly once, when the future holding the value is freed. */
 FUT_API void fut_set_free(fut_ctx_t *ctx, fut_free_fn free_value);
@@ -270,9 +303,15 @@ FUT_API bool fut_done(const fut_t *f);
 FUT_API int fut_wait(fut_t *f, int64_t timeout);
 
 /* Borrows f.  Waits like fut_wait, then returns 0 and stores the value in
- * *value (may be NULL), or returns the rejection code (ECANCELED when
- * cancelled), ETIMEDOUT, EINVAL or EDEADLK.  The value is borrowed: it lives
- * as long as the caller's reference to f. */
+ * *value (may be NULL); or FUT_TIMEDOUT when the wait ran out first (f is
+ * still pending); or f's rejection: its errno code (ECANCELED when
+ * cancelled, ETIMEDOUT when f itself timed out), or FUT_EFOREIGN for a code
+ * of another domain (fut_error tells it); or EINVAL (NULL) or EDEADLK (a
+ * task waiting on its own future).  *value is NULL unless 0 is returned.
+ * The value is borrowed: it lives as long as the caller's reference to f
+ * (and its destructor runs when the last reference goes, which may be
+ * dropped by the thread that settled f just after this returns: see
+ * README, "Values and their destructors"). */
 FUT_API int fut_get(fut_t *f, int64_t timeout, void **value);
 
 /* Borrows f.  The error of a rejected or cancelled future, valid as long as
@@ -329,6 +368,11 @@ FUT_API int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value);
 FUT_API int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
     FUT_PRINTF(3, 4);
 
+/* As fut_reject with a code of another domain (see fut_fail_in).  Returns
+ * 0, EINVAL (NULL, a negative domain or a zero code), or EALREADY. */
+FUT_API int fut_reject_in(fut_promise_t *p, int domain, int code,
+                          const char *fmt, ...) FUT_PRINTF(4, 5);
+
 /* Sends progress to the future's fut_on_progress callbacks on this thread.
  * Returns 0, EINVAL, EALREADY once settled, or ENOMEM when the future's
  * first notification cannot allocate the block that keeps the latest
@@ -349,6 +393,11 @@ FUT_API FUT_NODISCARD fut_t *fut_resolved(void *value, fut_free_fn free_value);
 /* A new future already rejected with code (EINVAL if code <= 0) and a copy
  * of message (may be NULL). */
 FUT_API FUT_NODISCARD fut_t *fut_rejected(int code, const char *message);
+
+/* As fut_rejected with a code of another domain (see fut_fail_in); a
+ * negative domain or a zero code gives a future rejected EINVAL. */
+FUT_API FUT_NODISCARD fut_t *fut_rejected_in(int domain, int code,
+                                             const char *message);
 
 /* ------------------------------------------------------------- chaining */
 

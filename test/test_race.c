@@ -129,7 +129,7 @@ static void *race_worker(void *arg)
             if (rc == 0 && (v == NULL || ((fut_test_obj_t *)v)->value !=
                                              (int)(s - r->slots)))
                 atomic_fetch_add(&r->bad, 1);
-            if (rc != 0 && rc != ETIMEDOUT && rc != EIO && rc != ECANCELED)
+            if (rc != 0 && rc != FUT_TIMEDOUT && rc != EIO && rc != ECANCELED)
                 atomic_fetch_add(&r->bad, 1);
             break;
         }

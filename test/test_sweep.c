@@ -1604,7 +1604,7 @@ static void scenario_wait(void)
     fut_promise_t *p = promise(&pf);
     RC(fut_wait(pf, 0), p ? ETIMEDOUT : 0);
     RC(fut_wait(pf, FUT_MS(1)), p ? ETIMEDOUT : 0);
-    RC(fut_get(pf, FUT_US(100), NULL), p ? ETIMEDOUT : ENOMEM);
+    RC(fut_get(pf, FUT_US(100), NULL), p ? FUT_TIMEDOUT : ENOMEM);
     fut_t *both[2] = {f[2], pf};
     RC(fut_wait_for(both, 2, FUT_MS(1), FUT_ALL_COMPLETED, &done),
        p ? ETIMEDOUT : 0);

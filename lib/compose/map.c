@@ -81,6 +81,7 @@ static void *run_chunk(fut_ctx_t *ctx, void *p)
                 item.free_value(v);
             /* The chunk fails with the item's error. */
             ctx->code = item.code;
+            ctx->domain = item.domain;
             ctx->message = item.message;
             return NULL;
         }

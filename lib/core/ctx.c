@@ -33,7 +33,7 @@ void fut__ctx_settle(fut_ctx_t *ctx, void *value)
     }
     if (ctx->code) {
         fut_release(ctx->adopt);
-        fut__fail_owned(f, ctx->code, ctx->message);
+        fut__fail_in(f, ctx->domain, ctx->code, ctx->message);
     } else if (ctx->adopt) {
         fut__adopt_start(f, ctx->adopt);
     } else {
@@ -41,23 +41,38 @@ void fut__ctx_settle(fut_ctx_t *ctx, void *value)
     }
 }
 
-void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
+static void fail_v(fut_ctx_t *ctx, int domain, int code, const char *fmt,
+                   va_list ap)
 {
     if (!ctx || ctx->code || ctx->adopt)
-        return NULL; /* the first failure or adoption wins */
-    if (code <= 0) {
+        return; /* the first failure or adoption wins */
+    if (domain < 0 || code == 0 || (domain == FUT_DOMAIN_ERRNO && code < 0)) {
         ctx->code = EINVAL;
-        ctx->message = fut__msg_copy("fut_fail: the code must be a "
-                                     "positive errno value");
-        return NULL;
+        ctx->message = fut__msg_copy("fut_fail: a bad code for its domain "
+                                     "(errno codes are positive)");
+        return;
     }
     ctx->code = code;
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
+    ctx->domain = domain;
+    if (fmt)
         ctx->message = fut__msg_vformat(fmt, ap);
-        va_end(ap);
-    }
+}
+
+void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(ctx, FUT_DOMAIN_ERRNO, code, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+void *fut_fail_in(fut_ctx_t *ctx, int domain, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(ctx, domain, code, fmt, ap);
+    va_end(ap);
     return NULL;
 }
 

@@ -18,6 +18,7 @@ struct fut_ctx {
     fut_t *f; /* the future being produced (RUNNING) */
     fut_free_fn free_value;
     int code;      /* first failure, 0 if none */
+    int domain;    /* its domain (fut.h, FUT_DOMAIN_*) */
     char *message; /* owned; NULL: static description of code */
     fut_t *adopt;  /* future to follow (a reference), or NULL */
 };

@@ -68,6 +68,6 @@ void fut__report_unhandled(const fut_error_t *err)
     if (hook)
         hook(err, arg);
     else if (print)
-        fprintf(stderr, "fut: rejection never retrieved: %d: %s\n", err->code,
-                err->message);
+        fprintf(stderr, "fut: rejection never retrieved: %d (domain %d): %s\n",
+                err->code, err->domain, err->message);
 }

@@ -200,25 +200,36 @@ void fut__fulfil(fut_t *f, void *value, fut_free_fn free_value)
     publish(f, FUT_FULFILLED, 0);
 }
 
-void fut__fail_static(fut_t *f, int code, const char *message)
+/* The one way to reject: a cancellation is ECANCELED in errno's domain. */
+static void fail(fut_t *f, int domain, int code, const char *message,
+                 bool owned)
 {
     f->u.err.code = code;
-    f->u.err.message = message ? message : fut__code_message(code);
+    f->u.err.domain = domain;
+    f->u.err.message = message;
     f->u.hold = NULL;
-    publish(f, code == ECANCELED ? FUT_CANCELLED : FUT_REJECTED, 0);
+    bool cancel = domain == FUT_DOMAIN_ERRNO && code == ECANCELED;
+    publish(f, cancel ? FUT_CANCELLED : FUT_REJECTED,
+            owned ? FUT__MSG_OWNED : 0);
+}
+
+void fut__fail_static(fut_t *f, int code, const char *message)
+{
+    fail(f, FUT_DOMAIN_ERRNO, code, message ? message : fut__code_message(code),
+         false);
 }
 
 void fut__fail_owned(fut_t *f, int code, char *message)
 {
-    if (!message) {
-        fut__fail_static(f, code, NULL);
-        return;
-    }
-    f->u.err.code = code;
-    f->u.err.message = message;
-    f->u.hold = NULL;
-    publish(f, code == ECANCELED ? FUT_CANCELLED : FUT_REJECTED,
-            FUT__MSG_OWNED);
+    fut__fail_in(f, FUT_DOMAIN_ERRNO, code, message);
+}
+
+void fut__fail_in(fut_t *f, int domain, int code, char *message)
+{
+    if (message)
+        fail(f, domain, code, message, true);
+    else
+        fail(f, domain, code, fut__domain_message(domain, code), false);
 }
 
 void fut__settle_like(fut_t *f, fut_t *src)

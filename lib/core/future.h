@@ -321,6 +321,9 @@ fut_t *fut__decide(fut_t *_Atomic *holder);
 void fut__fulfil(fut_t *f, void *value, fut_free_fn free_value);
 void fut__fail_owned(fut_t *f, int code, char *message);
 void fut__fail_static(fut_t *f, int code, const char *message);
+/* As fut__fail_owned with a code of another domain (fut.h, fut_error_t);
+ * NULL message: the domain's static description of the code. */
+void fut__fail_in(fut_t *f, int domain, int code, char *message);
 
 /* Settles a claimed or RUNNING future f with the outcome of settled src,
  * borrowing its value or error (f keeps a reference to their owner), and

@@ -161,7 +161,7 @@ int fut_get(fut_t *f, int64_t timeout, void **value)
         *value = NULL;
     int rc = fut_wait(f, timeout);
     if (rc)
-        return rc;
+        return rc == ETIMEDOUT ? FUT_TIMEDOUT : rc; /* the wait's, not f's */
     uint32_t s = fut__load(f);
     if ((s & FUT__STATE_MASK) == FUT_FULFILLED) {
         if (value)
@@ -169,7 +169,7 @@ int fut_get(fut_t *f, int64_t timeout, void **value)
         return 0;
     }
     fut__observe(f);
-    return f->u.err.code;
+    return f->u.err.domain == FUT_DOMAIN_ERRNO ? f->u.err.code : FUT_EFOREIGN;
 }
 
 /* --- PEP 3148 wait ---------------------------------------------------- */

@@ -94,26 +94,46 @@ int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value)
     return 0;
 }
 
-int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
+static bool valid_code(int domain, int code)
 {
-    if (!p || code <= 0)
+    return domain >= 0 && code != 0 &&
+           (domain != FUT_DOMAIN_ERRNO || code > 0);
+}
+
+static int reject_v(fut_promise_t *p, int domain, int code, const char *fmt,
+                    va_list ap)
+{
+    if (!p || !valid_code(domain, code))
         return EINVAL;
     fut_t *f = as_future(p);
     if (fut_done(f))
         return EALREADY; /* cheap early answer; the claim decides */
-    char *msg = NULL;
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        msg = fut__msg_vformat(fmt, ap);
-        va_end(ap);
-    }
+    char *msg = fmt ? fut__msg_vformat(fmt, ap) : NULL;
     if (!fut__claim(f)) {
         fut__msg_free(msg);
         return EALREADY;
     }
-    fut__fail_owned(f, code, msg);
+    fut__fail_in(f, domain, code, msg);
     return 0;
+}
+
+int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = reject_v(p, FUT_DOMAIN_ERRNO, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int fut_reject_in(fut_promise_t *p, int domain, int code, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = reject_v(p, domain, code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int fut_notify(fut_promise_t *p, void *progress)
@@ -133,6 +153,19 @@ fut_t *fut_resolved(void *value, fut_free_fn free_value)
     }
     FUT__MUST(fut__claim(f)); /* nobody else has seen it */
     fut__fulfil(f, value, free_value);
+    return f;
+}
+
+fut_t *fut_rejected_in(int domain, int code, const char *message)
+{
+    if (!valid_code(domain, code))
+        return fut_rejected(EINVAL, "fut_rejected_in: a negative domain or "
+                                    "a bad code");
+    fut_t *f = fut__new(FUT__KIND_VALUE, 1);
+    if (!f)
+        return &fut__enomem;
+    FUT__MUST(fut__claim(f)); /* nobody else has seen it */
+    fut__fail_in(f, domain, code, message ? fut__msg_copy(message) : NULL);
     return f;
 }
 

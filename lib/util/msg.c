@@ -10,7 +10,10 @@
 #include "util/alloc.h"
 #include "util/assert.h"
 
+#include "fut.h"
+
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,20 @@ const char *fut__code_message(int code)
     }
     const char *d = strerrordesc_np(code);
     return d ? d : "unknown error";
+}
+
+const char *fut__domain_message(int domain, int code)
+{
+    switch (domain) {
+    case FUT_DOMAIN_ERRNO:
+        return fut__code_message(code);
+    case FUT_DOMAIN_GETADDRINFO:
+        return gai_strerror(code);
+    case FUT_DOMAIN_SQLITE:
+        return "SQLite error (no message given)";
+    default:
+        return "error of the program's own domain (no message given)";
+    }
 }
 
 static char *msg_alloc(size_t len)

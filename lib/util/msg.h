@@ -19,4 +19,8 @@ void fut__msg_free(char *s);
 /* A static description of an errno code (fut's own codes first). */
 const char *fut__code_message(int code);
 
+/* A static description of a code of any domain (fut.h, FUT_DOMAIN_*):
+ * errno's and getaddrinfo's own words, else a generic one. */
+const char *fut__domain_message(int domain, int code);
+
 #endif /* FUT_UTIL_MSG_H */

@@ -1,0 +1,233 @@
+/*
+ * test_blocking.c - wrapping blocking calls: tasks from outside a pool
+ * start in submission order whenever a worker is free; a wait that timed
+ * out is told apart from a future rejected with ETIMEDOUT; errors of other
+ * domains (getaddrinfo, SQLite, the user's own) come back whole.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------ submission order */
+
+/* A task that records when it started (its rank among starts), then
+ * sleeps its own duration. */
+typedef struct timed {
+    atomic_int *starts; /* shared counter */
+    int rank;           /* order in which it started, -1 before */
+    int64_t started_ns;
+    int sleep_ms;
+} timed_t;
+
+static void *task_timed(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    timed_t *t = arg;
+    t->started_ns = fut_test_now_ns();
+    t->rank = atomic_fetch_add(t->starts, 1);
+    if (t->sleep_ms > 0)
+        fut_test_sleep_ms(t->sleep_ms);
+    return NULL;
+}
+
+/* Two workers; A and C block 300 ms, B returns at once: B must not wait
+ * behind A (one worker took A, B and C as a batch and the other stole C, so
+ * B finished at 300 ms, every time). */
+START_TEST(order_quick_task_between_two_blocking_ones_is_not_held_back)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    atomic_int starts = 0;
+    timed_t t[3] = {
+        {&starts, -1, 0, 300},
+        {&starts, -1, 0, 0},
+        {&starts, -1, 0, 300},
+    };
+    int64_t t0 = fut_test_now_ns();
+    fut_t *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = fut_submit(pool, task_timed, &t[i]);
+    ck_assert_int_eq(fut_get(fs[1], FUT_FOREVER, NULL), 0);
+    int64_t b_done = fut_test_now_ns() - t0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        fut_release(fs[i]);
+    }
+    fut_executor_free(pool);
+    /* B starts as soon as the second worker is free: long before A ends.
+     * 150 ms leaves room for a slow, shared machine. */
+    ck_assert_msg(b_done < FUT_MS(150), "B finished after %lld ms",
+                  (long long)(b_done / 1000000));
+    ck_assert_int_lt(t[1].rank, t[2].rank);
+}
+END_TEST
+
+/* Random blocking durations on 2..8 workers: no task submitted from
+ * outside starts while an earlier one is still waiting for a worker.  Start
+ * ranks come from the tasks themselves, so two workers that take tasks a
+ * few microseconds apart may record them in either order; an inversion
+ * counts only when the later task started well (20 ms) before the earlier
+ * one did. */
+START_TEST(order_external_tasks_start_in_submission_order)
+{
+    unsigned seed = fut_test_seed();
+    enum { N = 48 };
+    for (int round = 0; round < 4; round++) {
+        size_t workers = 2 + fut_test_rand(&seed) % 7;
+        fut_executor_t *pool = fut_test_pool(workers);
+        atomic_int starts = 0;
+        timed_t t[N];
+        fut_t *fs[N];
+        for (int i = 0; i < N; i++) {
+            int ms = (int)(fut_test_rand(&seed) % 4) * 10; /* 0..30 ms */
+            t[i] = (timed_t){&starts, -1, 0, ms};
+        }
+        for (int i = 0; i < N; i++)
+            fs[i] = fut_submit(pool, task_timed, &t[i]);
+        for (int i = 0; i < N; i++) {
+            ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+            fut_release(fs[i]);
+        }
+        fut_executor_free(pool);
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++)
+                ck_assert_msg(
+                    t[j].started_ns >= t[i].started_ns - FUT_MS(20),
+                    "%zu workers: task %d started %lld ms before "
+                    "task %d, submitted earlier",
+                    workers, j,
+                    (long long)((t[i].started_ns - t[j].started_ns) / 1000000),
+                    i);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------- unambiguous waits */
+
+static void *task_fail_timedout(fut_ctx_t *ctx, void *arg)
+{
+    (void)arg;
+    return fut_fail(ctx, ETIMEDOUT, "connect timed out");
+}
+
+/* fut_get says FUT_TIMEDOUT when its own wait ran out, and ETIMEDOUT when
+ * the future rejected with ETIMEDOUT (a connect timeout): one call tells
+ * them apart. */
+START_TEST(get_tells_a_timed_out_wait_from_an_etimedout_rejection)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    void *v = &v;
+    ck_assert_int_eq(fut_get(f, 0, &v), FUT_TIMEDOUT);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(fut_get(f, FUT_MS(5), NULL), FUT_TIMEDOUT);
+    ck_assert_int_eq(fut_state(f), FUT_PENDING);
+
+    fut_t *g = fut_submit(fut_inline_executor(), task_fail_timedout, NULL);
+    ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), ETIMEDOUT);
+    ck_assert_int_eq(fut_get(g, 0, NULL), ETIMEDOUT);
+    ck_assert_int_ne(FUT_TIMEDOUT, ETIMEDOUT);
+    ck_assert_int_lt(FUT_TIMEDOUT, 0); /* no errno code is negative */
+
+    /* fut_within's own deadline is a rejection with ETIMEDOUT. */
+    fut_t *w = fut_within(fut_retain(f), FUT_MS(1));
+    ck_assert_int_eq(fut_get(w, FUT_FOREVER, NULL), ETIMEDOUT);
+    fut_release(w);
+    fut_release(g);
+    fut_release(f);
+    fut_promise_release(p);
+}
+END_TEST
+
+/* ------------------------------------------------------ error domains */
+
+static void *h_value(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx, (void)arg;
+    return value;
+}
+
+static void *task_gai(fut_ctx_t *ctx, void *arg)
+{
+    (void)arg;
+    return fut_fail_in(ctx, FUT_DOMAIN_GETADDRINFO, EAI_NONAME, NULL);
+}
+
+static void *task_sqlite_error(fut_ctx_t *ctx, void *arg)
+{
+    (void)arg;
+    /* SQLITE_ERROR is 1, which is also EPERM: the domain tells them apart. */
+    return fut_fail_in(ctx, FUT_DOMAIN_SQLITE, 1, "no such table: %s", "t");
+}
+
+START_TEST(foreign_error_codes_come_back_with_their_domain_and_message)
+{
+    fut_executor_t *ex = fut_inline_executor();
+    fut_t *g = fut_submit(ex, task_gai, NULL);
+    ck_assert_int_eq(fut_get(g, FUT_FOREVER, NULL), FUT_EFOREIGN);
+    const fut_error_t *e = fut_error(g);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->domain, FUT_DOMAIN_GETADDRINFO);
+    ck_assert_int_eq(e->code, EAI_NONAME);
+    ck_assert_str_eq(e->message, gai_strerror(EAI_NONAME));
+
+    fut_t *s = fut_submit(ex, task_sqlite_error, NULL);
+    ck_assert_int_eq(fut_get(s, FUT_FOREVER, NULL), FUT_EFOREIGN);
+    e = fut_error(s);
+    ck_assert_int_eq(e->domain, FUT_DOMAIN_SQLITE);
+    ck_assert_int_eq(e->code, 1);
+    ck_assert_str_eq(e->message, "no such table: t");
+
+    /* errno stays the default domain. */
+    fut_t *r = fut_rejected(EPERM, "not allowed");
+    ck_assert_int_eq(fut_get(r, 0, NULL), EPERM);
+    ck_assert_int_eq(fut_error(r)->domain, FUT_DOMAIN_ERRNO);
+
+    /* Promises and born-rejected futures take domains too, and the error
+     * passes down a chain and through a combinator unchanged. */
+    fut_promise_t *p = fut_promise_new();
+    ck_assert_int_eq(fut_reject_in(p, FUT_DOMAIN_USER + 7, -42, "mine %d", 42),
+                     0);
+    fut_t *chained = fut_then(fut_promise_future(p), h_value, NULL);
+    ck_assert_int_eq(fut_get(chained, 0, NULL), FUT_EFOREIGN);
+    ck_assert_int_eq(fut_error(chained)->domain, FUT_DOMAIN_USER + 7);
+    ck_assert_int_eq(fut_error(chained)->code, -42);
+    fut_t *in[2] = {fut_promise_future(p),
+                    fut_rejected_in(FUT_DOMAIN_USER, 3, NULL)};
+    fut_t *all = fut_when_all(in, 2);
+    ck_assert_int_eq(fut_get(all, FUT_FOREVER, NULL), FUT_EFOREIGN);
+    ck_assert_int_eq(fut_error(all)->domain, FUT_DOMAIN_USER + 7);
+    ck_assert_int_eq(fut_error(all)->code, -42);
+    ck_assert_str_eq(fut_error(all)->message, "mine 42");
+
+    /* Bad domains and a zero code are refused, not stored. */
+    ck_assert_int_eq(fut_reject_in(p, -1, 5, NULL), EINVAL);
+    fut_t *z = fut_rejected_in(FUT_DOMAIN_USER, 0, NULL);
+    ck_assert_int_eq(fut_get(z, 0, NULL), EINVAL);
+
+    fut_release(z);
+    fut_release(chained);
+    fut_release(all);
+    fut_promise_release(p);
+    fut_release(r);
+    fut_release(s);
+    fut_release(g);
+}
+END_TEST
+
+Suite *fut_test_blocking_suite(void)
+{
+    Suite *s = suite_create("blocking");
+    TCase *tc = tcase_create("quick");
+    tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(tc,
+                   order_quick_task_between_two_blocking_ones_is_not_held_back);
+    tcase_add_test(tc, order_external_tasks_start_in_submission_order);
+    tcase_add_test(tc, get_tells_a_timed_out_wait_from_an_etimedout_rejection);
+    tcase_add_test(tc,
+                   foreign_error_codes_come_back_with_their_domain_and_message);
+    suite_add_tcase(s, tc);
+    return s;
+}
