@@ -290,6 +290,7 @@ static pool_t *pool_alloc(size_t n, const fut_pool_config_t *cfg)
         return NULL;
     }
     memset(p, 0, sizeof *p);
+    fut__ring_init(&p->ring);
     for (size_t i = 0; i < n; i++) {
         fut__deque_init(&ws[i].deque);
         ws[i].pool = p;

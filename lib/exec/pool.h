@@ -19,17 +19,15 @@
 #include "core/wait.h"
 #include "util/deque.h"
 #include "util/park.h"
+#include "util/ring.h"
 
 #include <pthread.h>
 
 enum {
     FUT__POOL_NAME_MAX = 15, /* bytes a thread name can show */
     FUT__POOL_THREADS_MAX = 4096,
-    FUT__INJECT_BATCH = 64, /* tasks a worker takes from the shared queue */
     FUT__HELP_DEPTH_MAX = 64, /* nested help-while-wait levels */
 };
-_Static_assert((int)FUT__INJECT_BATCH <= (int)FUT__DEQUE_CAPACITY,
-               "a batch fits in an empty deque");
 
 typedef struct fut__pool fut__pool_t;
 
@@ -69,10 +67,13 @@ struct fut__pool {
     FUT__LINE _Atomic uint64_t admit;
     /* The injection stack: submitters push, workers take it whole. */
     FUT__LINE fut_t *_Atomic inject;
-    /* The backlog, oldest first: workers take, under inject_lock (the
-     * atomic lets a worker look without the lock). */
+    /* What the ring could not hold, oldest first, older than the stack:
+     * under inject_lock (the atomic lets a worker look without it). */
     FUT__LINE fut_t *_Atomic backlog;
     pthread_mutex_t inject_lock;
+    /* The FIFO every worker takes outside work from, one task at a time,
+     * refilled from the backlog and the stack under inject_lock. */
+    fut__ring_t ring;
     /* Written by workers as they park and wake. */
     FUT__LINE _Atomic size_t nidle;
     /* Rare. */

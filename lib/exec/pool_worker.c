@@ -2,23 +2,28 @@
  * pool_worker.c - the pool's queues and its workers: finding work,
  * running it, parking, and helping while a worker waits.
  *
- * Queues.  Each worker owns a bounded Chase-Lev deque (util/deque.h) for
- * the work it spawns itself: tasks submitted from inside tasks,
- * continuations handed to the pool by a settle on a worker; when it is
- * full they go to the shared queue instead.  The shared (injection) queue
- * has two parts.  Outside submitters push onto a lock-free stack linked
- * through the futures' own `next` (no allocation per task).  Workers take
- * from a FIFO backlog under `inject_lock`; when the backlog is empty, the
- * taker moves the whole stack into it at once (one exchange) and reverses
- * it.  The backlog only ever holds tasks older than those on the stack, so
- * tasks leave in submission order.  A worker takes at most INJECT_BATCH at
- * a time: it runs the oldest and pushes the others on its deque, oldest at
- * the bottom, so it runs them in order and thieves take the newest.
- * Taking in bounded batches keeps every deque within its fixed ring, so
- * queue memory does not grow with a burst, and leaves the rest of a burst
- * in the shared queue for whichever worker is free.  A worker looking for
- * work takes its own deque, then a batch from the shared queue, then
- * steals from the other workers' deques.
+ * Queues.  Work from outside the pool goes through one shared FIFO, so
+ * that outside tasks start in submission order whichever worker is free
+ * (PEP 3148's work queue, libuv, GLib): a free worker never runs a later
+ * outside task while an earlier one waits.  Submitters push onto a
+ * lock-free stack linked through the futures' own `next` (one CAS, no
+ * allocation per task).  Workers take one task at a time from a bounded
+ * MPMC ring (util/ring.h: one CAS per task, no lock); a worker that finds
+ * the ring empty refills it under `inject_lock`, moving the whole stack at
+ * once (one exchange) and reversing it, oldest first; what does not fit
+ * waits in the backlog, which is older than the stack and younger than the
+ * ring.  Each worker also owns a bounded Chase-Lev deque (util/deque.h) for
+ * work it spawns itself (tasks submitted from inside tasks, continuations
+ * handed to the pool by a settle on a worker), which it runs newest first
+ * for locality and others may steal oldest first; when full, that work goes
+ * to the shared queue.  A worker looking for work takes its own deque, then
+ * the shared FIFO, then steals from the other workers' deques.
+ *
+ * Rejected: taking outside work in batches of 64 into the taker's deque
+ * (the previous design).  It made W1 cheap, one lock per 64 tasks, but a
+ * thief stole the newest of a batch and the taker ran its batch behind
+ * a task that blocked, so a quick task waited 300 ms behind a blocking one
+ * on a two-worker pool while the other worker was free.
  *
  * Parking.  An idle worker spins briefly, then registers in the idle list
  * (nidle++), looks once more, and parks on its own parker.  A submitter
@@ -27,7 +32,8 @@
  * lock per task.  No wakeup is lost: the push and the worker's nidle++ are
  * seq_cst operations, and so are the submitter's load of nidle and the
  * worker's second look, so at least one of the two sees the other.  A
- * worker that takes a batch wakes another idle worker, which steals.
+ * worker that takes outside work and sees more waiting wakes another idle
+ * worker, which does the same, so a burst fans out.
  *
  * Waiting inside a task (rule 7).  A worker that waits on a future runs
  * the pool's work meanwhile (the executor's help_wait operation, reached
@@ -55,7 +61,6 @@ enum {
     HELP_DEPTH_MAX = FUT__HELP_DEPTH_MAX,
     SPIN_ROUNDS = 64, /* looks for work before parking */
     STEAL_TRIES = 4,  /* retries of a steal that lost a race */
-    INJECT_BATCH = FUT__INJECT_BATCH,
 };
 
 typedef fut__pool_t pool_t;
@@ -86,52 +91,67 @@ static void inject_push(pool_t *p, fut_t *f)
         &p->inject, &head, f, memory_order_seq_cst, memory_order_relaxed));
 }
 
-/* True if the shared queue may hold a task.  The seq_cst load of the stack
- * is the worker's half of the no-lost-wakeup argument (see Parking). */
+/* True if the stack or the backlog may hold a task.  The seq_cst load of
+ * the stack is the worker's half of the no-lost-wakeup argument (see
+ * Parking). */
 static bool inject_nonempty(pool_t *p)
 {
     return atomic_load_explicit(&p->backlog, memory_order_relaxed) ||
            atomic_load_explicit(&p->inject, memory_order_seq_cst);
 }
 
-/* Moves up to max of the oldest tasks in the shared queue into out[],
- * oldest first, and returns how many; 0 if there are none, or if another
- * worker is taking and !wait.  *more says whether tasks were left behind.
+/* Moves the oldest tasks of the backlog, then of the stack, into the ring
+ * until it is full; what does not fit stays in the backlog.  Returns
+ * false if there was nothing to move, or if another worker is moving and
+ * !wait.
  *
- * A worker about to park looks with wait: it takes the lock, so either it
- * sees what an earlier taker left in the backlog, or that taker's critical
- * section comes after its own, hence after its nidle++, and the taker,
- * which reads nidle when it leaves work behind, wakes it. */
-static size_t inject_take(pool_t *p, fut_t **out, size_t max, bool wait,
-                          bool *more)
+ * A worker about to park refills with wait: it takes the lock, so either
+ * it sees what an earlier refill left (in the ring or the backlog), or
+ * that refill comes after its own look, hence after its nidle++, and the
+ * refiller, which reads nidle when it leaves work behind, wakes it. */
+static bool refill(pool_t *p, bool wait)
 {
-    *more = false;
     if (wait)
         pthread_mutex_lock(&p->inject_lock);
     else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
-        return 0; /* a holder wakes a helper if it leaves work */
+        return false; /* the holder wakes a helper if it leaves work */
     fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
-    if (!head) {
-        /* Move the stack (newest first) into the backlog, reversed. */
-        fut_t *s =
-            atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
-        while (s) {
-            fut_t *next = s->next;
-            s->next = head;
-            head = s;
-            s = next;
+    bool moved = false;
+    for (int pass = 0; pass < 2; pass++) {
+        if (!head && pass == 1) {
+            /* Then the stack (newest first), reversed: oldest first. */
+            fut_t *s =
+                atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+            while (s) {
+                fut_t *next = s->next;
+                s->next = head;
+                head = s;
+                s = next;
+            }
         }
-    }
-    size_t n = 0;
-    for (; n < max && head; n++) {
-        out[n] = head;
-        head = head->next;
-        out[n]->next = NULL;
+        while (head) {
+            fut_t *next = head->next; /* before the push: it may run at once */
+            if (!fut__ring_push(&p->ring, head))
+                break;
+            head = next;
+            moved = true;
+        }
+        if (head)
+            break; /* the ring is full: the rest stays in the backlog */
     }
     atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
     pthread_mutex_unlock(&p->inject_lock);
-    *more = inject_nonempty(p);
-    return n;
+    return moved;
+}
+
+/* The oldest task from outside, or NULL.  Refills the ring when it finds
+ * it empty. */
+static fut_t *take_outside(pool_t *p, bool wait)
+{
+    fut_t *f = fut__ring_pop(&p->ring);
+    if (!f && refill(p, wait))
+        f = fut__ring_pop(&p->ring);
+    return f;
 }
 
 /* --- the idle list (lock held unless said) ---------------------------- */
@@ -222,26 +242,30 @@ static fut_t *steal_any(pool_t *p, worker_t *self)
     return NULL;
 }
 
-/* The next task for worker w, or NULL.  wait: take the shared queue's
- * lock even if another worker holds it (the last look before parking). */
+/* Lock not held.  More outside work is waiting: wake an idle worker to
+ * take it (each one woken does the same, so a burst fans out). */
+static void wake_for_more(pool_t *p)
+{
+    if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) != 0 &&
+        (fut__ring_nonempty(&p->ring) || inject_nonempty(p)))
+        wake_one(p);
+}
+
+/* The next task for worker w, or NULL: its own deque (work it spawned,
+ * newest first), then the shared FIFO (outside work, oldest first, so that
+ * outside tasks start in submission order whichever worker is free), then
+ * the other workers' deques.  wait: take the shared queue's lock even if
+ * another worker holds it (the last look before parking). */
 static fut_t *find_work(worker_t *w, bool wait)
 {
     pool_t *p = w->pool;
     fut_t *f = fut__deque_take(&w->deque);
     if (f)
         return f;
-    bool more;
-    fut_t *batch[INJECT_BATCH];
-    size_t n = inject_take(p, batch, INJECT_BATCH, wait, &more);
-    if (n > 0) {
-        /* Run the oldest now; push the others newest first, so that the
-         * owner takes them oldest first.  The deque was empty and a batch
-         * fits it, so every push succeeds. */
-        for (size_t i = n - 1; i > 0; i--)
-            FUT__MUST(fut__deque_push(&w->deque, batch[i]));
-        if (more || n > 1)
-            wake_one(p); /* let an idle worker steal or take the rest */
-        return batch[0];
+    f = take_outside(p, wait);
+    if (f) {
+        wake_for_more(p);
+        return f;
     }
     return steal_any(p, w);
 }
@@ -435,19 +459,12 @@ bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *wt,
 /* Takes every queued task out (injection stack and all deques). */
 void fut__pool_drain(pool_t *p, int code, const char *message)
 {
-    for (;;) {
-        bool more;
-        fut_t *batch[INJECT_BATCH];
-        size_t n = inject_take(p, batch, INJECT_BATCH, true, &more);
-        if (n == 0 && (batch[0] = steal_any(p, NULL)) != NULL)
-            n = 1;
-        if (n == 0)
-            break;
-        for (size_t i = 0; i < n; i++) {
-            atomic_fetch_add(&p->drained, 1);
-            reject_queued(p, batch[i], code, message);
-            fut_release(batch[i]);
-        }
+    fut_t *f;
+    while ((f = take_outside(p, true)) != NULL ||
+           (f = steal_any(p, NULL)) != NULL) {
+        atomic_fetch_add(&p->drained, 1);
+        reject_queued(p, f, code, message);
+        fut_release(f);
     }
 }
 

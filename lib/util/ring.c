@@ -1,0 +1,74 @@
+/*
+ * ring.c - the bounded MPMC FIFO (ring.h has the protocol and its memory
+ * ordering).
+ */
+#include "util/ring.h"
+
+#include <stdint.h>
+
+enum { MASK = FUT__RING_CAPACITY - 1 };
+
+void fut__ring_init(fut__ring_t *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    for (size_t i = 0; i < FUT__RING_CAPACITY; i++) {
+        atomic_init(&r->cell[i].seq, i);
+        r->cell[i].item = NULL;
+    }
+}
+
+bool fut__ring_push(fut__ring_t *r, void *item)
+{
+    size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    fut__ring_cell_t *c;
+    for (;;) {
+        c = &r->cell[pos & MASK];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t diff = (intptr_t)(seq - pos);
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+        } else if (diff < 0) {
+            return false; /* the cell still holds an item a lap behind */
+        } else {
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        }
+    }
+    c->item = item;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    return true;
+}
+
+void *fut__ring_pop(fut__ring_t *r)
+{
+    size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    fut__ring_cell_t *c;
+    for (;;) {
+        c = &r->cell[pos & MASK];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t diff = (intptr_t)(seq - (pos + 1));
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+        } else if (diff < 0) {
+            return NULL; /* not filled yet: empty */
+        } else {
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+        }
+    }
+    void *item = c->item;
+    atomic_store_explicit(&c->seq, pos + FUT__RING_CAPACITY,
+                          memory_order_release);
+    return item;
+}
+
+bool fut__ring_nonempty(fut__ring_t *r)
+{
+    return atomic_load_explicit(&r->head, memory_order_relaxed) !=
+           atomic_load_explicit(&r->tail, memory_order_relaxed);
+}
