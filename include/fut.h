@@ -187,6 +187,14 @@ typedef struct fut_pool_config {
      * it exits. */
     void (*worker_exit)(void *worker_arg);
     void *worker_arg;
+    /* Elastic capacity for blocking calls.  While tasks are in declared
+     * blocking calls (FUT_BLOCKING, fut_blocking_begin), the pool starts
+     * extra threads so that `threads` workers stay runnable, up to
+     * max_threads in all (0: threads + 64); an extra thread idle for
+     * keep_alive nanoseconds exits (0: 10 s).  max_threads below threads
+     * means threads (no extra threads). */
+    size_t max_threads;
+    int64_t keep_alive;
 } fut_pool_config_t;
 
 typedef struct fut_stats {
@@ -198,7 +206,26 @@ typedef struct fut_stats {
     uint64_t cancelled; /* tasks settled by cancellation before running */
     int broken;         /* 0, or the code a failing worker_init returned */
     bool shutdown;      /* fut_executor_shutdown was called */
+    size_t blocked;     /* workers in declared blocking calls now */
+    uint64_t spawned;   /* extra threads started for them, in all */
 } fut_stats_t;
+
+/* The index of the pool worker running on this thread (0..threads-1 for
+ * the configured workers, above for extra ones), or -1 on any other
+ * thread.  worker_init may call it, e.g. to open one connection per
+ * worker. */
+FUT_API int fut_pool_worker_index(void);
+
+/* A task about to block (a read, a query, a lock held elsewhere) says so,
+ * as Java's ManagedBlocker does: on a pool worker, the pool starts or
+ * wakes another worker if fewer than `threads` would stay runnable (up to
+ * max_threads), so blocking calls do not starve the pool's other work.
+ * fut_blocking_end ends the call; the pair nests.  Returns 0, or EAGAIN if
+ * a thread was needed and could not be started (the task still runs).
+ * Outside a pool worker both do nothing (0).  A task submitted with
+ * FUT_BLOCKING is treated as one blocking call from start to end. */
+FUT_API int fut_blocking_begin(void);
+FUT_API void fut_blocking_end(void);
 
 /* Creates a thread pool.  cfg may be NULL for defaults.  Returns 0 and the
  * pool in *out, or EINVAL (out NULL, or more than 4096 threads), ENOMEM,
@@ -239,6 +266,9 @@ FUT_API int fut_executor_stats(fut_executor_t *ex, fut_stats_t *out);
 #define FUT_NOWAIT                                                             \
     1u /* a full bounded queue rejects EAGAIN instead of                       \
           blocking the submitter */
+#define FUT_BLOCKING                                                           \
+    2u /* the task blocks (I/O, a query): the pool keeps others running        \
+          meanwhile, see fut_blocking_begin */
 
 /* Submits fn(ctx, arg) to ex and returns a new reference to its future.
  * Never returns NULL: bad arguments reject EINVAL, a shut-down executor

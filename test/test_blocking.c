@@ -217,6 +217,178 @@ START_TEST(foreign_error_codes_come_back_with_their_domain_and_message)
 }
 END_TEST
 
+/* ------------------------------------------------- elastic capacity */
+
+static void *task_quick(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return arg;
+}
+
+/* Blocks on the latch, counting how many run at once (peak). */
+typedef struct gate {
+    fut_test_latch_t latch;
+    atomic_int inside, peak;
+} gate_t;
+
+static void gate_init(gate_t *g)
+{
+    fut_test_latch_init(&g->latch);
+    atomic_init(&g->inside, 0);
+    atomic_init(&g->peak, 0);
+}
+
+static void *task_gate(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    gate_t *g = arg;
+    int now = atomic_fetch_add(&g->inside, 1) + 1;
+    int peak = atomic_load(&g->peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g->peak, &peak, now))
+        ;
+    fut_test_latch_wait(&g->latch);
+    atomic_fetch_sub(&g->inside, 1);
+    return NULL;
+}
+
+/* Declares itself blocking from inside, as ManagedBlocker does. */
+static void *task_gate_declared(fut_ctx_t *ctx, void *arg)
+{
+    int rc = fut_blocking_begin();
+    if (rc != 0)
+        return fut_fail(ctx, rc, "fut_blocking_begin");
+    void *r = task_gate(ctx, arg);
+    fut_blocking_end();
+    return r;
+}
+
+static fut_executor_t *elastic_pool(size_t threads, size_t max_threads)
+{
+    fut_pool_config_t cfg = {.threads = threads,
+                             .max_threads = max_threads,
+                             .keep_alive = FUT_MS(50)};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    return pool;
+}
+
+/* With every worker in a declared blocking call, short tasks still run:
+ * the pool starts threads so that `threads` workers stay runnable, and
+ * retires them after the keep-alive once the calls return. */
+static void check_compensation(fut_fn blocker, unsigned flags)
+{
+    enum { BLOCKED = 4, QUICK = 200 };
+    fut_executor_t *pool = elastic_pool(2, 16);
+    gate_t g;
+    gate_init(&g);
+    fut_t *slow[BLOCKED];
+    for (int i = 0; i < BLOCKED; i++)
+        slow[i] = fut_submit_ex(pool, blocker, &g, NULL, flags);
+    fut_test_wait_atomic(&g.inside, BLOCKED);
+    fut_t *quick[QUICK];
+    for (int i = 0; i < QUICK; i++)
+        quick[i] = fut_submit(pool, task_quick, FUT_TEST_PTR(i));
+    for (int i = 0; i < QUICK; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(fut_get(quick[i], FUT_S(20), &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), i);
+        fut_release(quick[i]);
+    }
+    fut_stats_t st;
+    ck_assert_int_eq(fut_executor_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.blocked, BLOCKED);
+    ck_assert_uint_ge(st.threads, 2 + BLOCKED);
+    ck_assert_uint_ge(st.spawned, BLOCKED);
+    fut_test_latch_open(&g.latch);
+    for (int i = 0; i < BLOCKED; i++) {
+        ck_assert_int_eq(fut_get(slow[i], FUT_FOREVER, NULL), 0);
+        fut_release(slow[i]);
+    }
+    /* The extra threads retire after the keep-alive. */
+    FUT_TEST_WAIT_UNTIL(fut_executor_stats(pool, &st) == 0 && st.threads == 2,
+                        "the extra threads to retire");
+    ck_assert_uint_eq(st.blocked, 0);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&g.latch);
+}
+
+START_TEST(elastic_pool_runs_short_tasks_while_blocking_tasks_hold_workers)
+{
+    check_compensation(task_gate, FUT_BLOCKING);
+}
+END_TEST
+
+START_TEST(elastic_blocking_begin_inside_a_task_compensates)
+{
+    check_compensation(task_gate_declared, 0);
+}
+END_TEST
+
+/* Never more than max_threads threads: the blocking tasks beyond it wait
+ * for a worker (and are counted by the tasks themselves). */
+START_TEST(elastic_pool_never_exceeds_max_threads)
+{
+    fut_executor_t *pool = elastic_pool(1, 3);
+    gate_t g;
+    gate_init(&g);
+    fut_t *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = fut_submit_ex(pool, task_gate, &g, NULL, FUT_BLOCKING);
+    fut_test_wait_atomic(&g.inside, 3);
+    fut_test_sleep_ms(50); /* room for a fourth, which must not come */
+    fut_stats_t st;
+    ck_assert_int_eq(fut_executor_stats(pool, &st), 0);
+    ck_assert_uint_le(st.threads, 3);
+    ck_assert_int_eq(atomic_load(&g.inside), 3);
+    fut_test_latch_open(&g.latch);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        fut_release(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&g.peak), 3);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&g.latch);
+}
+END_TEST
+
+/* Outside a pool worker there is nothing to compensate: the calls do
+ * nothing and say so with 0. */
+START_TEST(elastic_blocking_calls_outside_a_pool_do_nothing)
+{
+    ck_assert_int_eq(fut_blocking_begin(), 0);
+    fut_blocking_end();
+    fut_blocking_end(); /* unmatched: ignored */
+}
+END_TEST
+
+/* worker_init learns its worker's index: 0..threads-1, each once. */
+static atomic_int seen_index[8];
+
+static int init_index(void *arg)
+{
+    (void)arg;
+    int i = fut_pool_worker_index();
+    if (i >= 0 && i < 8)
+        atomic_fetch_add(&seen_index[i], 1);
+    return 0;
+}
+
+START_TEST(worker_init_learns_its_worker_index)
+{
+    for (int i = 0; i < 8; i++)
+        atomic_store(&seen_index[i], 0);
+    fut_pool_config_t cfg = {.threads = 4, .worker_init = init_index};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_executor_free(pool); /* joins: every init has run */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(atomic_load(&seen_index[i]), 1);
+    for (int i = 4; i < 8; i++)
+        ck_assert_int_eq(atomic_load(&seen_index[i]), 0);
+    ck_assert_int_eq(fut_pool_worker_index(), -1);
+}
+END_TEST
+
 Suite *fut_test_blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -228,6 +400,12 @@ Suite *fut_test_blocking_suite(void)
     tcase_add_test(tc, get_tells_a_timed_out_wait_from_an_etimedout_rejection);
     tcase_add_test(tc,
                    foreign_error_codes_come_back_with_their_domain_and_message);
+    tcase_add_test(
+        tc, elastic_pool_runs_short_tasks_while_blocking_tasks_hold_workers);
+    tcase_add_test(tc, elastic_blocking_begin_inside_a_task_compensates);
+    tcase_add_test(tc, elastic_pool_never_exceeds_max_threads);
+    tcase_add_test(tc, elastic_blocking_calls_outside_a_pool_do_nothing);
+    tcase_add_test(tc, worker_init_learns_its_worker_index);
     suite_add_tcase(s, tc);
     return s;
 }

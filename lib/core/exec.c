@@ -31,7 +31,8 @@ void fut__exec_release(fut_executor_t *ex)
 {
     if (!ex || !ex->ops->destroy)
         return;
-    uint32_t old = atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel);
+    uint32_t old =
+        atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel);
     FUT__ASSERT(old != 0);
     if (old == 1)
         ex->ops->destroy(ex);
@@ -62,6 +63,19 @@ void fut_executor_free(fut_executor_t *ex)
         return;
     ex->ops->close(ex);
     fut__exec_release(ex);
+}
+
+int fut_blocking_begin(void)
+{
+    fut_executor_t *ex = current;
+    return ex && ex->ops->blocking ? ex->ops->blocking(ex, +1) : 0;
+}
+
+void fut_blocking_end(void)
+{
+    fut_executor_t *ex = current;
+    if (ex && ex->ops->blocking)
+        ex->ops->blocking(ex, -1);
 }
 
 int fut_executor_stats(fut_executor_t *ex, fut_stats_t *out)

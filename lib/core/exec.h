@@ -57,6 +57,10 @@ typedef struct fut__executor_ops {
      * settle, with ESHUTDOWN, what it still holds, queued or running.
      * Idempotent. */
     void (*reap)(fut_executor_t *ex);
+    /* Optional: the task running on this thread (one of ex's) enters
+     * (delta +1) or leaves (-1) a blocking call; ex may start threads to
+     * keep its others running.  0, or EAGAIN (no thread could start). */
+    int (*blocking)(fut_executor_t *ex, int delta);
 } fut__executor_ops_t;
 
 struct fut_executor {

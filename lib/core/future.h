@@ -107,6 +107,8 @@ enum {
     FUT__CANCEL_TOLD = 1u << 13, /* cancelled while queued; the executor
                                     was told (exec.h, cancelled) */
     FUT__HAS_EXT = 1u << 14,     /* has an extension block (ext.h) */
+    FUT__BLOCKING = 1u << 15,    /* its function blocks: its executor may
+                                    compensate (exec.h, blocking) */
     FUT__WRITER_SHIFT = 16,      /* promise writer references, bits 16..31 */
     FUT__WRITER_ONE = 1u << 16,
 };

@@ -124,8 +124,8 @@ static void reap_line(fut_t *f)
     while (cur) {
         uint32_t s = fut__load(cur);
         unsigned st = s & (FUT__STATE_MASK | FUT__CLAIMED);
-        bool pinned = st == FUT_PENDING ||
-                      (st == FUT_RUNNING && !(s & FUT__ADOPTING));
+        bool pinned =
+            st == FUT_PENDING || (st == FUT_RUNNING && !(s & FUT__ADOPTING));
         if (pinned && cur->ex && cur->ex->ops->reap)
             cur->ex->ops->reap(cur->ex);
         fut_t *next = fut__input(cur);

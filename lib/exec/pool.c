@@ -46,7 +46,8 @@ static bool is_own_worker(pool_t *p)
 static uint64_t queued_now(pool_t *p)
 {
     uint64_t out = atomic_load(&p->drained) + atomic_load(&p->zombies);
-    for (size_t i = 0; i < p->nthreads; i++)
+    size_t used = atomic_load(&p->used);
+    for (size_t i = 0; i < used; i++)
         out += atomic_load(&p->workers[i].taken);
     uint64_t in = atomic_load(&p->admit) >> 16;
     return in > out ? in - out : 0;
@@ -90,7 +91,8 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
             return rc;
     }
     /* Announce: in flight, and counted as accepted. */
-    atomic_fetch_add_explicit(&p->admit, FUT__ADMIT_ONE + 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&p->admit, FUT__ADMIT_ONE + 1,
+                              memory_order_seq_cst);
     int rc = refusal(p);
     if (rc) {
         atomic_fetch_sub_explicit(&p->admit, FUT__ADMIT_ONE + 1,
@@ -108,9 +110,15 @@ static void join_all(pool_t *p)
 {
     pthread_mutex_lock(&p->join_lock);
     if (!p->joined) {
-        for (size_t i = 0; i < p->nthreads; i++)
+        /* The configured workers are joined; extra ones are detached, and
+         * waited for by their count. */
+        for (size_t i = 0; i < p->nbase; i++)
             if (p->workers[i].started)
                 pthread_join(p->workers[i].thread, NULL);
+        pthread_mutex_lock(&p->lock);
+        while (p->alive > 0)
+            pthread_cond_wait(&p->exited, &p->lock);
+        pthread_mutex_unlock(&p->lock);
         p->joined = true;
     }
     pthread_mutex_unlock(&p->join_lock);
@@ -208,6 +216,7 @@ static void pool_destroy(fut_executor_t *ex)
     pthread_mutex_destroy(&p->inject_lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_cond_destroy(&p->not_full);
+    pthread_cond_destroy(&p->exited);
     free_aligned(p->workers, p->nthreads * sizeof *p->workers);
     free_aligned(p, sizeof *p);
 }
@@ -222,7 +231,7 @@ static void pool_close(fut_executor_t *ex)
         return;
     pthread_mutex_lock(&p->join_lock);
     if (!p->joined) {
-        for (size_t i = 0; i < p->nthreads; i++)
+        for (size_t i = 0; i < p->nbase; i++)
             if (p->workers[i].started)
                 pthread_detach(p->workers[i].thread);
         p->joined = true;
@@ -244,11 +253,14 @@ static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
     pool_t *p = (pool_t *)ex;
     pthread_mutex_lock(&p->lock);
     out->threads = p->alive;
+    out->spawned = p->spawned;
     pthread_mutex_unlock(&p->lock);
+    out->blocked = atomic_load(&p->blocked);
     out->idle = atomic_load(&p->nidle);
     out->queued = (size_t)queued_now(p);
     out->submitted = atomic_load(&p->admit) >> 16;
-    for (size_t i = 0; i < p->nthreads; i++)
+    size_t used = atomic_load(&p->used);
+    for (size_t i = 0; i < used; i++)
         out->completed += atomic_load(&p->workers[i].completed);
     out->cancelled = atomic_load(&p->cancelled);
     out->broken = atomic_load(&p->broken);
@@ -265,13 +277,15 @@ static const fut__executor_ops_t pool_ops = {
     .cancelled = pool_cancelled,
     .help_wait = fut__pool_help_wait,
     .reap = pool_reap,
+    .blocking = fut__pool_blocking,
 };
 
 /* --- creation --------------------------------------------------------- */
 
-/* A pool's memory with n workers, every field set up but no thread
- * started; NULL on ENOMEM, with everything it had made undone. */
-static pool_t *pool_alloc(size_t n, const fut_pool_config_t *cfg)
+/* A pool's memory with n worker slots (`base` of them for the configured
+ * workers), every field set up but no thread started; NULL on ENOMEM, with
+ * everything it had made undone. */
+static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg)
 {
     pool_t *p = alloc_aligned(sizeof *p);
     worker_t *ws = p ? alloc_aligned(n * sizeof *ws) : NULL;
@@ -297,10 +311,14 @@ static pool_t *pool_alloc(size_t n, const fut_pool_config_t *cfg)
         ws[i].index = i;
         ws[i].rng = (unsigned)i * 2654435761u + 1;
     }
-    /* The user's reference and one per worker thread. */
-    fut__exec_init(&p->base, &pool_ops, (uint32_t)(1 + n));
+    /* The user's reference and one per configured worker thread (extra
+     * ones take theirs as they start). */
+    fut__exec_init(&p->base, &pool_ops, (uint32_t)(1 + base));
     p->workers = ws;
     p->nthreads = n;
+    p->nbase = base;
+    atomic_init(&p->used, base);
+    p->keep_alive = cfg->keep_alive > 0 ? cfg->keep_alive : FUT_S(10);
     p->max_queued = cfg->max_queued;
     p->init = cfg->worker_init;
     p->exit_fn = cfg->worker_exit;
@@ -310,6 +328,7 @@ static pool_t *pool_alloc(size_t n, const fut_pool_config_t *cfg)
     pthread_mutex_init(&p->inject_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
     pthread_cond_init(&p->not_full, NULL);
+    pthread_cond_init(&p->exited, NULL);
     return p;
 }
 
@@ -328,7 +347,12 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     }
     if (n > FUT__POOL_THREADS_MAX)
         return EINVAL;
-    pool_t *p = pool_alloc(n, cfg);
+    size_t max = cfg->max_threads ? cfg->max_threads : n + 64;
+    if (max < n)
+        max = n;
+    if (max > FUT__POOL_THREADS_MAX)
+        max = FUT__POOL_THREADS_MAX;
+    pool_t *p = pool_alloc(max, n, cfg);
     if (!p)
         return ENOMEM;
     fut__pool_register(p);
@@ -350,4 +374,13 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     }
     *out = &p->base;
     return 0;
+}
+
+int fut_pool_worker_index(void)
+{
+    fut_executor_t *ex = fut__exec_current();
+    if (!ex || ex->ops != &pool_ops)
+        return -1;
+    fut__worker_t *w = fut__pool_self((pool_t *)ex);
+    return w ? (int)w->index : -1;
 }

@@ -40,7 +40,10 @@ typedef struct fut__worker {
     struct fut__worker *idle_next;
     bool idle; /* in the idle list (lock held) */
     bool started;
-    int depth; /* nested help-while-wait levels */
+    bool extra;   /* beyond the configured threads: detached, may retire */
+    bool live;    /* an extra slot's thread exists (lock held) */
+    int blocking; /* nested declared blocking calls of its task */
+    int depth;    /* nested help-while-wait levels */
     unsigned rng;
     /* The task run at each help depth (NULL: none): read only in a fork()
      * child, whose waits settle them (pool.c, reap). */
@@ -58,8 +61,13 @@ struct fut__pool {
     _Atomic bool closed;             /* shutdown and no submit in flight */
     _Atomic int broken;              /* a worker initializer's code */
     _Atomic bool forked;
-    _Atomic bool reaped; /* forked, and what it held is settled */
-    size_t nthreads;
+    _Atomic bool reaped;    /* forked, and what it held is settled */
+    size_t nthreads;        /* worker slots: max_threads */
+    size_t nbase;           /* the configured threads, slots 0..nbase-1 */
+    _Atomic size_t used;    /* slots ever used (scans stop there) */
+    _Atomic size_t blocked; /* workers in declared blocking calls */
+    int64_t keep_alive;
+    uint64_t spawned; /* extra threads started (lock held) */
     fut__worker_t *workers;
     size_t max_queued;
     /* Written by every submit: submitters in flight (low 16 bits) and
@@ -81,6 +89,7 @@ struct fut__pool {
     _Atomic size_t blocked_submitters;
     pthread_mutex_t lock;
     pthread_cond_t not_full;
+    pthread_cond_t exited; /* a worker left (alive went down) */
     fut__worker_t *idle;
     size_t alive;
     int (*init)(void *);
@@ -114,8 +123,11 @@ void fut__pool_drain(fut__pool_t *p, int code, const char *message);
 void fut__pool_wake_all(fut__pool_t *p);
 
 /* The executor's help_wait operation (rule 7). */
-bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *w,
-                         int64_t deadline, int *rc);
+bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *w, int64_t deadline,
+                         int *rc);
+
+/* The executor's blocking operation (elastic capacity). */
+int fut__pool_blocking(fut_executor_t *ex, int delta);
 
 /* Wakes submitters blocked on a full bounded queue. */
 void fut__pool_signal_not_full(fut__pool_t *p);

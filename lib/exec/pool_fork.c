@@ -53,8 +53,12 @@ static void fork_child(void)
         p->alive = 0;
         p->idle = NULL;
         p->joined = true; /* nothing to join here */
-        for (size_t i = 0; i < p->nthreads; i++)
+        for (size_t i = 0; i < p->nthreads; i++) {
             p->workers[i].idle = false;
+            p->workers[i].live = false;
+        }
+        pthread_cond_init(&p->exited, NULL);
+        atomic_store(&p->blocked, 0);
     }
     pthread_mutex_init(&registry_lock, NULL);
 }

@@ -120,8 +120,8 @@ static bool refill(pool_t *p, bool wait)
     for (int pass = 0; pass < 2; pass++) {
         if (!head && pass == 1) {
             /* Then the stack (newest first), reversed: oldest first. */
-            fut_t *s =
-                atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+            fut_t *s = atomic_exchange_explicit(&p->inject, NULL,
+                                                memory_order_seq_cst);
             while (s) {
                 fut_t *next = s->next;
                 s->next = head;
@@ -224,7 +224,7 @@ void fut__pool_wake_all(pool_t *p)
 
 static fut_t *steal_any(pool_t *p, worker_t *self)
 {
-    size_t n = p->nthreads;
+    size_t n = atomic_load_explicit(&p->used, memory_order_acquire);
     size_t start =
         self ? (self->rng = self->rng * 1103515245u + 12345u) % n : 0;
     for (size_t k = 0; k < n; k++) {
@@ -314,13 +314,19 @@ static void run_one(worker_t *w, fut_t *f)
     bump(&w->taken);
     w->running[w->depth] = f;
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
-    if (broken)
+    bool blocking = fut__load(f) & FUT__BLOCKING;
+    if (broken) {
         reject_queued(p, f, broken,
                       "thread pool broken: a worker initializer failed");
-    else if (fut__run(f)) {
-        bump(&w->completed);
     } else {
-        account_unrun(p, f);
+        if (blocking)
+            fut__pool_blocking(&p->base, +1);
+        if (fut__run(f))
+            bump(&w->completed);
+        else
+            account_unrun(p, f);
+        if (blocking)
+            fut__pool_blocking(&p->base, -1);
     }
     w->running[w->depth] = NULL; /* before the release: see pool.c, reap */
     fut_release(f);
@@ -347,7 +353,31 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     return f;
 }
 
-static void run_loop(worker_t *w)
+/* An extra worker idle for the keep-alive leaves if more than the
+ * configured number of workers would stay runnable.  Lock not held; true
+ * if it left the pool's count (the caller then exits). */
+static bool retire(worker_t *w)
+{
+    pool_t *p = w->pool;
+    pthread_mutex_lock(&p->lock);
+    size_t runnable = p->alive - atomic_load(&p->blocked);
+    bool leave = runnable > p->nbase;
+    if (leave) {
+        p->alive--;
+        w->live = false;
+        pthread_cond_broadcast(&p->exited);
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* A submitter may have picked this worker to wake just as it timed
+     * out: pass the wake on if work is waiting. */
+    if (leave && (fut__ring_nonempty(&p->ring) || inject_nonempty(p)))
+        wake_one(p);
+    return leave;
+}
+
+/* Runs w's work until the pool closes (false) or w, an extra worker,
+ * retires after its keep-alive (true). */
+static bool run_loop(worker_t *w)
 {
     pool_t *p = w->pool;
     for (;;) {
@@ -359,12 +389,75 @@ static void run_loop(worker_t *w)
         }
         if (!f) {
             if (atomic_load(&p->closed))
-                return;
-            f = park(w, NULL, -1);
+                return false;
+            int64_t deadline = w->extra ? fut__deadline(p->keep_alive) : -1;
+            f = park(w, NULL, deadline);
+            if (!f && w->extra && fut__expired(deadline) && retire(w))
+                return true;
         }
         if (f)
             run_one(w, f);
     }
+}
+
+/* Lock held.  Starts an extra worker in a free slot: 0, or EAGAIN when
+ * every slot is taken or the thread could not start. */
+static int spawn_extra(pool_t *p)
+{
+    size_t i = p->nbase;
+    while (i < p->nthreads && p->workers[i].live)
+        i++;
+    if (i == p->nthreads)
+        return EAGAIN;
+    worker_t *w = &p->workers[i];
+    w->live = true;
+    w->extra = true;
+    w->blocking = 0;
+    w->depth = 0;
+    p->alive++;
+    fut__exec_retain(&p->base); /* the thread's reference */
+    if (i + 1 > atomic_load_explicit(&p->used, memory_order_relaxed))
+        atomic_store_explicit(&p->used, i + 1, memory_order_release);
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&w->thread, &attr, fut__pool_worker_main, w);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        w->live = false;
+        p->alive--;
+        fut__exec_release(&p->base); /* not the last: the caller's pool */
+        return EAGAIN;
+    }
+    p->spawned++;
+    return 0;
+}
+
+int fut__pool_blocking(fut_executor_t *ex, int delta)
+{
+    pool_t *p = (pool_t *)ex;
+    worker_t *w = fut__pool_self(p);
+    if (!w)
+        return 0;
+    if (delta < 0) {
+        if (w->blocking > 0 && --w->blocking == 0)
+            atomic_fetch_sub(&p->blocked, 1);
+        return 0;
+    }
+    if (w->blocking++ > 0)
+        return 0; /* nested: counted once */
+    atomic_fetch_add(&p->blocked, 1);
+    /* Keep `base` workers runnable: idle ones count, blocked ones not. */
+    int rc = 0;
+    pthread_mutex_lock(&p->lock);
+    if (!atomic_load(&p->closed) && !atomic_load(&p->forked) &&
+        p->alive - atomic_load(&p->blocked) < p->nbase &&
+        p->alive < p->nthreads)
+        rc = spawn_extra(p);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
 }
 
 static void break_pool(pool_t *p, int code)
@@ -392,14 +485,18 @@ void *fut__pool_worker_main(void *arg)
     int rc = p->init ? p->init(p->arg) : 0;
     if (rc != 0)
         break_pool(p, rc > 0 ? rc : EINVAL);
-    run_loop(w); /* a broken pool's workers reject what they find */
+    bool retired = run_loop(w); /* a broken pool's rejects what it finds */
     if (rc == 0 && p->exit_fn)
         p->exit_fn(p->arg);
     fut__trampoline_flush();
     self_worker = NULL;
     fut__exec_enter(NULL);
     pthread_mutex_lock(&p->lock);
-    p->alive--;
+    if (!retired) {
+        p->alive--;
+        w->live = false;
+        pthread_cond_broadcast(&p->exited);
+    }
     pthread_mutex_unlock(&p->lock);
     /* The thread's reference: the last one out of a pool freed from its
      * own worker frees the pool here, so nothing after may touch it. */

@@ -228,10 +228,8 @@ static void some_fired(when_t *w, size_t i, fut_t *in, bool ok)
 typedef void (*policy_fn)(when_t *w, size_t i, fut_t *in, bool ok);
 
 static const policy_fn policies[] = {
-    [FUT_WHEN_ALL] = all_fired,
-    [FUT_WHEN_ALL_SETTLED] = all_settled_fired,
-    [FUT_WHEN_ANY] = any_fired,
-    [FUT_WHEN_FIRST] = any_fired,
+    [FUT_WHEN_ALL] = all_fired,   [FUT_WHEN_ALL_SETTLED] = all_settled_fired,
+    [FUT_WHEN_ANY] = any_fired,   [FUT_WHEN_FIRST] = any_fired,
     [FUT_WHEN_SOME] = some_fired,
 };
 

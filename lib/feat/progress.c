@@ -26,8 +26,8 @@
  * the listened future upwards, so a link marked in place has every link
  * above it in place too (the walk stops there).  An allocation failure
  * leaves nothing half done: fut_on_progress reports ENOMEM and a later
- * call goes on where it stopped.  Relayed notifications do not recurse (rule 6):
- * a notifier meets a relay and queues (continuation, progress) on a
+ * call goes on where it stopped.  Relayed notifications do not recurse (rule
+ * 6): a notifier meets a relay and queues (continuation, progress) on a
  * per-thread list that the outermost notifier drains, so a chain of any
  * length relays with constant stack.
  */

@@ -96,8 +96,7 @@ int fut_resolve(fut_promise_t *p, void *value, fut_free_fn free_value)
 
 static bool valid_code(int domain, int code)
 {
-    return domain >= 0 && code != 0 &&
-           (domain != FUT_DOMAIN_ERRNO || code > 0);
+    return domain >= 0 && code != 0 && (domain != FUT_DOMAIN_ERRNO || code > 0);
 }
 
 static int reject_v(fut_promise_t *p, int domain, int code, const char *fmt,
@@ -126,8 +125,7 @@ int fut_reject(fut_promise_t *p, int code, const char *fmt, ...)
     return rc;
 }
 
-int fut_reject_in(fut_promise_t *p, int domain, int code, const char *fmt,
-                  ...)
+int fut_reject_in(fut_promise_t *p, int domain, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -34,6 +34,9 @@ fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
         return &fut__enomem;
     }
     f->ex = ex;
+    if (flags & FUT_BLOCKING)
+        atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
+                                 memory_order_relaxed);
     f->u.task.fn = fn;
     f->u.task.arg = arg;
     f->u.task.free_arg = free_arg;

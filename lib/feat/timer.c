@@ -342,7 +342,7 @@ static fut_t *timer_new(int64_t ns, fut_t *input)
     int rc = schedule(t);
     if (rc) {
         /* Not queued: settle R with the error ourselves. */
-        timer_release(t); /* the heap's, never taken */
+        timer_release(t);                        /* the heap's, never taken */
         FUT__MUST(fut__decide(&t->result) == r); /* nobody else saw r */
         fut__fail_static(r, rc, "fut: the timer could not be scheduled");
         timer_release(t); /* R's */

@@ -2,10 +2,10 @@
  * alloc.c - the pluggable allocator, and per-thread freelists over it.
  *
  * The hot objects have three fixed sizes (alloc.h: 32 for callback nodes
- * and progress listeners, 56 for futures, 72 for continuations).  Each thread keeps a stack of
- * free blocks per size class, so the steady state allocates nothing from
- * the allocator.  Blocks migrate: a pool worker frees the futures the
- * submitting thread allocated, so a cache that grows past CACHE_MAX hands
+ * and progress listeners, 56 for futures, 72 for continuations).  Each thread
+ * keeps a stack of free blocks per size class, so the steady state allocates
+ * nothing from the allocator.  Blocks migrate: a pool worker frees the futures
+ * the submitting thread allocated, so a cache that grows past CACHE_MAX hands
  * a batch of BATCH blocks to a global depot, and a thread whose cache is
  * empty takes a batch from it before it asks the allocator.  The depot is
  * one mutex per class, taken once per batch.  Any other size goes straight

@@ -15,9 +15,9 @@
 #include <stddef.h>
 
 enum {
-    FUT__CLASS_SMALL = 32, /* callback nodes, progress listeners */
+    FUT__CLASS_SMALL = 32,  /* callback nodes, progress listeners */
     FUT__CLASS_MEDIUM = 56, /* futures */
-    FUT__CLASS_LARGE = 72, /* futures with two more words (continuations) */
+    FUT__CLASS_LARGE = 72,  /* futures with two more words (continuations) */
 };
 
 void *fut__alloc(size_t size);
