@@ -595,18 +595,30 @@ FUT_API FUT_NODISCARD fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn,
 
 /* A new future fulfilled (value NULL) after ns nanoseconds on
  * CLOCK_MONOTONIC, never earlier (asyncio call_later); ns <= 0 fires at
- * once on the timer thread.  Callbacks run on the timer thread.  Cancelling
- * it removes the timer.  No memory: the ENOMEM future; the timer thread
+ * once.  No user code runs on the timer thread: at the deadline the future
+ * is settled on fut's timer executor, a small internal pool whose threads
+ * run its callbacks and continuations (a callback that blocks makes it
+ * start another thread, so it delays no other timer).  Cancelling it
+ * removes the timer.  No memory: the ENOMEM future; the timer thread
  * cannot start: rejected with pthread_create's code (ESHUTDOWN once the
  * process is exiting). */
 FUT_API FUT_NODISCARD fut_t *fut_delay(int64_t ns);
 
 /* Consumes f; returns a new reference.  Settles as f settles if it does
  * within ns (on the thread that settles f), otherwise rejects ETIMEDOUT on
- * the timer thread and asks f to cancel (fut_cancel).  Cancelling the
+ * fut's timer executor and asks f to cancel (fut_cancel).  Cancelling the
  * result cancels f when nothing else holds it.  f NULL rejects EINVAL; no
  * memory: the ENOMEM future (f released). */
 FUT_API FUT_NODISCARD fut_t *fut_within(fut_t *f, int64_t ns);
+
+/* The same, settled at the deadline on ex (any executor: a pool of yours,
+ * a loop executor to have timeouts handed back to your event loop thread).
+ * If ex is shut down by then, the future rejects with its code (ESHUTDOWN);
+ * if its bounded queue is full, the timer thread settles it itself.  ex
+ * NULL rejects EINVAL (f released). */
+FUT_API FUT_NODISCARD fut_t *fut_delay_on(fut_executor_t *ex, int64_t ns);
+FUT_API FUT_NODISCARD fut_t *fut_within_on(fut_executor_t *ex, fut_t *f,
+                                           int64_t ns);
 
 /* ------------------------------------------------------- loop executor */
 

@@ -389,6 +389,108 @@ START_TEST(worker_init_learns_its_worker_index)
 }
 END_TEST
 
+/* ----------------------------------------------------------- timers */
+
+static void record_thread_name(fut_t *f, void *arg)
+{
+    (void)f;
+    char *name = arg;
+    pthread_getname_np(pthread_self(), name, 16);
+}
+
+/* No user code runs on the timer thread ("fut-clock"): a delay's callback
+ * runs on fut's timer executor. */
+START_TEST(timer_callbacks_do_not_run_on_the_timer_thread)
+{
+    char name[16] = "";
+    fut_t *d = fut_delay(FUT_MS(1));
+    ck_assert_int_eq(fut_on_done(d, record_thread_name, name), 0);
+    ck_assert_int_eq(fut_wait(d, FUT_FOREVER), 0);
+    FUT_TEST_WAIT_UNTIL(name[0] != '\0', "the callback");
+    ck_assert_str_ne(name, "fut-clock");
+    ck_assert_msg(strncmp(name, "fut-timer", 9) == 0, "ran on %s", name);
+    fut_release(d);
+}
+END_TEST
+
+static void *h_sleep_500ms(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx, (void)arg;
+    fut_test_sleep_ms(500);
+    return value;
+}
+
+/* A 500 ms handler on one delay does not hold back another timer: the
+ * fut_within(50 ms) below settled at 490 ms when handlers ran on the timer
+ * thread. */
+START_TEST(timer_blocking_handler_delays_no_other_timer)
+{
+    fut_t *slow = fut_then(fut_delay(FUT_MS(5)), h_sleep_500ms, NULL);
+    fut_test_sleep_ms(20); /* the handler is running now */
+    fut_promise_t *p = fut_promise_new();
+    int64_t t0 = fut_test_now_ns();
+    fut_t *w = fut_within(fut_promise_future(p), FUT_MS(50));
+    ck_assert_int_eq(fut_get(w, FUT_FOREVER, NULL), ETIMEDOUT);
+    int64_t took = fut_test_now_ns() - t0;
+    ck_assert_msg(took < FUT_MS(300), "fut_within(50 ms) took %lld ms",
+                  (long long)(took / 1000000));
+    ck_assert_int_eq(fut_get(slow, FUT_FOREVER, NULL), 0);
+    fut_release(w);
+    fut_release(slow);
+    fut_promise_release(p);
+}
+END_TEST
+
+static void note_thread(fut_t *f, void *arg)
+{
+    (void)f;
+    atomic_store((atomic_int *)arg, fut_test_thread_id());
+}
+
+/* Timeouts handed back to the caller's own loop thread. */
+START_TEST(timer_on_loop_executor_settles_on_the_loop_thread)
+{
+    fut_executor_t *loop = NULL;
+    ck_assert_int_eq(fut_loop_new(&loop), 0);
+    fut_t *d = fut_delay_on(loop, FUT_MS(1));
+    atomic_int thread = 0;
+    ck_assert_int_eq(fut_on_done(d, note_thread, &thread), 0);
+    fut_test_sleep_ms(20); /* past the deadline, but nobody ran the loop */
+    ck_assert_int_eq(fut_state(d), FUT_PENDING);
+    ck_assert_int_eq(fut_loop_run_until(loop, d, FUT_S(20)), 0);
+    ck_assert_int_eq(fut_state(d), FUT_FULFILLED);
+    ck_assert_int_eq(atomic_load(&thread), fut_test_thread_id());
+    fut_release(d);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *w = fut_within_on(loop, fut_promise_future(p), FUT_MS(1));
+    ck_assert_int_eq(fut_loop_run_until(loop, w, FUT_S(20)), 0);
+    ck_assert_int_eq(fut_get(w, 0, NULL), ETIMEDOUT);
+    ck_assert_int_eq(fut_resolve(p, NULL, NULL), EALREADY); /* cancelled */
+    fut_release(w);
+    fut_promise_release(p);
+    fut_executor_free(loop);
+}
+END_TEST
+
+/* An executor shut down before the deadline: the timer rejects with its
+ * code; a NULL executor is refused. */
+START_TEST(timer_on_shut_down_executor_rejects_eshutdown)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_t *d = fut_delay_on(pool, FUT_MS(5));
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT), 0);
+    ck_assert_int_eq(fut_get(d, FUT_FOREVER, NULL), ESHUTDOWN);
+    fut_release(d);
+    fut_executor_free(pool);
+    fut_t *bad = fut_delay_on(NULL, 1);
+    ck_assert_int_eq(fut_get(bad, 0, NULL), EINVAL);
+    fut_release(bad);
+    bad = fut_within_on(NULL, fut_resolved(NULL, NULL), 1);
+    ck_assert_int_eq(fut_get(bad, 0, NULL), EINVAL);
+    fut_release(bad);
+}
+END_TEST
+
 Suite *fut_test_blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -406,6 +508,10 @@ Suite *fut_test_blocking_suite(void)
     tcase_add_test(tc, elastic_pool_never_exceeds_max_threads);
     tcase_add_test(tc, elastic_blocking_calls_outside_a_pool_do_nothing);
     tcase_add_test(tc, worker_init_learns_its_worker_index);
+    tcase_add_test(tc, timer_callbacks_do_not_run_on_the_timer_thread);
+    tcase_add_test(tc, timer_blocking_handler_delays_no_other_timer);
+    tcase_add_test(tc, timer_on_loop_executor_settles_on_the_loop_thread);
+    tcase_add_test(tc, timer_on_shut_down_executor_rejects_eshutdown);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -126,8 +126,11 @@ struct fut {
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
     _Atomic uintptr_t cbs; /* callback stack, see above */
-    fut_executor_t *ex;    /* where its function runs (tasks, continuations
-                              given an executor), or NULL */
+    union {
+        fut_executor_t *ex; /* where its function runs (tasks, continuations
+                               given an executor), or NULL */
+        void *aux;          /* a kind's own pointer (a timer's entry) */
+    };
     /* Pending: what will produce the result (owned as said above).
      * Settled: the result, and `hold`, a reference to the future that owns
      * a borrowed value or error message (NULL when this future owns it). */

@@ -334,6 +334,12 @@ static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg)
 
 int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
 {
+    return fut__pool_new(cfg, false, out);
+}
+
+int fut__pool_new(const fut_pool_config_t *cfg, bool flush_idle,
+                  fut_executor_t **out)
+{
     if (!out)
         return EINVAL;
     *out = NULL;
@@ -355,6 +361,7 @@ int fut_pool_new(const fut_pool_config_t *cfg, fut_executor_t **out)
     pool_t *p = pool_alloc(max, n, cfg);
     if (!p)
         return ENOMEM;
+    p->flush_idle = flush_idle;
     fut__pool_register(p);
     p->alive = n;
     for (size_t i = 0; i < n; i++) {

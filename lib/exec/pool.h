@@ -96,6 +96,7 @@ struct fut__pool {
     void (*exit_fn)(void *);
     void *arg;
     bool joined;
+    bool flush_idle; /* fut__pool_new */
     pthread_mutex_t join_lock;
     char name[FUT__POOL_NAME_MAX + 1]; /* the prefix, as much as can show */
     fut__pool_t *reg_prev, *reg_next;  /* fork registry (pool_fork.c) */
@@ -103,6 +104,12 @@ struct fut__pool {
 
 #define FUT__ADMIT_ONE ((uint64_t)1 << 16) /* one task accepted */
 #define FUT__ADMIT_INFLIGHT 0xffffu
+
+/* fut_pool_new, for fut's own pools: flush_idle makes a worker hand its
+ * cached blocks to the allocator's depot each time it goes idle, so that
+ * fut_set_allocator can take them back from threads that never exit. */
+int fut__pool_new(const fut_pool_config_t *cfg, bool flush_idle,
+                  fut_executor_t **out);
 
 /* --- pool_worker.c ---------------------------------------------------- */
 

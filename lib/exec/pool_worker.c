@@ -340,6 +340,8 @@ static void run_one(worker_t *w, fut_t *f)
 static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
 {
     pool_t *p = w->pool;
+    if (p->flush_idle)
+        fut__alloc_flush();
     pthread_mutex_lock(&p->lock);
     idle_push(p, w);
     uint32_t seen = fut__parker_prepare(w->parker);

@@ -1,19 +1,28 @@
 /*
- * timer.c - fut_delay and fut_within: one timer thread, started on first
- * use, sleeping on a binary min-heap of deadlines (CLOCK_MONOTONIC).
+ * timer.c - timers (fut_delay_on, fut_within_on): one timer thread,
+ * started on first use, sleeping on a binary min-heap of deadlines
+ * (CLOCK_MONOTONIC).  The timer thread runs no user code: at a deadline it
+ * hands the timer's future to the timer's executor, which settles it there
+ * (the kind's run operation), so callbacks and continuations run on that
+ * executor's threads and a handler that blocks delays no other timer.  The
+ * default forms (fut_delay, fut_within) name fut's own timer executor
+ * (exec/timers.c); only when no executor can take it (none could be made,
+ * or its bounded queue is full) does the timer thread settle it itself.
  *
  * A timer entry decides its result future R the way a combinator does
  * (combine.c): it holds one reference to R in `result`, and whoever takes
- * it with an atomic exchange (the timer thread at the deadline, or for
- * fut_within the input settling first) claims R and settles it; fut_cancel
- * may claim R first, and then the others let go.  Entry references: one
- * while it is in the heap, one for the input's slot (fut_within), one owned
- * by R while R is pending (R->u.pending) and taken over by whoever settles
- * R.  The last one frees the entry and its input reference.
+ * it with an atomic exchange decides R: for fut_within the input settling
+ * first (it claims and settles R at once), or the timer thread at the
+ * deadline (it hands R, still pending, to the executor, whose run claims
+ * and settles it); fut_cancel may claim R first, and then the others let
+ * go.  Entry references: one while it is in the heap (at the deadline it
+ * goes with R to the executor), one for the input's slot (fut_within), one
+ * owned by R while R is pending (R->u.pending; R->aux also names the entry,
+ * for the executor) and taken over by whoever settles R.  The last one
+ * frees the entry, its input reference and its executor reference.
  *
  * Lock order: `lock` guards the heap and each entry's `index`; no user code
- * and no other lock of fut runs under it.  Callbacks of R run on the timer
- * thread (or on the thread that settles the input, or that cancels).
+ * and no other lock of fut runs under it.
  *
  * Fork: the child has no timer thread; the handlers below keep the heap
  * consistent across fork() and the child starts a new thread on next use,
@@ -21,6 +30,7 @@
  */
 #include "feat/timer.h"
 
+#include "core/exec.h"
 #include "util/park.h"
 
 #include <errno.h>
@@ -29,16 +39,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOT_QUEUED SIZE_MAX
+#define NOT_QUEUED UINT32_MAX
 
 typedef struct timer {
     int64_t deadline;
-    size_t index; /* position in the heap, NOT_QUEUED when not in it */
+    uint32_t index; /* position in the heap, NOT_QUEUED when not in it */
     _Atomic uint32_t refs;
     fut_t *_Atomic result;
-    fut_t *input;   /* fut_within: the input (a reference); else NULL */
-    fut__cb_t slot; /* fut_within: on the input's callback stack */
+    fut_t *input;       /* fut_within: the input (a reference); else NULL */
+    fut_executor_t *ex; /* settles R at the deadline (a reference), or NULL */
+    fut__cb_t slot;     /* fut_within: on the input's callback stack */
 } entry_t;
+
+_Static_assert(sizeof(entry_t) == FUT__CLASS_LARGE,
+               "timer entries are cached by the allocator");
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wakeup, quiet;
@@ -54,7 +68,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void heap_set(size_t i, entry_t *t)
 {
     heap[i] = t;
-    t->index = i;
+    t->index = (uint32_t)i;
 }
 
 static void sift_up(size_t i)
@@ -100,7 +114,7 @@ static int heap_push(entry_t *t)
         heap_cap = cap;
     }
     heap[heap_len] = t;
-    t->index = heap_len++;
+    t->index = (uint32_t)heap_len++;
     sift_up(t->index);
     return 0;
 }
@@ -124,6 +138,7 @@ static void timer_release(entry_t *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     fut_release(t->input);
+    fut__exec_release(t->ex);
     fut__free(t, sizeof *t);
 }
 
@@ -139,20 +154,58 @@ static bool unqueue(entry_t *t)
     return queued;
 }
 
-static void fire(entry_t *t)
+/* Settles R at its deadline, unless fut_cancel claimed it first: the
+ * kind's run operation, on the timer's executor (or, failing that, on the
+ * timer thread).  Carries the heap's entry reference, which it drops. */
+static bool timer_run(fut_t *r)
 {
-    fut_t *r = fut__decide(&t->result);
-    if (r) {
+    entry_t *t = r->aux;
+    bool ran = fut__try_claim(r);
+    if (ran) {
         if (t->input)
             fut__fail_static(r, ETIMEDOUT, "timed out");
         else
             fut__fulfil(r, NULL, NULL);
-        timer_release(t); /* R's reference */
-        fut_release(r);
+        timer_release(t); /* R's reference, which settling takes over */
         if (t->input)
             fut_cancel(t->input); /* asyncio wait_for: cancel the inner */
     }
     timer_release(t); /* the heap's */
+    return ran;
+}
+
+/* The executor will never run R (shut down): it rejects R with its code. */
+static void timer_discard(fut_t *r)
+{
+    entry_t *t = r->aux;
+    timer_release(t); /* R's */
+    timer_release(t); /* the heap's */
+}
+
+/* At the deadline (timer thread, holding the heap's reference): hands R,
+ * with the entry's reference to it, to the executor. */
+static void expire(entry_t *t)
+{
+    fut_t *r = atomic_exchange_explicit(&t->result, NULL, memory_order_acq_rel);
+    if (!r) {
+        timer_release(t); /* decided already: cancelled, or input settled */
+        return;
+    }
+    if (t->ex) {
+        /* A handler may block: the executor may compensate. */
+        atomic_fetch_or_explicit(&r->state, FUT__BLOCKING,
+                                 memory_order_relaxed);
+        int rc = t->ex->ops->submit(t->ex, r, FUT_NOWAIT);
+        if (rc == 0)
+            return; /* the executor owns r's reference now */
+        if (rc != EAGAIN) {
+            fut__reject_unstarted(r, rc, NULL);
+            fut_release(r);
+            return;
+        }
+    }
+    timer_run(r); /* no executor, or its queue is full: here */
+    fut_release(r);
 }
 
 /* --- the timer thread ------------------------------------------------- */
@@ -160,7 +213,7 @@ static void fire(entry_t *t)
 static void *timer_main(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "fut-timer");
+    pthread_setname_np(pthread_self(), "fut-clock");
     pthread_mutex_lock(&lock);
     for (;;) {
         /* The loop always starts with the lock held. */
@@ -191,7 +244,7 @@ static void *timer_main(void *arg)
         entry_t *t = heap[0];
         heap_remove(t);
         pthread_mutex_unlock(&lock);
-        fire(t);
+        expire(t);
         fut__trampoline_flush();
         pthread_mutex_lock(&lock);
     }
@@ -305,7 +358,9 @@ static void timer_cancel(fut_t *r)
 const fut__kind_ops_t fut__timer_kind = {
     .name = "timer",
     .size = sizeof(struct fut),
+    .run = timer_run,
     .cancel = timer_cancel,
+    .discard = timer_discard,
 };
 
 static void input_settled(fut_t *in, void *node)
@@ -323,7 +378,7 @@ static void input_settled(fut_t *in, void *node)
 }
 
 /* A timer future: R with an entry holding `refs` references. */
-static fut_t *timer_new(int64_t ns, fut_t *input)
+fut_t *fut__timer_new(fut_executor_t *ex, int64_t ns, fut_t *input)
 {
     entry_t *t = fut__alloc(sizeof *t);
     fut_t *r = t ? fut__new(FUT__KIND_TIMER, 2) : NULL;
@@ -336,9 +391,11 @@ static fut_t *timer_new(int64_t ns, fut_t *input)
     t->deadline = fut__deadline(ns < 0 ? 0 : ns);
     t->index = NOT_QUEUED;
     t->input = input;
+    t->ex = fut__exec_retain(ex);
     atomic_init(&t->refs, input ? 3u : 2u);
     atomic_init(&t->result, r);
     r->u.pending = t;
+    r->aux = t;
     int rc = schedule(t);
     if (rc) {
         /* Not queued: settle R with the error ourselves. */
@@ -347,9 +404,8 @@ static fut_t *timer_new(int64_t ns, fut_t *input)
         fut__fail_static(r, rc, "fut: the timer could not be scheduled");
         timer_release(t); /* R's */
         fut_release(r);   /* the entry's reference to R */
-        if (input) {
+        if (input)
             timer_release(t); /* the slot's, never pushed */
-        }
         return r;
     }
     if (input) {
@@ -361,14 +417,19 @@ static fut_t *timer_new(int64_t ns, fut_t *input)
     return r;
 }
 
-fut_t *fut_delay(int64_t ns)
+fut_t *fut_delay_on(fut_executor_t *ex, int64_t ns)
 {
-    return timer_new(ns, NULL);
+    if (!ex)
+        return fut_rejected(EINVAL, "fut_delay_on: the executor is NULL");
+    return fut__timer_new(ex, ns, NULL);
 }
 
-fut_t *fut_within(fut_t *f, int64_t ns)
+fut_t *fut_within_on(fut_executor_t *ex, fut_t *f, int64_t ns)
 {
-    if (!f)
-        return fut_rejected(EINVAL, "fut_within: the future is NULL");
-    return timer_new(ns, f);
+    if (!f || !ex) {
+        fut_release(f);
+        return fut_rejected(EINVAL,
+                            "fut_within_on: the executor or future is NULL");
+    }
+    return fut__timer_new(ex, ns, f);
 }
