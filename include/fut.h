@@ -60,6 +60,8 @@ extern "C" {
 #define FUT_NODISCARD
 #endif
 
+/* ----------------------------------------------------------------- version */
+
 /* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
  * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
  * come from <fut/version.h>, which the build generates from the project's
@@ -86,7 +88,8 @@ FUT_API int fut_version_number(void);
 /* ---------------------------------------------------------------- time */
 
 /* Timeouts are int64_t nanoseconds.  FUT_FOREVER (any negative value) waits
- * without limit; 0 polls. */
+ * without limit; 0 polls.  FUT_US, FUT_MS and FUT_S turn microseconds,
+ * milliseconds and seconds into nanoseconds. */
 #define FUT_FOREVER ((int64_t)-1)
 #define FUT_US(x) ((int64_t)(x)*INT64_C(1000))
 #define FUT_MS(x) ((int64_t)(x)*INT64_C(1000000))
@@ -94,11 +97,16 @@ FUT_API int fut_version_number(void);
 
 /* --------------------------------------------------------------- types */
 
+/* The opaque handles, used only through pointers: a future, a promise, the
+ * context handed to a task or handler (valid only during that call), and an
+ * executor.  See the concepts at the top of this header. */
 typedef struct fut fut_t;
 typedef struct fut_promise fut_promise_t;
 typedef struct fut_ctx fut_ctx_t;
 typedef struct fut_executor fut_executor_t;
 
+/* A future's state, as fut_state() reads it.  The last three are settled:
+ * a settled future never changes again. */
 typedef enum fut_state {
     FUT_PENDING = 0,   /* not started, or a promise not yet settled */
     FUT_RUNNING = 1,   /* a task is executing on some thread */
@@ -110,8 +118,8 @@ typedef enum fut_state {
 /* An error: a positive errno-style code and a message that lives as long
  * as the future that carries it. */
 typedef struct fut_error {
-    int code;
-    const char *message;
+    int code;            /* positive; ECANCELED when cancelled */
+    const char *message; /* never NULL (else a description of code) */
 } fut_error_t;
 
 /* Destructor for a value or an argument. */
@@ -127,9 +135,11 @@ typedef void *(*fut_fn)(fut_ctx_t *ctx, void *arg);
  * failure (fut then reports ENOMEM and loses nothing); free receives the
  * size that was asked for.  ctx is passed through. */
 typedef struct fut_allocator {
+    /* size bytes, aligned for any object (as malloc's), or NULL */
     void *(*alloc)(size_t size, void *ctx);
+    /* gives back p, which alloc returned for size bytes */
     void (*free)(void *p, size_t size, void *ctx);
-    void *ctx;
+    void *ctx; /* passed to alloc and free */
 } fut_allocator_t;
 
 /* Installs an allocator (NULL restores malloc/free).  Call it while no
@@ -146,6 +156,8 @@ FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
 /* ------------------------------------------------------------ executors */
 
+/* fut_pool_new's settings.  A field left 0 (or NULL), or a NULL cfg, takes
+ * the default. */
 typedef struct fut_pool_config {
     size_t threads;    /* worker threads; 0: one per online CPU */
     size_t max_queued; /* 0: unbounded; else submit blocks while this many
@@ -161,9 +173,12 @@ typedef struct fut_pool_config {
     /* Runs on each worker whose worker_init succeeded (or was NULL) when
      * it exits. */
     void (*worker_exit)(void *worker_arg);
-    void *worker_arg;
+    void *worker_arg; /* passed to worker_init and worker_exit */
 } fut_pool_config_t;
 
+/* A snapshot of an executor's counters (fut_executor_stats).  The inline
+ * executor counts only submitted and completed; a loop executor has no
+ * threads, idle workers or initializer.  The rest read 0. */
 typedef struct fut_stats {
     size_t threads;     /* worker threads started and not yet exited */
     size_t idle;        /* workers parked waiting for work */
@@ -437,6 +452,8 @@ FUT_API FUT_NODISCARD fut_t *fut_when_all(fut_t **fs, size_t n);
  * result).  Never rejects. */
 FUT_API FUT_NODISCARD fut_t *fut_when_all_settled(fut_t **fs, size_t n);
 
+/* One input's result, in the value of fut_when_any, fut_when_first and
+ * fut_when_some; it lives as long as the result does. */
 typedef struct fut_any {
     size_t index; /* which input */
     void *value;  /* its value (borrowed) */
