@@ -14,6 +14,15 @@
 function starts_comment(s) { return s ~ /^[ \t]*\/\*([^*]|$)/ }
 function is_ruler(s) { return s ~ /^\/\* -+ [^*]*\*\/$/ }
 function ends_comment(s) { return index(s, "*/") > 0 }
+# the group of a section ruler: fut-name, spaces made '-'
+function label(s,    name) {
+    name = title(s); gsub(/ /, "-", name)
+    return "fut-" name
+}
+function title(s) {
+    sub(/^\/\* -+ /, "", s); sub(/ *\*\/$/, "", s)
+    return s
+}
 # a declaration's first line: at the margin, not a comment, brace or #if
 function is_decl(s) {
     return s ~ /^[A-Za-z_#]/ && s !~ /^#(if|ifdef|ifndef|else|elif|endif|include)/
@@ -35,14 +44,35 @@ function decls_after(i,    j, c) {
 { line[++n] = $0 }
 
 END {
-    group = 0; members = 0; incomment = 0; open = 0
+    # the file's comment ends with a list of the sections' pages
+    sections = ""
+    for (i = 1; i <= n; i++)
+        if (is_ruler(line[i]))
+            sections = sections (sections == "" ? "" : ", ") \
+                "@ref " label(line[i]) " \"" label(line[i]) "(3)\""
+    group = 0; members = 0; incomment = 0; open = 0; filedoc = 0
     for (i = 1; i <= n; i++) {
         s = line[i]; pre = ""
         if (incomment) {
+            if (filedoc) {
+                # its list of terms ("  term  text", text lines indented
+                # under it) becomes a Markdown list
+                if (s ~ /^ \*   [a-z]+  +[^ ]/) {
+                    sub(/^ \*   /, "", s); term = s; sub(/ .*/, "", term)
+                    sub(/^[a-z]+  +/, "", s); s = " * - **" term "** " s
+                } else if (s ~ /^ \*      +[^ ]/) {
+                    sub(/^ \*  +/, " *   ", s)
+                }
+            }
             if (ends_comment(s)) {
                 incomment = 0
+                if (filedoc && sections != "")
+                    sub(/\*\/[ \t]*$/, "@sa " sections " */", s)
+                filedoc = 0
                 # the @{ that opens a section or a member group
                 if (open) { sub(/\*\/[ \t]*$/, "@{ */", s); open = 0 }
+            } else {
+                sub(/[ \t]*\\$/, "", s)  # a macro's \ is not part of its comment
             }
             print s; continue
         }
@@ -52,12 +82,9 @@ END {
             if (s == "") { print "/**@}*/"; continue }
         }
         if (i == 1 && s == "/*") {
-            s = "/** @file"
+            s = "/** @file"; filedoc = 1
         } else if (is_ruler(s)) {
-            name = s
-            sub(/^\/\* -+ /, "", name); sub(/ *\*\/$/, "", name)
-            label = "fut-" name; gsub(/ /, "-", label)
-            s = (group ? "/** @} */ " : "") "/** @defgroup " label " " name
+            s = (group ? "/** @} */ " : "") "/** @defgroup " label(s) " " title(s)
             group = 1
             # the section's first comment describes it when nothing follows
             j = i + 1
@@ -84,7 +111,10 @@ END {
         } else if (s ~ /^[ \t]*[^ \t\/*].*[^ \t][ \t]+\/\*([^*]|$)/) {
             sub(/[ \t]+\/\*/, " /**<", s)
         }
-        if (index(s, "/*") && !ends_comment(s)) incomment = 1
+        if (index(s, "/*") && !ends_comment(s)) {
+            incomment = 1
+            sub(/[ \t]*\\$/, "", s)  # a macro's \ is not part of its comment
+        }
         if (i == n) {
             if (members) s = s " /**@}*/"
             if (group) s = s " /** @} */"
