@@ -60,7 +60,7 @@ extern "C" {
 #define FUT_NODISCARD
 #endif
 
-/* ----------------------------------------------------------------- version */
+/* -------------------------------------------------------------- version */
 
 /* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
  * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
@@ -119,7 +119,7 @@ typedef enum fut_state {
  * as the future that carries it. */
 typedef struct fut_error {
     int code;            /* positive; ECANCELED when cancelled */
-    const char *message; /* never NULL (else a description of code) */
+    const char *message; /* never NULL: describes code if none was given */
 } fut_error_t;
 
 /* Destructor for a value or an argument. */
@@ -135,7 +135,7 @@ typedef void *(*fut_fn)(fut_ctx_t *ctx, void *arg);
  * failure (fut then reports ENOMEM and loses nothing); free receives the
  * size that was asked for.  ctx is passed through. */
 typedef struct fut_allocator {
-    /* size bytes, aligned for any object (as malloc's), or NULL */
+    /* size bytes, aligned as malloc's are, or NULL */
     void *(*alloc)(size_t size, void *ctx);
     /* gives back p, which alloc returned for size bytes */
     void (*free)(void *p, size_t size, void *ctx);
@@ -156,8 +156,8 @@ FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
 /* ------------------------------------------------------------ executors */
 
-/* fut_pool_new's settings.  A field left 0 (or NULL), or a NULL cfg, takes
- * the default. */
+/* fut_pool_new's settings.  A NULL cfg is a zeroed one: each field left 0
+ * (or NULL) takes the default it names. */
 typedef struct fut_pool_config {
     size_t threads;    /* worker threads; 0: one per online CPU */
     size_t max_queued; /* 0: unbounded; else submit blocks while this many
@@ -177,8 +177,8 @@ typedef struct fut_pool_config {
 } fut_pool_config_t;
 
 /* A snapshot of an executor's counters (fut_executor_stats).  The inline
- * executor counts only submitted and completed; a loop executor has no
- * threads, idle workers or initializer.  The rest read 0. */
+ * executor fills only submitted and completed, a loop executor all but
+ * threads, idle and broken; the others read 0. */
 typedef struct fut_stats {
     size_t threads;     /* worker threads started and not yet exited */
     size_t idle;        /* workers parked waiting for work */
