@@ -60,6 +60,8 @@ extern "C" {
 #define FUT_NODISCARD
 #endif
 
+/* -------------------------------------------------------------- version */
+
 /* The header's version: FUT_VERSION_MAJOR, _MINOR, _PATCH, FUT_VERSION_STRING
  * ("0.1.0") and FUT_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH)
  * come from <fut/version.h>, which the build generates from the project's
@@ -86,7 +88,8 @@ FUT_API int fut_version_number(void);
 /* ---------------------------------------------------------------- time */
 
 /* Timeouts are int64_t nanoseconds.  FUT_FOREVER (any negative value) waits
- * without limit; 0 polls. */
+ * without limit; 0 polls.  FUT_US, FUT_MS and FUT_S turn microseconds,
+ * milliseconds and seconds into nanoseconds. */
 #define FUT_FOREVER ((int64_t)-1)
 #define FUT_US(x) ((int64_t)(x)*INT64_C(1000))
 #define FUT_MS(x) ((int64_t)(x)*INT64_C(1000000))
@@ -94,11 +97,16 @@ FUT_API int fut_version_number(void);
 
 /* --------------------------------------------------------------- types */
 
+/* The opaque handles, used only through pointers: a future, a promise, the
+ * context handed to a task or handler (valid only during that call), and an
+ * executor.  See the concepts at the top of this header. */
 typedef struct fut fut_t;
 typedef struct fut_promise fut_promise_t;
 typedef struct fut_ctx fut_ctx_t;
 typedef struct fut_executor fut_executor_t;
 
+/* A future's state, as fut_state() reads it.  The last three are settled:
+ * a settled future never changes again. */
 typedef enum fut_state {
     FUT_PENDING = 0,   /* not started, or a promise not yet settled */
     FUT_RUNNING = 1,   /* a task is executing on some thread */
@@ -115,9 +123,10 @@ typedef enum fut_state {
  * answers FUT_EFOREIGN for it rather than a code it could be mistaken
  * for. */
 typedef struct fut_error {
-    int code;        /* errno value, or the domain's own code */
-    int domain;      /* FUT_DOMAIN_ERRNO, or another FUT_DOMAIN_* */
-    const char *message;
+    int code;            /* errno value (positive; ECANCELED when cancelled),
+                            or the domain's own code */
+    int domain;          /* FUT_DOMAIN_ERRNO, or another FUT_DOMAIN_* */
+    const char *message; /* never NULL: describes code if none was given */
 } fut_error_t;
 
 /* Error domains.  FUT_DOMAIN_GETADDRINFO: EAI_* codes (a NULL message
@@ -152,9 +161,11 @@ typedef void *(*fut_fn)(fut_ctx_t *ctx, void *arg);
  * failure (fut then reports ENOMEM and loses nothing); free receives the
  * size that was asked for.  ctx is passed through. */
 typedef struct fut_allocator {
+    /* size bytes, aligned as malloc's are, or NULL */
     void *(*alloc)(size_t size, void *ctx);
+    /* gives back p, which alloc returned for size bytes */
     void (*free)(void *p, size_t size, void *ctx);
-    void *ctx;
+    void *ctx; /* passed to alloc and free */
 } fut_allocator_t;
 
 /* Installs an allocator (NULL restores malloc/free).  Call it while no
@@ -171,6 +182,8 @@ FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
 /* ------------------------------------------------------------ executors */
 
+/* fut_pool_new's settings.  A NULL cfg is a zeroed one: each field left 0
+ * (or NULL) takes the default it names. */
 typedef struct fut_pool_config {
     size_t threads;    /* worker threads; 0: one per online CPU */
     size_t max_queued; /* 0: unbounded; else submit blocks while this many
@@ -186,17 +199,20 @@ typedef struct fut_pool_config {
     /* Runs on each worker whose worker_init succeeded (or was NULL) when
      * it exits. */
     void (*worker_exit)(void *worker_arg);
-    void *worker_arg;
+    void *worker_arg; /* passed to worker_init and worker_exit */
     /* Elastic capacity for blocking calls.  While tasks are in declared
      * blocking calls (FUT_BLOCKING, fut_blocking_begin), the pool starts
      * extra threads so that `threads` workers stay runnable, up to
      * max_threads in all (0: threads + 64); an extra thread idle for
      * keep_alive nanoseconds exits (0: 10 s).  max_threads below threads
      * means threads (no extra threads). */
-    size_t max_threads;
-    int64_t keep_alive;
+    size_t max_threads; /* threads in all, extra ones included */
+    int64_t keep_alive; /* ns an extra thread may idle before it exits */
 } fut_pool_config_t;
 
+/* A snapshot of an executor's counters (fut_executor_stats).  The inline
+ * executor fills only submitted and completed, a loop executor all but
+ * threads, idle and broken; the others read 0. */
 typedef struct fut_stats {
     size_t threads;     /* worker threads started and not yet exited */
     size_t idle;        /* workers parked waiting for work */
@@ -516,6 +532,8 @@ FUT_API FUT_NODISCARD fut_t *fut_when_all(fut_t **fs, size_t n);
  * result).  Never rejects. */
 FUT_API FUT_NODISCARD fut_t *fut_when_all_settled(fut_t **fs, size_t n);
 
+/* One input's result, in the value of fut_when_any, fut_when_first and
+ * fut_when_some; it lives as long as the result does. */
 typedef struct fut_any {
     size_t index; /* which input */
     void *value;  /* its value (borrowed) */
