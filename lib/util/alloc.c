@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256, SLAB_BLOCKS = BATCH };
 
@@ -51,8 +52,12 @@ static const size_t class_size[NCLASS] = {
     FUT__CLASS_LARGE,
 };
 
-/* AddressSanitizer builds skip the caches so that a use after free is
- * caught rather than hidden by a reused block. */
+/* Leak checkers see every object when the caches are off, so that a
+ * forgotten future shows as a leak rather than as a block cached for
+ * reuse: in AddressSanitizer builds (which also catch a use after free
+ * that a reused block would hide), under valgrind (found by its preload
+ * library), and wherever FUT_DIRECT_ALLOC=1 is in the environment.  Every
+ * object then goes straight to the allocator, malloc by default. */
 #if defined(__SANITIZE_ADDRESS__)
 #define FUT_NO_CACHE 1
 #elif defined(__has_feature)
@@ -61,12 +66,28 @@ static const size_t class_size[NCLASS] = {
 #endif
 #endif
 
-static int class_of(size_t size)
+static bool direct_alloc(void)
 {
 #ifdef FUT_NO_CACHE
-    (void)size;
-    return -1;
+    return true;
+#else
+    static _Atomic int mode = -1; /* -1: not looked yet */
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *env = getenv("FUT_DIRECT_ALLOC");
+        const char *preload = getenv("LD_PRELOAD");
+        m = (env && strcmp(env, "1") == 0) ||
+            (preload && strstr(preload, "vgpreload") != NULL);
+        atomic_store_explicit(&mode, m, memory_order_relaxed);
+    }
+    return m;
 #endif
+}
+
+static int class_of(size_t size)
+{
+    if (direct_alloc())
+        return -1;
     for (int c = 0; c < NCLASS; c++)
         if (class_size[c] == size)
             return c;
