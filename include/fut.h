@@ -170,14 +170,19 @@ typedef struct fut_allocator {
 
 /* Installs an allocator (NULL restores malloc/free).  Call it while no
  * object of fut's is alive and no thread but the caller that has used fut
- * is still running (free your pools first): objects are freed through the
- * allocator that is installed when they die, and a thread's cache of free
- * blocks goes back through the allocator installed when the thread exits.  An installed allocator gets one call per object
- * (of that object's size), so it can count, place or fail each one; with
- * malloc, fut carves its small objects from slabs it keeps for reuse, and
- * this call gives the slabs back once all their objects are free (so
- * fut_set_allocator(NULL) also trims).  Freed objects are cached per thread
- * either way.  Returns 0, or EINVAL if a function is missing. */
+ * is still running (free your pools first; fut's own threads hand back
+ * what they hold when asked): objects are freed through the allocator that
+ * is installed when they die, and a thread's cache of free blocks goes back
+ * through the allocator installed when the thread exits.  An installed
+ * allocator gets one call per object (of that object's size), so it can
+ * count, place or fail each one; with malloc, fut carves its small objects
+ * from slabs it keeps for reuse, and this call gives the slabs back once
+ * all their objects are free (so fut_set_allocator(NULL) also trims).
+ * Freed objects are cached per thread either way, except under
+ * AddressSanitizer, under valgrind and with FUT_DIRECT_ALLOC=1 in the
+ * environment: then every object goes straight to the allocator and back,
+ * so leak checkers see a forgotten future.  Returns 0, or EINVAL if a
+ * function is missing. */
 FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
 /* ------------------------------------------------------------ executors */
