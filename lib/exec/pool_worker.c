@@ -100,26 +100,48 @@ static bool inject_nonempty(pool_t *p)
            atomic_load_explicit(&p->inject, memory_order_seq_cst);
 }
 
-/* Moves the oldest tasks of the backlog, then of the stack, into the ring
- * until it is full; what does not fit stays in the backlog.  Returns
- * false if there was nothing to move, or if another worker is moving and
- * !wait.
+/* Under inject_lock, when the ring is empty: moves the oldest tasks of
+ * the backlog, then of the stack, into the ring until it is full, and
+ * returns the oldest of all for the caller to run (it would be the next
+ * one popped anyway); what does not fit stays in the backlog.  NULL if
+ * there was nothing to move, or if another worker is moving and !wait.
  *
- * A worker about to park refills with wait: it takes the lock, so either
+ * A worker about to park takes it with wait: it takes the lock, so either
  * it sees what an earlier refill left (in the ring or the backlog), or
  * that refill comes after its own look, hence after its nidle++, and the
  * refiller, which reads nidle when it leaves work behind, wakes it. */
-static bool refill(pool_t *p, bool wait)
+static fut_t *refill(pool_t *p, bool wait)
 {
     if (wait)
         pthread_mutex_lock(&p->inject_lock);
     else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
-        return false; /* the holder wakes a helper if it leaves work */
+        return NULL; /* the holder wakes a helper if it leaves work */
+    /* Another refill may have come first: its tasks are older. */
+    fut_t *first = fut__ring_pop(&p->ring);
+    if (first) {
+        pthread_mutex_unlock(&p->inject_lock);
+        return first;
+    }
     fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
-    bool moved = false;
+    if (!head) {
+        /* The stack (newest first), reversed: oldest first. */
+        fut_t *s =
+            atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
+        while (s) {
+            fut_t *next = s->next;
+            s->next = head;
+            head = s;
+            s = next;
+        }
+    }
+    if (head) {
+        first = head;
+        head = head->next;
+        first->next = NULL;
+    }
     for (int pass = 0; pass < 2; pass++) {
         if (!head && pass == 1) {
-            /* Then the stack (newest first), reversed: oldest first. */
+            /* The backlog is in the ring: the stack goes after it. */
             fut_t *s = atomic_exchange_explicit(&p->inject, NULL,
                                                 memory_order_seq_cst);
             while (s) {
@@ -131,17 +153,18 @@ static bool refill(pool_t *p, bool wait)
         }
         while (head) {
             fut_t *next = head->next; /* before the push: it may run at once */
-            if (!fut__ring_push(&p->ring, head))
+            if (!fut__ring_push_alone(&p->ring, head))
                 break;
             head = next;
-            moved = true;
         }
         if (head)
             break; /* the ring is full: the rest stays in the backlog */
     }
     atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
+    if (!first)
+        first = fut__ring_pop(&p->ring); /* what the stack had meanwhile */
     pthread_mutex_unlock(&p->inject_lock);
-    return moved;
+    return first;
 }
 
 /* The oldest task from outside, or NULL.  Refills the ring when it finds
@@ -149,9 +172,7 @@ static bool refill(pool_t *p, bool wait)
 static fut_t *take_outside(pool_t *p, bool wait)
 {
     fut_t *f = fut__ring_pop(&p->ring);
-    if (!f && refill(p, wait))
-        f = fut__ring_pop(&p->ring);
-    return f;
+    return f ? f : refill(p, wait);
 }
 
 /* --- the idle list (lock held unless said) ---------------------------- */

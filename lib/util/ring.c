@@ -42,6 +42,18 @@ bool fut__ring_push(fut__ring_t *r, void *item)
     return true;
 }
 
+bool fut__ring_push_alone(fut__ring_t *r, void *item)
+{
+    size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    fut__ring_cell_t *c = &r->cell[pos & MASK];
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos)
+        return false; /* a lap behind: full */
+    atomic_store_explicit(&r->tail, pos + 1, memory_order_relaxed);
+    c->item = item;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    return true;
+}
+
 void *fut__ring_pop(fut__ring_t *r)
 {
     size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);

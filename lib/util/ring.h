@@ -40,6 +40,9 @@ typedef struct fut__ring {
 void fut__ring_init(fut__ring_t *r);
 /* Any thread.  False when the ring is full (nothing was pushed). */
 bool fut__ring_push(fut__ring_t *r, void *item);
+/* The same for a caller that is the only producer at the time (it holds
+ * the lock all producers take): no CAS on the tail. */
+bool fut__ring_push_alone(fut__ring_t *r, void *item);
 /* Any thread.  The oldest item, or NULL when the ring is empty. */
 void *fut__ring_pop(fut__ring_t *r);
 /* A hint: true if an item may be waiting (no order implied). */
