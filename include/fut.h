@@ -614,6 +614,93 @@ FUT_API FUT_NODISCARD fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn,
                                      void *const *items, size_t n, size_t chunk,
                                      void *arg);
 
+/* ----------------------------------------------------------- task groups */
+
+/* Structured concurrency (asyncio.TaskGroup, Trio's nurseries): tasks
+ * started in a group end before the group's future settles, so none
+ * outlives the code that started it.  Start members with
+ * fut_group_submit (tasks) or fut_group_add (futures you have), then
+ * fut_group_close: the group's future settles once every member has
+ * settled.  Modes (flags of fut_group_new):
+ *   FUT_GROUP_ALL      value: void ** of the members' values in start
+ *                      order (alive as long as the group's future); the
+ *                      first failure cancels the other members and, once
+ *                      they have settled, rejects the group with that
+ *                      error ("... (and N other members failed)" when more
+ *                      failed);
+ *   FUT_GROUP_SETTLED  value: fut_t ** of the members, all settled (read
+ *                      each outcome); a member's failure cancels nothing;
+ *   FUT_GROUP_RACE     value: a fut_any_t * (index, value) of the first
+ *                      member to fulfil; the others are cancelled; rejects
+ *                      with the last failure when every member failed.
+ * Cancelling the group (fut_group_cancel, or fut_cancel on its future,
+ * which reads FUT_RUNNING and so returns false) cancels every member that
+ * has not settled: queued ones at once, running ones see
+ * fut_cancel_requested; the group's future then settles CANCELLED once all
+ * have settled.  A deadline cancels the members the same way and rejects
+ * the group with ETIMEDOUT.  Every call may come from any thread. */
+typedef struct fut_group fut_group_t;
+
+/* Group modes. */
+#define FUT_GROUP_ALL 0u
+#define FUT_GROUP_SETTLED 1u
+#define FUT_GROUP_RACE 2u
+
+/* A new open group whose tasks run on ex.  NULL for a NULL ex or unknown
+ * flags (EINVAL) or without memory. */
+FUT_API FUT_NODISCARD fut_group_t *fut_group_new(fut_executor_t *ex,
+                                                 unsigned flags);
+
+/* A child group on parent's executor: its future is a member of parent
+ * (so parent waits for it, and cancelling parent cancels the child's
+ * members).  NULL if parent is NULL or closed, or without memory. */
+FUT_API FUT_NODISCARD fut_group_t *fut_group_child(fut_group_t *parent,
+                                                   unsigned flags);
+
+/* At most max_running members run at once (0: no limit); the others wait,
+ * in start order, and start as running ones settle.  Returns 0 or EINVAL
+ * (NULL). */
+FUT_API int fut_group_limit(fut_group_t *g, size_t max_running);
+
+/* A deadline ns from now: then the members are cancelled and the group
+ * rejects with ETIMEDOUT (Trio's fail_after).  Returns 0, EINVAL (NULL,
+ * or a deadline set already), ENOMEM. */
+FUT_API int fut_group_deadline(fut_group_t *g, int64_t ns);
+
+/* Starts fn(ctx, arg) as a member (or queues it behind the limit) and
+ * returns a new reference to its future.  free_arg as fut_submit_ex;
+ * flags as fut_submit_ex (FUT_BLOCKING).  A closed group rejects EINVAL;
+ * a cancelled one returns a cancelled future (the task never runs). */
+FUT_API FUT_NODISCARD fut_t *fut_group_submit(fut_group_t *g, fut_fn fn,
+                                              void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn,
+                                                 void *arg,
+                                                 fut_free_fn free_arg,
+                                                 unsigned flags);
+
+/* Consumes f: it becomes a member (cancelled with the group).  Returns 0,
+ * EINVAL (NULL, or a closed group; f released), ENOMEM (f released). */
+FUT_API int fut_group_add(fut_group_t *g, fut_t *f);
+
+/* No more members: returns a new reference to the group's future, which
+ * settles once every member has settled (at once if all have).  A second
+ * call returns a future rejected EALREADY; NULL g one rejected EINVAL. */
+FUT_API FUT_NODISCARD fut_t *fut_group_close(fut_group_t *g);
+
+/* Cancels the members that have not settled (see above).  True if this
+ * call cancelled the group, false if it was cancelled or finished already
+ * (or g is NULL). */
+FUT_API bool fut_group_cancel(fut_group_t *g);
+
+/* The group of the member task running on this thread (borrowed: valid
+ * while the task runs), or NULL: a member can start siblings. */
+FUT_API fut_group_t *fut_group_current(void);
+
+/* Drops the handle.  A group not closed yet is cancelled, closed and
+ * waited for first (no orphans: its members have all settled when this
+ * returns).  NULL is a no-op. */
+FUT_API void fut_group_release(fut_group_t *g);
+
 /* ---------------------------------------------------------------- timers */
 
 /* A new future fulfilled (value NULL) after ns nanoseconds on

@@ -302,10 +302,15 @@ static bool cancel_one(fut_t *f)
         case FUT_REJECTED:
             return false;
         case FUT_RUNNING:
-            /* PEP 3148: a running call cannot be cancelled; ask it. */
+            /* PEP 3148: a running call cannot be cancelled; ask it (once:
+             * a kind that produces by other means hears of it). */
             if (fut__transition(f, FUT_RUNNING, FUT_RUNNING, FUT__CANCEL_REQ,
-                                NULL))
+                                NULL)) {
+                void (*asked)(fut_t *) = fut__ops(s)->cancel_requested;
+                if (asked && !(s & FUT__CANCEL_REQ))
+                    asked(f);
                 return false;
+            }
             continue;
         default:
             break;

@@ -201,6 +201,10 @@ typedef struct fut__kind_ops {
     /* The future pending f waits for (a new reference), or NULL: adoption
      * walks these to find loops, progress relays along them. */
     fut_t *(*input)(fut_t *f);
+    /* fut_cancel asked RUNNING f to stop (CANCEL_REQ was just set): a kind
+     * whose result comes from work of its own (a group's members) passes
+     * the request on.  Called once, by the asking thread. */
+    void (*cancel_requested)(fut_t *f);
 } fut__kind_ops_t;
 
 /* Kind 0 is a future born settled; the others are the layer above's. */

@@ -3,6 +3,7 @@
  */
 #include "feat/chain.h"
 #include "feat/combine.h"
+#include "feat/group.h"
 #include "feat/promise.h"
 #include "feat/task.h"
 #include "feat/timer.h"
@@ -15,4 +16,5 @@ const fut__kind_ops_t *const fut__kinds[FUT__KINDS] = {
     [FUT__KIND_FINALLY] = &fut__cont_kind,
     [FUT__KIND_WHEN] = &fut__when_kind,
     [FUT__KIND_TIMER] = &fut__timer_kind,
+    [FUT__KIND_GROUP] = &fut__group_kind,
 };

@@ -53,6 +53,52 @@ fut_t *fut_submit(fut_executor_t *ex, fut_fn fn, void *arg)
     return fut_submit_ex(ex, fn, arg, NULL, 0);
 }
 
+/* What a task that never starts owes: its free_arg. */
+static void task_discard(fut_t *f)
+{
+    if (f->u.task.free_arg)
+        f->u.task.free_arg(f->u.task.arg);
+}
+
+fut_t *fut__task_new(fut_fn fn, void *arg, fut_free_fn free_arg, uint32_t refs)
+{
+    fut_t *f = fut__new(FUT__KIND_TASK, refs);
+    if (!f) {
+        if (free_arg)
+            free_arg(arg);
+        return NULL;
+    }
+    f->u.task.fn = fn;
+    f->u.task.arg = arg;
+    f->u.task.free_arg = free_arg;
+    return f;
+}
+
+int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags)
+{
+    /* Set the executor under the claim: a canceller that claims first finds
+     * none (nothing to tell); one that claims after finds it, and the task
+     * is, or is about to be, in its queue, which counts the cancel.  The
+     * claim is given back before submitting: an inline executor runs the
+     * task at once.  (A cancel between the two whose submit is then refused
+     * leaves the executor one cancel counted for a task it never held.) */
+    if (!fut__try_claim(f))
+        return ECANCELED;
+    f->ex = ex;
+    if (flags & FUT_BLOCKING)
+        atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
+                                 memory_order_relaxed);
+    FUT__MUST(
+        fut__transition(f, FUT_PENDING | FUT__CLAIMED, FUT_PENDING, 0, NULL));
+    fut_retain(f); /* the queue's */
+    int rc = ex->ops->submit(ex, f, flags);
+    if (rc != 0) {
+        fut__reject_unstarted(f, rc, NULL);
+        fut_release(f); /* the queue's, never taken */
+    }
+    return rc;
+}
+
 static bool task_run(fut_t *f)
 {
     uint32_t seen;
@@ -76,16 +122,11 @@ static bool task_run(fut_t *f)
     return true;
 }
 
-static void task_discard(fut_t *f)
-{
-    if (f->u.task.free_arg)
-        f->u.task.free_arg(f->u.task.arg);
-}
-
 static void task_cancel(fut_t *f)
 {
-    /* A pending task is in its executor's queue, which counts it. */
-    if (f->ex->ops->cancelled) {
+    /* A pending task is in its executor's queue, which counts it; one not
+     * started yet (fut__task_start) has no executor. */
+    if (f->ex && f->ex->ops->cancelled) {
         atomic_fetch_or_explicit(&f->state, FUT__CANCEL_TOLD,
                                  memory_order_relaxed);
         f->ex->ops->cancelled(f->ex);

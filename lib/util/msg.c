@@ -86,6 +86,15 @@ char *fut__msg_vformat(const char *fmt, va_list ap)
     return s;
 }
 
+char *fut__msg_format(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = fut__msg_vformat(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 char *fut__msg_copy(const char *src)
 {
     size_t n = strlen(src);

@@ -13,6 +13,8 @@
 #include <stdarg.h>
 
 char *fut__msg_vformat(const char *fmt, va_list ap);
+char *fut__msg_format(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 char *fut__msg_copy(const char *s);
 void fut__msg_free(char *s);
 
