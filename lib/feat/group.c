@@ -34,72 +34,21 @@
  */
 #include "feat/group.h"
 
-#include "core/ctx.h"
 #include "core/exec.h"
-#include "feat/task.h"
 #include "feat/timer.h"
 #include "util/msg.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stddef.h>
 #include <string.h>
-
-typedef enum cause {
-    CAUSE_NONE,
-    CAUSE_FAILED,   /* ALL: a member failed */
-    CAUSE_WON,      /* RACE: a member fulfilled */
-    CAUSE_DEADLINE, /* the deadline passed */
-    CAUSE_CANCEL,   /* fut_group_cancel, fut_cancel on R, a parent */
-} cause_t;
-
-struct fut_group {
-    pthread_mutex_t lock;
-    _Atomic size_t refs;
-    fut_executor_t *ex; /* a reference */
-    unsigned mode;
-    fut_t *result;              /* R: RUNNING until every member settled */
-    fut_t **members;            /* in start order, a reference each */
-    void **values;              /* ALL: filled as members fulfil */
-    unsigned char *running_now; /* per member: started by us, not settled */
-    size_t n, cap;
-    size_t settled, rejected;
-    size_t started, running, max_running; /* tasks queued or run so far */
-    fut_t *first_failed; /* a reference: ALL's first failure, RACE's last */
-    fut_group_t *self;   /* the word before `won`: see value_free */
-    fut_any_t won;       /* RACE */
-    cause_t cause;
-    bool closed, finished;
-    fut_t *timer; /* the deadline (a reference), or NULL */
-};
-
-typedef struct member {
-    fut__cb_t slot; /* first: on the member's callback stack */
-    fut_group_t *g;
-    size_t index;
-    fut_fn fn; /* a task member's function, argument and destructor */
-    void *arg;
-    fut_free_fn free_arg;
-} member_t;
-
-_Static_assert(sizeof(member_t) == FUT__CLASS_LARGE,
-               "member records are cached by the allocator");
-
-static _Thread_local fut_group_t *current;
-
-fut_group_t *fut_group_current(void)
-{
-    return current;
-}
 
 /* --- the block -------------------------------------------------------- */
 
-static void group_retain(fut_group_t *g)
+void fut__group_retain(fut_group_t *g)
 {
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 }
 
-static void group_unref(fut_group_t *g)
+void fut__group_unref(fut_group_t *g)
 {
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -124,12 +73,12 @@ static void value_free(void *value)
 {
     fut_group_t *g;
     memcpy(&g, (char *)value - sizeof g, sizeof g);
-    group_unref(g);
+    fut__group_unref(g);
 }
 
 /* Lock held.  Room for one more member; false on ENOMEM.  Each array has
  * a word in front pointing at the block (value_free). */
-static bool grow(fut_group_t *g)
+bool fut__group_grow(fut_group_t *g)
 {
     if (g->n < g->cap)
         return true;
@@ -164,7 +113,7 @@ static bool grow(fut_group_t *g)
 
 /* --- settling R ------------------------------------------------------- */
 
-static void finish(fut_group_t *g)
+void fut__group_finish(fut_group_t *g)
 {
     fut_t *r = g->result;
     if (g->timer)
@@ -213,15 +162,15 @@ static void finish(fut_group_t *g)
     if (!fut__is_settled(fut__load(r)))
         fut__fulfil(r, value, value ? value_free : NULL);
     if (!value)
-        group_unref(g); /* R's reference goes with R's pending state */
-    fut_release(r);     /* the block's reference to R */
+        fut__group_unref(g); /* R's reference goes with R's pending state */
+    fut_release(r);          /* the block's reference to R */
 }
 
 /* --- cancelling and starting members ---------------------------------- */
 
 /* Cancels every member that has not settled, one at a time, no lock held
  * while fut_cancel runs (it runs callbacks, the slots among them). */
-static void cancel_members(fut_group_t *g)
+void fut__group_cancel_members(fut_group_t *g)
 {
     for (size_t i = 0;; i++) {
         pthread_mutex_lock(&g->lock);
@@ -235,7 +184,7 @@ static void cancel_members(fut_group_t *g)
 }
 
 /* Lock held.  The first cause wins; true if this was it. */
-static bool set_cause(fut_group_t *g, cause_t cause)
+bool fut__group_set_cause(fut_group_t *g, cause_t cause)
 {
     if (g->cause != CAUSE_NONE || g->finished)
         return false;
@@ -243,239 +192,21 @@ static bool set_cause(fut_group_t *g, cause_t cause)
     return true;
 }
 
-static bool group_cancel(fut_group_t *g, cause_t cause)
+bool fut__group_cancel(fut_group_t *g, cause_t cause)
 {
     pthread_mutex_lock(&g->lock);
-    bool first = set_cause(g, cause);
+    bool first = fut__group_set_cause(g, cause);
     pthread_mutex_unlock(&g->lock);
     if (first)
-        cancel_members(g);
+        fut__group_cancel_members(g);
     return first;
-}
-
-/* Lock held.  Member i stops counting against the limit. */
-static void stop_running(fut_group_t *g, size_t i)
-{
-    if (g->running_now[i]) {
-        g->running_now[i] = 0;
-        g->running--;
-    }
-}
-
-/* Starts waiting task members while the limit allows.  A member counts as
- * running from the moment it is picked; whichever comes first of its slot
- * and a failed start stops it counting. */
-static void start_members(fut_group_t *g)
-{
-    for (;;) {
-        pthread_mutex_lock(&g->lock);
-        size_t i = g->started;
-        bool room =
-            i < g->n && (g->max_running == 0 || g->running < g->max_running);
-        fut_t *m = NULL;
-        if (room) {
-            m = fut_retain(g->members[i]);
-            g->started++;
-            uint32_t s = fut__load(m);
-            /* Only tasks the group made wait to start (no executor yet). */
-            if (fut__kind(s) == FUT__KIND_TASK && !m->ex &&
-                !fut__is_settled(s)) {
-                g->running_now[i] = 1;
-                g->running++;
-            } else {
-                fut_release(m);
-                m = NULL;
-            }
-        }
-        pthread_mutex_unlock(&g->lock);
-        if (!room)
-            return;
-        if (!m)
-            continue;
-        unsigned flags = (fut__load(m) & FUT__BLOCKING) ? FUT_BLOCKING : 0;
-        if (fut__task_start(m, g->ex, flags) != 0) {
-            pthread_mutex_lock(&g->lock);
-            stop_running(g, i); /* cancelled meanwhile, or refused */
-            pthread_mutex_unlock(&g->lock);
-        }
-        fut_release(m);
-    }
-}
-
-/* --- members ---------------------------------------------------------- */
-
-static void slot_fired(fut_t *f, void *node)
-{
-    member_t *rec = node;
-    fut_group_t *g = rec->g;
-    unsigned st = fut__load(f) & FUT__STATE_MASK;
-    bool ok = st == FUT_FULFILLED;
-    bool cancel_others = false, done;
-    if (st != FUT_FULFILLED)
-        fut__observe(f); /* the group read it */
-    pthread_mutex_lock(&g->lock);
-    g->settled++;
-    stop_running(g, rec->index);
-    if (ok && g->mode == FUT_GROUP_ALL) {
-        g->values[rec->index] = f->u.ok.value;
-    } else if (ok && g->mode == FUT_GROUP_RACE) {
-        if (set_cause(g, CAUSE_WON)) {
-            g->won.index = rec->index;
-            g->won.value = f->u.ok.value;
-            cancel_others = true;
-        }
-    } else if (st == FUT_REJECTED) {
-        g->rejected++;
-        if (g->mode == FUT_GROUP_ALL && set_cause(g, CAUSE_FAILED)) {
-            g->first_failed = fut_retain(f);
-            cancel_others = true;
-        } else if (g->mode == FUT_GROUP_RACE) {
-            fut_release(g->first_failed); /* keep the last */
-            g->first_failed = fut_retain(f);
-        }
-    }
-    done = g->closed && g->settled == g->n && !g->finished;
-    if (done)
-        g->finished = true;
-    pthread_mutex_unlock(&g->lock);
-    fut__free(rec, sizeof *rec);
-    if (cancel_others)
-        cancel_members(g);
-    else if (!done)
-        start_members(g);
-    if (done)
-        finish(g);
-    group_unref(g); /* the slot's */
-}
-
-static void *member_run(fut_ctx_t *ctx, void *arg)
-{
-    member_t *rec = arg;
-    fut_group_t *outer = current;
-    current = rec->g;
-    void *v = rec->fn(ctx, rec->arg);
-    current = outer;
-    return v;
-}
-
-static void member_free_arg(void *arg)
-{
-    member_t *rec = arg;
-    if (rec->free_arg)
-        rec->free_arg(rec->arg);
-}
-
-/* Adds f (a reference, consumed) as a member with record rec (freed by
- * its slot).  EINVAL if the group is closed (nothing added: the caller
- * still owns f, and rec is freed), ECANCELED if it was cancelled (f is
- * added and cancelled), ENOMEM. */
-static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool *cancel)
-{
-    pthread_mutex_lock(&g->lock);
-    if (g->closed || !grow(g)) {
-        int rc = g->closed ? EINVAL : ENOMEM;
-        pthread_mutex_unlock(&g->lock);
-        fut__free(rec, sizeof *rec);
-        return rc;
-    }
-    rec->g = g;
-    rec->index = g->n;
-    g->members[g->n] = f;
-    g->values[g->n] = NULL;
-    g->running_now[g->n] = 0;
-    g->n++;
-    *cancel = g->cause != CAUSE_NONE;
-    group_retain(g); /* the slot's */
-    pthread_mutex_unlock(&g->lock);
-    rec->slot.fn = slot_fired;
-    rec->slot.arg = rec;
-    if (!fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
-        slot_fired(f, &rec->slot);
-    return 0;
-}
-
-fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
-                           fut_free_fn free_arg, unsigned flags)
-{
-    if (!g || !fn) {
-        if (free_arg)
-            free_arg(arg);
-        return fut_rejected(EINVAL, "fut_group_submit: a NULL group or fn");
-    }
-    member_t *rec = fut__alloc(sizeof *rec);
-    if (!rec) {
-        if (free_arg)
-            free_arg(arg);
-        return &fut__enomem;
-    }
-    memset(rec, 0, sizeof *rec);
-    rec->fn = fn;
-    rec->arg = arg;
-    rec->free_arg = free_arg;
-    /* The caller's reference and the group's. */
-    fut_t *f = fut__task_new(member_run, rec, member_free_arg, 2);
-    if (!f) {
-        fut__free(rec, sizeof *rec);
-        return &fut__enomem;
-    }
-    if (flags & FUT_BLOCKING)
-        atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
-                                 memory_order_relaxed);
-    bool cancel = false;
-    int rc = add_member(g, f, rec, &cancel);
-    if (rc != 0) {
-        /* Not a member (rec is freed): it never runs, and is settled here
-         * without its own free_arg; the user's still runs. */
-        if (free_arg)
-            free_arg(arg);
-        FUT__MUST(fut__claim(f)); /* nobody else has seen it */
-        fut__fail_static(f, rc, rc == EINVAL ? "fut_group: closed" : NULL);
-        fut_release(f); /* the group's, never taken */
-        return f;
-    }
-    if (cancel)
-        fut_cancel(f);
-    else
-        start_members(g);
-    return f;
-}
-
-fut_t *fut_group_submit(fut_group_t *g, fut_fn fn, void *arg)
-{
-    return fut_group_submit_ex(g, fn, arg, NULL, 0);
-}
-
-int fut_group_add(fut_group_t *g, fut_t *f)
-{
-    if (!g || !f) {
-        fut_release(f);
-        return EINVAL;
-    }
-    member_t *rec = fut__alloc(sizeof *rec);
-    if (!rec) {
-        fut_release(f);
-        return ENOMEM;
-    }
-    memset(rec, 0, sizeof *rec);
-    bool cancel = false;
-    int rc = add_member(g, f, rec, &cancel);
-    if (rc != 0) {
-        fut_release(f);
-        return rc;
-    }
-    /* Not a task of ours: it runs by its own means, outside the limit. */
-    if (cancel)
-        fut_cancel(f);
-    else
-        start_members(g); /* moves `started` past it */
-    return 0;
 }
 
 /* --- the group's future ----------------------------------------------- */
 
 static void group_cancel_requested(fut_t *r)
 {
-    group_cancel(r->aux, CAUSE_CANCEL);
+    fut__group_cancel(r->aux, CAUSE_CANCEL);
 }
 
 const fut__kind_ops_t fut__group_kind = {
@@ -531,19 +262,19 @@ int fut_group_limit(fut_group_t *g, size_t max_running)
     pthread_mutex_lock(&g->lock);
     g->max_running = max_running;
     pthread_mutex_unlock(&g->lock);
-    start_members(g); /* a higher limit lets waiting members start */
+    fut__group_start_members(g); /* a higher limit lets waiting members start */
     return 0;
 }
 
 static void deadline_fired(fut_t *timer, void *g)
 {
     if (fut_state(timer) == FUT_FULFILLED)
-        group_cancel(g, CAUSE_DEADLINE);
+        fut__group_cancel(g, CAUSE_DEADLINE);
 }
 
 static void deadline_free(void *g)
 {
-    group_unref(g);
+    fut__group_unref(g);
 }
 
 int fut_group_deadline(fut_group_t *g, int64_t ns)
@@ -563,7 +294,7 @@ int fut_group_deadline(fut_group_t *g, int64_t ns)
         fut_release(t);
         return EINVAL;
     }
-    group_retain(g); /* the callback's */
+    fut__group_retain(g); /* the callback's */
     int rc = fut_on_done_ex(t, deadline_fired, g, deadline_free);
     fut_release(t);
     return rc;
@@ -585,13 +316,13 @@ fut_t *fut_group_close(fut_group_t *g)
         g->finished = true;
     pthread_mutex_unlock(&g->lock);
     if (done)
-        finish(g);
+        fut__group_finish(g);
     return r;
 }
 
 bool fut_group_cancel(fut_group_t *g)
 {
-    return g && group_cancel(g, CAUSE_CANCEL);
+    return g && fut__group_cancel(g, CAUSE_CANCEL);
 }
 
 void fut_group_release(fut_group_t *g)
@@ -602,10 +333,10 @@ void fut_group_release(fut_group_t *g)
     bool open = !g->closed;
     pthread_mutex_unlock(&g->lock);
     if (open) {
-        group_cancel(g, CAUSE_CANCEL);
+        fut__group_cancel(g, CAUSE_CANCEL);
         fut_t *r = fut_group_close(g);
         fut_wait(r, FUT_FOREVER);
         fut_release(r);
     }
-    group_unref(g);
+    fut__group_unref(g);
 }
