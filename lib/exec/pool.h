@@ -2,11 +2,12 @@
  * pool.h - the thread-pool executor's shared structure (private; executor
  * layer).
  *
- * The pool is three files: pool.c (creating, submitting, shutting down,
+ * The pool is four files: pool.c (creating, submitting, shutting down,
  * freeing, stats), pool_worker.c (the queues, the worker loop, parking and
- * helping while a worker waits) and pool_fork.c (the registry of live
- * pools and the fork handlers).  Their design essay is at the top of
- * pool.c; the worker's at the top of pool_worker.c.
+ * helping while a worker waits), pool_elastic.c (extra threads for
+ * blocking calls) and pool_fork.c (the registry of live pools and the fork
+ * handlers).  Their design essays are at the top of pool.c, pool_worker.c
+ * and pool_elastic.c.
  *
  * Cache lines.  The pool's fields are grouped by writer, a line each:
  * measured, W1 went from 7-14 M to 30 M tasks/s when the workers stopped
@@ -133,8 +134,20 @@ void fut__pool_wake_all(fut__pool_t *p);
 bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *w, int64_t deadline,
                          int *rc);
 
+/* Wakes one parked worker, if any; lock not held. */
+void fut__pool_wake_one(fut__pool_t *p);
+
+/* True if the shared queue's stack or backlog may hold a task. */
+bool fut__pool_inject_nonempty(fut__pool_t *p);
+
+/* --- pool_elastic.c --------------------------------------------------- */
+
 /* The executor's blocking operation (elastic capacity). */
 int fut__pool_blocking(fut_executor_t *ex, int delta);
+
+/* An extra worker idle for the keep-alive: true if it left the pool's
+ * count (the caller then exits). */
+bool fut__pool_retire(fut__worker_t *w);
 
 /* Wakes submitters blocked on a full bounded queue. */
 void fut__pool_signal_not_full(fut__pool_t *p);

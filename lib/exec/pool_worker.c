@@ -94,7 +94,7 @@ static void inject_push(pool_t *p, fut_t *f)
 /* True if the stack or the backlog may hold a task.  The seq_cst load of
  * the stack is the worker's half of the no-lost-wakeup argument (see
  * Parking). */
-static bool inject_nonempty(pool_t *p)
+bool fut__pool_inject_nonempty(pool_t *p)
 {
     return atomic_load_explicit(&p->backlog, memory_order_relaxed) ||
            atomic_load_explicit(&p->inject, memory_order_seq_cst);
@@ -114,7 +114,8 @@ static fut_t *refill(pool_t *p, bool wait)
 {
     if (wait)
         pthread_mutex_lock(&p->inject_lock);
-    else if (!inject_nonempty(p) || pthread_mutex_trylock(&p->inject_lock) != 0)
+    else if (!fut__pool_inject_nonempty(p) ||
+             pthread_mutex_trylock(&p->inject_lock) != 0)
         return NULL; /* the holder wakes a helper if it leaves work */
     /* Another refill may have come first: its tasks are older. */
     fut_t *first = fut__ring_pop(&p->ring);
@@ -211,7 +212,7 @@ static worker_t *idle_pop(pool_t *p)
 }
 
 /* Lock not held.  Wakes one parked worker, if any. */
-static void wake_one(pool_t *p)
+void fut__pool_wake_one(pool_t *p)
 {
     if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) == 0)
         return;
@@ -268,8 +269,8 @@ static fut_t *steal_any(pool_t *p, worker_t *self)
 static void wake_for_more(pool_t *p)
 {
     if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) != 0 &&
-        (fut__ring_nonempty(&p->ring) || inject_nonempty(p)))
-        wake_one(p);
+        (fut__ring_nonempty(&p->ring) || fut__pool_inject_nonempty(p)))
+        fut__pool_wake_one(p);
 }
 
 /* The next task for worker w, or NULL: its own deque (work it spawned,
@@ -376,28 +377,6 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     return f;
 }
 
-/* An extra worker idle for the keep-alive leaves if more than the
- * configured number of workers would stay runnable.  Lock not held; true
- * if it left the pool's count (the caller then exits). */
-static bool retire(worker_t *w)
-{
-    pool_t *p = w->pool;
-    pthread_mutex_lock(&p->lock);
-    size_t runnable = p->alive - atomic_load(&p->blocked);
-    bool leave = runnable > p->nbase;
-    if (leave) {
-        p->alive--;
-        w->live = false;
-        pthread_cond_broadcast(&p->exited);
-    }
-    pthread_mutex_unlock(&p->lock);
-    /* A submitter may have picked this worker to wake just as it timed
-     * out: pass the wake on if work is waiting. */
-    if (leave && (fut__ring_nonempty(&p->ring) || inject_nonempty(p)))
-        wake_one(p);
-    return leave;
-}
-
 /* Runs w's work until the pool closes (false) or w, an extra worker,
  * retires after its keep-alive (true). */
 static bool run_loop(worker_t *w)
@@ -415,72 +394,12 @@ static bool run_loop(worker_t *w)
                 return false;
             int64_t deadline = w->extra ? fut__deadline(p->keep_alive) : -1;
             f = park(w, NULL, deadline);
-            if (!f && w->extra && fut__expired(deadline) && retire(w))
+            if (!f && w->extra && fut__expired(deadline) && fut__pool_retire(w))
                 return true;
         }
         if (f)
             run_one(w, f);
     }
-}
-
-/* Lock held.  Starts an extra worker in a free slot: 0, or EAGAIN when
- * every slot is taken or the thread could not start. */
-static int spawn_extra(pool_t *p)
-{
-    size_t i = p->nbase;
-    while (i < p->nthreads && p->workers[i].live)
-        i++;
-    if (i == p->nthreads)
-        return EAGAIN;
-    worker_t *w = &p->workers[i];
-    w->live = true;
-    w->extra = true;
-    w->blocking = 0;
-    w->depth = 0;
-    p->alive++;
-    fut__exec_retain(&p->base); /* the thread's reference */
-    if (i + 1 > atomic_load_explicit(&p->used, memory_order_relaxed))
-        atomic_store_explicit(&p->used, i + 1, memory_order_release);
-    pthread_attr_t attr;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&w->thread, &attr, fut__pool_worker_main, w);
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
-        w->live = false;
-        p->alive--;
-        fut__exec_release(&p->base); /* not the last: the caller's pool */
-        return EAGAIN;
-    }
-    p->spawned++;
-    return 0;
-}
-
-int fut__pool_blocking(fut_executor_t *ex, int delta)
-{
-    pool_t *p = (pool_t *)ex;
-    worker_t *w = fut__pool_self(p);
-    if (!w)
-        return 0;
-    if (delta < 0) {
-        if (w->blocking > 0 && --w->blocking == 0)
-            atomic_fetch_sub(&p->blocked, 1);
-        return 0;
-    }
-    if (w->blocking++ > 0)
-        return 0; /* nested: counted once */
-    atomic_fetch_add(&p->blocked, 1);
-    /* Keep `base` workers runnable: idle ones count, blocked ones not. */
-    int rc = 0;
-    pthread_mutex_lock(&p->lock);
-    if (!atomic_load(&p->closed) && !atomic_load(&p->forked) &&
-        p->alive - atomic_load(&p->blocked) < p->nbase &&
-        p->alive < p->nthreads)
-        rc = spawn_extra(p);
-    pthread_mutex_unlock(&p->lock);
-    return rc;
 }
 
 static void break_pool(pool_t *p, int code)
@@ -593,5 +512,5 @@ void fut__pool_push(pool_t *p, fut_t *f)
     worker_t *own = fut__pool_self(p);
     if (!own || !fut__deque_push(&own->deque, f))
         inject_push(p, f);
-    wake_one(p);
+    fut__pool_wake_one(p);
 }
