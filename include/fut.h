@@ -213,6 +213,7 @@ typedef struct fut_pool_config {
      * means threads (no extra threads). */
     size_t max_threads; /* threads in all, extra ones included */
     int64_t keep_alive; /* ns an extra thread may idle before it exits */
+    size_t fiber_stack; /* stack bytes of its fibers (fut_async); 0: 64 KiB */
 } fut_pool_config_t;
 
 /* A snapshot of an executor's counters (fut_executor_stats).  The inline
@@ -613,6 +614,42 @@ typedef void *(*fut_map_fn)(fut_ctx_t *ctx, void *item, void *arg);
 FUT_API FUT_NODISCARD fut_t *fut_map(fut_executor_t *ex, fut_map_fn fn,
                                      void *const *items, size_t n, size_t chunk,
                                      void *arg);
+
+/* ---------------------------------------------------------------- fibers */
+
+/* Runs fn(ctx, arg) as a fiber on ex and returns a new reference to its
+ * future, like fut_submit (nothing is consumed).  A fiber is a task with a
+ * stack of its own: inside it, fut_await suspends the fiber, not the
+ * thread, so thousands of waiting fibers share a few workers.  It may
+ * resume on another worker of ex: errno and the program's own
+ * thread-locals belong to the thread it runs on at the moment.  Stacks are
+ * mmap'ed with a guard page (an overflow faults, it never reaches another
+ * fiber's memory), 64 KiB by default (fut_pool_config_t.fiber_stack, or
+ * stack_size here; at least 16 KiB), of which only the touched pages cost
+ * memory, and reused.  No stack (memory, or Linux's vm.max_map_count:
+ * about 32,000 fibers alive at once by default): the future rejects
+ * ENOMEM.  free_arg as fut_submit_ex.  Bad arguments reject EINVAL. */
+FUT_API FUT_NODISCARD fut_t *fut_async(fut_executor_t *ex, fut_fn fn,
+                                       void *arg);
+FUT_API FUT_NODISCARD fut_t *fut_async_ex(fut_executor_t *ex, fut_fn fn,
+                                          void *arg, fut_free_fn free_arg,
+                                          size_t stack_size);
+
+/* Borrows f.  In a fiber: suspends the fiber until f settles or timeout
+ * passes, while its worker runs other work, and returns what fut_get
+ * would: 0 and the value, FUT_TIMEDOUT, f's code (FUT_EFOREIGN for another
+ * domain's), or ECANCELED when fut_cancel was called on the fiber's own
+ * future meanwhile (f is then still pending: the fiber decides how to
+ * finish).  Outside a fiber, or where the fiber cannot give its thread
+ * away (inside a callback it runs), it is fut_get. */
+FUT_API int fut_await(fut_t *f, int64_t timeout, void **value);
+
+/* In a fiber: lets the other work of its executor run first, then
+ * continues.  Elsewhere: sched_yield(). */
+FUT_API void fut_yield(void);
+
+/* True on a fiber. */
+FUT_API bool fut_in_fiber(void);
 
 /* ----------------------------------------------------------- task groups */
 

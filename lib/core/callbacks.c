@@ -198,6 +198,11 @@ static fut_t *tramp_pop(void)
     return f;
 }
 
+bool fut__trampoline_busy(void)
+{
+    return tramp.draining;
+}
+
 static void drain(void)
 {
     fut_t *f;

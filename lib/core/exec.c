@@ -18,6 +18,7 @@ void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,
 {
     ex->ops = ops;
     atomic_init(&ex->refs, refs);
+    ex->fiber_stack = 0;
 }
 
 fut_executor_t *fut__exec_retain(fut_executor_t *ex)

@@ -66,7 +66,12 @@ typedef struct fut__executor_ops {
 struct fut_executor {
     const fut__executor_ops_t *ops;
     _Atomic uint32_t refs;
+    size_t fiber_stack; /* stack size for its fibers, 0: the default */
 };
+
+/* Submit flag for ops->submit: queue f behind the other work (a fiber that
+ * yields), not on the submitting worker's own deque. */
+#define FUT__SUBMIT_BACK 0x80000000u
 
 /* Sets up the header: ops, and `refs` references. */
 void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,

@@ -260,9 +260,9 @@ bool fut__reject_unstarted(fut_t *f, int code, const char *message)
     return true;
 }
 
-bool fut__run(fut_t *f)
+int fut__run(fut_t *f)
 {
-    bool (*run)(fut_t *) = fut__ops(fut__load(f))->run;
+    int (*run)(fut_t *) = fut__ops(fut__load(f))->run;
     FUT__ASSERT(run != NULL);
     return run(f);
 }
@@ -347,6 +347,11 @@ bool fut_cancel(fut_t *f)
     later.buf = NULL;
     later.cap = 0;
     return cancelled;
+}
+
+bool fut__may_suspend(void)
+{
+    return !doomed.active && !later.active && !fut__trampoline_busy();
 }
 
 void fut__cancel_unshared(fut_t *f)

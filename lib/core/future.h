@@ -183,10 +183,11 @@ typedef struct fut__kind_ops {
     const char *name;
     size_t size; /* bytes allocated for a future of this kind */
     /* Starts and runs f, taken out of an executor's queue: PENDING ->
-     * RUNNING, calls the user's function, publishes.  False if f was
-     * cancelled meanwhile (then it did nothing).  Does not drop the
-     * queue's reference. */
-    bool (*run)(fut_t *f);
+     * RUNNING, calls the user's function, publishes.  Returns FUT__RAN,
+     * FUT__NOT_RUN if f was cancelled meanwhile (then it did nothing), or
+     * FUT__SUSPENDED if f's function gave its thread away and will be
+     * queued again (a fiber).  Does not drop the queue's reference. */
+    int (*run)(fut_t *f);
     /* f waits on input's callback stack as a future entry, and input has
      * settled and is dispatching.  Consumes the stack's reference to f. */
     void (*input_settled)(fut_t *f, fut_t *input);
@@ -346,8 +347,10 @@ void fut__settle_like(fut_t *f, fut_t *src);
 bool fut__reject_unstarted(fut_t *f, int code, const char *message);
 
 /* Runs f, taken out of an executor's queue, through its kind's run
- * operation.  False if it had been cancelled meanwhile. */
-bool fut__run(fut_t *f);
+ * operation: FUT__RAN, FUT__NOT_RUN (cancelled meanwhile) or
+ * FUT__SUSPENDED (it will be queued again). */
+enum { FUT__NOT_RUN = 0, FUT__RAN = 1, FUT__SUSPENDED = 2 };
+int fut__run(fut_t *f);
 
 /* Asks f to cancel if the caller's reference and f's producer's are the
  * only ones (nothing else could still want its result).  Borrows f.
@@ -394,5 +397,13 @@ void fut__dispatch(fut_t *f);
 
 /* Runs dispatches this thread has queued (before it blocks). */
 void fut__trampoline_flush(void);
+
+/* True while this thread drains its trampoline (callbacks.c). */
+bool fut__trampoline_busy(void);
+
+/* True if the code running on this thread may give its thread away (a
+ * fiber suspending): it is not inside a dispatch, a destruction or a
+ * cancellation that this thread's lists are in the middle of. */
+bool fut__may_suspend(void);
 
 #endif /* FUT_CORE_FUTURE_H */

@@ -105,9 +105,10 @@ size_t fut_loop_run_pending(fut_executor_t *ex)
     while (f) {
         fut_t *next = f->next;
         f->next = NULL;
-        if (fut__run(f))
+        int r = fut__run(f);
+        if (r == FUT__RAN)
             ran++;
-        else
+        else if (r == FUT__NOT_RUN)
             skipped++;
         fut_release(f);
         f = next;

@@ -101,7 +101,7 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
     }
     /* Push and wake before leaving: once no submitter is in flight,
      * shutdown may finish and the pool's threads exit. */
-    fut__pool_push(p, f);
+    fut__pool_push(p, f, (flags & FUT__SUBMIT_BACK) != 0);
     atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
     return 0;
 }
@@ -319,6 +319,7 @@ static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg)
     p->nbase = base;
     atomic_init(&p->used, base);
     p->keep_alive = cfg->keep_alive > 0 ? cfg->keep_alive : FUT_S(10);
+    p->base.fiber_stack = cfg->fiber_stack;
     p->max_queued = cfg->max_queued;
     p->init = cfg->worker_init;
     p->exit_fn = cfg->worker_exit;

@@ -119,9 +119,10 @@ void *fut__pool_worker_main(void *worker);
 /* The worker of p running on this thread, or NULL. */
 fut__worker_t *fut__pool_self(const fut__pool_t *p);
 
-/* Pushes f on the shared queue (any thread), or on the calling worker's
- * deque when it has room; then wakes a parked worker if there is one. */
-void fut__pool_push(fut__pool_t *p, fut_t *f);
+/* Pushes f on the shared queue (any thread), or, unless back, on the
+ * calling worker's deque when it has room; then wakes a parked worker if
+ * there is one. */
+void fut__pool_push(fut__pool_t *p, fut_t *f, bool back);
 
 /* Takes every queued task out and settles it with code: for when no
  * worker will run them. */

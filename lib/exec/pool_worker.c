@@ -343,9 +343,10 @@ static void run_one(worker_t *w, fut_t *f)
     } else {
         if (blocking)
             fut__pool_blocking(&p->base, +1);
-        if (fut__run(f))
+        int r = fut__run(f);
+        if (r == FUT__RAN)
             bump(&w->completed);
-        else
+        else if (r == FUT__NOT_RUN)
             account_unrun(p, f);
         if (blocking)
             fut__pool_blocking(&p->base, -1);
@@ -507,9 +508,9 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
     }
 }
 
-void fut__pool_push(pool_t *p, fut_t *f)
+void fut__pool_push(pool_t *p, fut_t *f, bool back)
 {
-    worker_t *own = fut__pool_self(p);
+    worker_t *own = back ? NULL : fut__pool_self(p);
     if (!own || !fut__deque_push(&own->deque, f))
         inject_push(p, f);
     fut__pool_wake_one(p);

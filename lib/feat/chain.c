@@ -103,10 +103,10 @@ static void finish(fut_t *d, void *arg)
     fut__exec_release(d->ex);
 }
 
-static bool cont_run(fut_t *d)
+static int cont_run(fut_t *d)
 {
     if (!fut__transition(d, FUT_PENDING, FUT_RUNNING, 0, NULL))
-        return false; /* cancelled meanwhile */
+        return FUT__NOT_RUN; /* cancelled meanwhile */
     fut_t *in = take_input(as_cont(d));
     FUT__ASSERT(in != NULL);
     bool finally = fut__kind(fut__load(d)) == FUT__KIND_FINALLY;
@@ -137,7 +137,7 @@ static bool cont_run(fut_t *d)
     else
         fut__settle_like(d, in);
     fut_release(in);
-    return true;
+    return FUT__RAN;
 }
 
 static void cont_discard(fut_t *d)

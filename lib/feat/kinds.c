@@ -3,6 +3,7 @@
  */
 #include "feat/chain.h"
 #include "feat/combine.h"
+#include "feat/fiber.h"
 #include "feat/group.h"
 #include "feat/promise.h"
 #include "feat/task.h"
@@ -17,4 +18,5 @@ const fut__kind_ops_t *const fut__kinds[FUT__KINDS] = {
     [FUT__KIND_WHEN] = &fut__when_kind,
     [FUT__KIND_TIMER] = &fut__timer_kind,
     [FUT__KIND_GROUP] = &fut__group_kind,
+    [FUT__KIND_FIBER] = &fut__fiber_kind,
 };

@@ -19,6 +19,7 @@ enum {
     FUT__KIND_WHEN = 5,    /* a combinator's result (combine.h) */
     FUT__KIND_TIMER = 6,   /* fut_delay, fut_within (timer.h) */
     FUT__KIND_GROUP = 7,   /* a task group's future (group.h) */
+    FUT__KIND_FIBER = 8,   /* fut_async: a task on a stack of its own */
 };
 
 #endif /* FUT_FEAT_KINDS_H */

@@ -248,6 +248,11 @@ int fut__notify(fut_t *f, void *progress)
     return rc;
 }
 
+bool fut__progress_busy(void)
+{
+    return later.active;
+}
+
 static void relay_cb(fut_t *in, void *progress, void *d)
 {
     (void)in;

@@ -10,4 +10,8 @@
  * continuations that wait for f): 0, EALREADY once f settled, ENOMEM. */
 int fut__notify(fut_t *f, void *progress);
 
+/* True while this thread relays progress (it must not give the thread
+ * away meanwhile: see fut__may_suspend). */
+bool fut__progress_busy(void);
+
 #endif /* FUT_FEAT_PROGRESS_H */

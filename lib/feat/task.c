@@ -99,14 +99,14 @@ int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags)
     return rc;
 }
 
-static bool task_run(fut_t *f)
+static int task_run(fut_t *f)
 {
     uint32_t seen;
     while (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, &seen)) {
         /* Cancelled while queued.  If the canceller still holds the claim,
          * wait for it to publish: it may be telling our executor. */
         if (!(seen & FUT__CLAIMED))
-            return false;
+            return FUT__NOT_RUN;
         sched_yield();
     }
     fut_fn fn = f->u.task.fn;
@@ -119,7 +119,7 @@ static bool task_run(fut_t *f)
     if (free_arg)
         free_arg(arg);
     fut__ctx_settle(&ctx, value);
-    return true;
+    return FUT__RAN;
 }
 
 static void task_cancel(fut_t *f)

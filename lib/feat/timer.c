@@ -157,7 +157,7 @@ static bool unqueue(entry_t *t)
 /* Settles R at its deadline, unless fut_cancel claimed it first: the
  * kind's run operation, on the timer's executor (or, failing that, on the
  * timer thread).  Carries the heap's entry reference, which it drops. */
-static bool timer_run(fut_t *r)
+static int timer_run(fut_t *r)
 {
     entry_t *t = r->aux;
     bool ran = fut__try_claim(r);
@@ -171,7 +171,7 @@ static bool timer_run(fut_t *r)
             fut_cancel(t->input); /* asyncio wait_for: cancel the inner */
     }
     timer_release(t); /* the heap's */
-    return ran;
+    return ran ? FUT__RAN : FUT__NOT_RUN;
 }
 
 /* The executor will never run R (shut down): it rejects R with its code. */

@@ -1,0 +1,418 @@
+/*
+ * fiber.c - fibers: tasks that suspend on a future (fut_await) instead of
+ * blocking their thread.
+ *
+ * A fiber is a future of kind FIBER whose object also holds the fiber:
+ * its function, its stack (util/stack.h) and its saved context
+ * (util/fctx.h).  Its executor runs it like a task, through the kind's run
+ * operation: the first run takes a stack and switches onto it; fut_await
+ * on a pending future registers a wake callback and switches back to the
+ * worker, whose run returns FUT__SUSPENDED; the wake callback queues the
+ * fiber on its executor again, and the next run (on any worker of that
+ * executor) switches back in.  When the function returns, the fiber
+ * settles its future on its own stack, then switches back for good and the
+ * worker gives the stack back.
+ *
+ * The wake word.  A wake may come before the fiber has left its stack (the
+ * awaited future settles at once, on another thread): resuming it then
+ * would put two threads on one stack.  So a wake and the switch-out
+ * handshake on one atomic word: the waker sets WOKEN and queues the fiber
+ * only if OUT was set; the worker, once back on its own stack, sets OUT and
+ * resumes the fiber itself if WOKEN was set.  Exactly one of them carries
+ * on.  The word also holds the await's number, so that a late wake from an
+ * earlier await (its timer, its future) cannot wake a later one.
+ *
+ * Thread-local state.  A fiber may resume on another worker: errno and any
+ * thread-local of the program belong to the thread, not the fiber.  fut's
+ * own per-thread state is safe: the current future is saved and restored
+ * around each switch, and a fiber does not suspend from inside a dispatch,
+ * a destruction, a cancellation or a progress relay of its thread
+ * (fut__may_suspend): fut_await then blocks like fut_get.
+ *
+ * Sanitizers: AddressSanitizer is told of every switch (start/finish
+ * switch fiber), ThreadSanitizer gets a fiber per fiber and a switch
+ * before each jump, valgrind knows the stacks (util/stack.c).
+ */
+#include "feat/fiber.h"
+
+#include "core/ctx.h"
+#include "core/exec.h"
+#include "feat/progress.h"
+#include "feat/timer.h"
+#include "util/fctx.h"
+#include "util/stack.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FIBER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FIBER_TSAN 1
+#endif
+#endif
+
+#ifdef FIBER_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+                                     const void **bottom_old, size_t *size_old);
+#endif
+#ifdef FIBER_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+enum { OUT = 1u, WOKEN = 2u, GEN_SHIFT = 2 };
+
+typedef struct fiber {
+    struct fut f; /* first: the fiber is its future */
+    fut_fn fn;
+    void *arg;
+    fut_free_fn free_arg;
+    size_t stack_size;
+    fut__stack_t stack;
+    fut__fctx_t ctx;   /* the fiber, while it is switched out */
+    fut__fctx_t *back; /* the worker to return to, while it runs */
+    _Atomic uint32_t wake;
+    uint32_t gen; /* the current await's number */
+    bool finished, yielding;
+#ifdef FIBER_ASAN
+    void *fake;              /* the fiber's fake stack while switched out */
+    const void *back_bottom; /* the worker's stack, to switch back to */
+    size_t back_size;
+#endif
+#ifdef FIBER_TSAN
+    void *tsan, *tsan_back;
+#endif
+} fiber_t;
+
+static _Thread_local fiber_t *running;
+
+static fiber_t *as_fiber(fut_t *f)
+{
+    return (fiber_t *)f;
+}
+
+/* --- switching -------------------------------------------------------- */
+
+/* Worker -> fiber; returns when the fiber switches back. */
+static void switch_in(fiber_t *fb)
+{
+    fut__fctx_t here;
+    fb->back = &here;
+    fiber_t *outer = running;
+    fut_t *outer_current = fut__current();
+    running = fb;
+#ifdef FIBER_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, fb->stack.base, fb->stack.size);
+#endif
+#ifdef FIBER_TSAN
+    fb->tsan_back = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(fb->tsan, 0);
+#endif
+    fut__fctx_switch(&here, &fb->ctx);
+#ifdef FIBER_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    running = outer;
+    fut__set_current(outer_current);
+}
+
+/* On the fiber: just arrived (first entry, or a resume). */
+static void arrived(fiber_t *fb)
+{
+#ifdef FIBER_ASAN
+    __sanitizer_finish_switch_fiber(fb->fake, &fb->back_bottom, &fb->back_size);
+#endif
+    fut__set_current(&fb->f); /* fut_wait's EDEADLK test, on this thread */
+}
+
+/* Fiber -> worker; returns when the fiber is resumed (unless it ended). */
+static void switch_out(fiber_t *fb)
+{
+#ifdef FIBER_ASAN
+    __sanitizer_start_switch_fiber(fb->finished ? NULL : &fb->fake,
+                                   fb->back_bottom, fb->back_size);
+#endif
+#ifdef FIBER_TSAN
+    __tsan_switch_to_fiber(fb->tsan_back, 0);
+#endif
+    fut__fctx_switch(&fb->ctx, fb->back);
+    arrived(fb);
+}
+
+/* --- running ---------------------------------------------------------- */
+
+static void fiber_main(void *arg)
+{
+    fiber_t *fb = arg;
+    arrived(fb);
+    fut_ctx_t ctx = {.f = &fb->f};
+    void *value = fb->fn(&ctx, fb->arg);
+    fut__set_current(NULL);
+    if (fb->free_arg)
+        fb->free_arg(fb->arg);
+    fut__ctx_settle(&ctx, value);
+    fb->finished = true;
+    switch_out(fb); /* for good */
+    FUT__MUST(!"a finished fiber was resumed");
+}
+
+static void requeue(fiber_t *fb, unsigned flags)
+{
+    fut_executor_t *ex = fb->f.ex;
+    fut_retain(&fb->f); /* the queue's */
+    if (ex->ops->submit(ex, &fb->f, flags) != 0) {
+        /* Its executor shut down while it waited: it finishes here, on the
+         * thread that woke it, rather than never. */
+        fut__run(&fb->f);
+        fut_release(&fb->f);
+    }
+}
+
+static void release_stack(fiber_t *fb)
+{
+#ifdef FIBER_TSAN
+    __tsan_destroy_fiber(fb->tsan);
+#endif
+    fut__stack_put(&fb->stack);
+}
+
+static int fiber_run(fut_t *f)
+{
+    fiber_t *fb = as_fiber(f);
+    uint32_t s = fut__load(f);
+    if ((s & FUT__STATE_MASK) == FUT_PENDING) {
+        uint32_t seen;
+        while (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, &seen)) {
+            if (!(seen & FUT__CLAIMED))
+                return FUT__NOT_RUN; /* cancelled while queued */
+            sched_yield();
+        }
+        if (!fut__stack_get(&fb->stack, fb->stack_size)) {
+            if (fb->free_arg)
+                fb->free_arg(fb->arg);
+            fut__fail_static(f, ENOMEM, "fut_async: no memory for a stack");
+            return FUT__RAN;
+        }
+        fut__fctx_make(&fb->ctx, fb->stack.base, fb->stack.size, fiber_main,
+                       fb);
+#ifdef FIBER_TSAN
+        fb->tsan = __tsan_create_fiber(0);
+#endif
+    }
+    for (;;) {
+        atomic_store_explicit(&fb->wake, fb->gen << GEN_SHIFT,
+                              memory_order_relaxed);
+        switch_in(fb);
+        if (fb->finished) {
+            release_stack(fb);
+            return FUT__RAN;
+        }
+        if (fb->yielding) {
+            fb->yielding = false;
+            requeue(fb, FUT__SUBMIT_BACK);
+            return FUT__SUSPENDED;
+        }
+        uint32_t old =
+            atomic_fetch_or_explicit(&fb->wake, OUT, memory_order_acq_rel);
+        if (!(old & WOKEN))
+            return FUT__SUSPENDED; /* its waker queues it again */
+        /* Woken before it was out: carry on here. */
+    }
+}
+
+/* A wake for await number gen: queues the fiber if it is out, else leaves
+ * WOKEN for its worker to see. */
+static void wake(fiber_t *fb, uint32_t gen)
+{
+    uint32_t old = atomic_load_explicit(&fb->wake, memory_order_acquire);
+    for (;;) {
+        if ((old >> GEN_SHIFT) != gen || (old & WOKEN))
+            return; /* another await's, or woken already */
+        if (atomic_compare_exchange_weak_explicit(&fb->wake, &old, old | WOKEN,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    if (old & OUT)
+        requeue(fb, 0);
+}
+
+static void fiber_discard(fut_t *f)
+{
+    fiber_t *fb = as_fiber(f);
+    if (fb->free_arg)
+        fb->free_arg(fb->arg);
+}
+
+static void fiber_cancel(fut_t *f)
+{
+    /* Cancelled before it started: its queue counts it like a task's. */
+    if (f->ex->ops->cancelled) {
+        atomic_fetch_or_explicit(&f->state, FUT__CANCEL_TOLD,
+                                 memory_order_relaxed);
+        f->ex->ops->cancelled(f->ex);
+    }
+    fiber_discard(f);
+}
+
+/* fut_cancel on a started fiber: its pending fut_await returns ECANCELED.
+ * The caller of fut_cancel holds a reference, so the fiber is alive. */
+static void fiber_cancel_requested(fut_t *f)
+{
+    fiber_t *fb = as_fiber(f);
+    uint32_t w = atomic_load_explicit(&fb->wake, memory_order_acquire);
+    wake(fb, w >> GEN_SHIFT);
+}
+
+const fut__kind_ops_t fut__fiber_kind = {
+    .name = "fiber",
+    .size = sizeof(fiber_t),
+    .run = fiber_run,
+    .cancel = fiber_cancel,
+    .discard = fiber_discard,
+    .cancel_requested = fiber_cancel_requested,
+};
+
+/* --- the API ---------------------------------------------------------- */
+
+fut_t *fut_async_ex(fut_executor_t *ex, fut_fn fn, void *arg,
+                    fut_free_fn free_arg, size_t stack_size)
+{
+    if (!ex || !fn) {
+        if (free_arg)
+            free_arg(arg);
+        return fut_rejected(EINVAL, "fut_async: a NULL executor or fn");
+    }
+    fut_t *f = fut__new(FUT__KIND_FIBER, 2); /* the caller's, the queue's */
+    if (!f) {
+        if (free_arg)
+            free_arg(arg);
+        return &fut__enomem;
+    }
+    fiber_t *fb = as_fiber(f);
+    memset((char *)fb + sizeof(struct fut), 0, sizeof *fb - sizeof(struct fut));
+    fb->fn = fn;
+    fb->arg = arg;
+    fb->free_arg = free_arg;
+    fb->stack_size = stack_size        ? stack_size
+                     : ex->fiber_stack ? ex->fiber_stack
+                                       : FUT__STACK_DEFAULT;
+    f->ex = ex;
+    int rc = ex->ops->submit(ex, f, 0);
+    if (rc != 0) {
+        fut__reject_unstarted(f, rc, NULL);
+        fut_release(f);
+    }
+    return f;
+}
+
+fut_t *fut_async(fut_executor_t *ex, fut_fn fn, void *arg)
+{
+    return fut_async_ex(ex, fn, arg, NULL, 0);
+}
+
+/* A wake callback of one await: on the awaited future, or on its timer. */
+typedef struct wake_arg {
+    fiber_t *fb; /* a reference to its future */
+    uint32_t gen;
+} wake_arg_t;
+
+static void wake_cb(fut_t *f, void *arg)
+{
+    (void)f;
+    wake_arg_t *w = arg;
+    wake(w->fb, w->gen);
+}
+
+static void wake_free(void *arg)
+{
+    wake_arg_t *w = arg;
+    fut_release(&w->fb->f);
+    fut__free(w, sizeof *w);
+}
+
+/* Registers a wake of await gen on f; false on ENOMEM. */
+static bool arm(fiber_t *fb, uint32_t gen, fut_t *f)
+{
+    wake_arg_t *w = fut__alloc(sizeof *w);
+    if (!w)
+        return false;
+    w->fb = fb;
+    w->gen = gen;
+    fut_retain(&fb->f);
+    return fut_on_done_ex(f, wake_cb, w, wake_free) == 0;
+}
+
+int fut_await(fut_t *f, int64_t timeout, void **value)
+{
+    fiber_t *fb = running;
+    if (!fb || !f || timeout == 0 || fut_done(f) || !fut__may_suspend() ||
+        fut__progress_busy())
+        return fut_get(f, timeout, value);
+    if (value)
+        *value = NULL;
+    if (f == &fb->f)
+        return EDEADLK;
+    uint32_t gen = ++fb->gen;
+    atomic_store_explicit(&fb->wake, gen << GEN_SHIFT, memory_order_release);
+    fut_t *timer = NULL;
+    if (timeout > 0) {
+        timer = fut__timer_new(fb->f.ex, timeout, NULL);
+        if (!arm(fb, gen, timer)) {
+            fut_cancel(timer);
+            fut_release(timer);
+            return fut_get(f, timeout, value); /* no memory: block */
+        }
+    }
+    if (!arm(fb, gen, f)) {
+        if (timer) {
+            fut_cancel(timer);
+            fut_release(timer);
+        }
+        return fut_get(f, timeout, value);
+    }
+    /* A cancel asked before the await was armed. */
+    if (fut__load(&fb->f) & FUT__CANCEL_REQ)
+        wake(fb, gen);
+    switch_out(fb); /* back when woken */
+    if (timer) {
+        fut_cancel(timer);
+        fut_release(timer);
+    }
+    if (fut_done(f))
+        return fut_get(f, 0, value);
+    if (fut__load(&fb->f) & FUT__CANCEL_REQ)
+        return ECANCELED;
+    return FUT_TIMEDOUT;
+}
+
+void fut_yield(void)
+{
+    fiber_t *fb = running;
+    if (!fb || !fut__may_suspend() || fut__progress_busy()) {
+        sched_yield();
+        return;
+    }
+    fb->yielding = true;
+    switch_out(fb);
+}
+
+bool fut_in_fiber(void)
+{
+    return running != NULL;
+}

@@ -1,0 +1,423 @@
+/*
+ * test_fiber.c - fibers: fut_await of settled, pending, rejected and
+ * cancelled futures; timeouts; cancel of a suspended fiber; fibers that
+ * await fibers 1,000 deep; fut_yield; await outside a fiber; a fiber on the
+ * loop executor; no stack -> ENOMEM; a stack overflow that hits the guard
+ * page; and 100,000 suspended fibers (stress).
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Awaits the future in arg and returns what it got (value + 1, or the
+ * negative code). */
+static void *fiber_await_arg(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    void *v = NULL;
+    int rc = fut_await(arg, FUT_FOREVER, &v);
+    return rc ? FUT_TEST_PTR(-rc) : FUT_TEST_PTR(FUT_TEST_INT(v) + 1);
+}
+
+START_TEST(fiber_awaits_a_settled_and_a_pending_future)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_t *done = fut_resolved(FUT_TEST_PTR(1), NULL);
+    fut_t *a = fut_async(pool, fiber_await_arg, done);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(a);
+    fut_release(done);
+
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *b = fut_async(pool, fiber_await_arg, pf);
+    fut_test_sleep_ms(10); /* let it suspend */
+    ck_assert_int_eq(fut_state(b), FUT_RUNNING);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(41), NULL), 0);
+    ck_assert_int_eq(fut_get(b, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 42);
+    fut_release(b);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+}
+END_TEST
+
+START_TEST(fiber_await_returns_rejection_and_cancellation_codes)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *a = fut_async(pool, fiber_await_arg, pf);
+    ck_assert_int_eq(fut_reject(p, EIO, "broken"), 0);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), -EIO);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+
+    p = fut_promise_new();
+    pf = fut_promise_future(p);
+    a = fut_async(pool, fiber_await_arg, pf);
+    fut_test_sleep_ms(5);
+    ck_assert(fut_cancel(pf));
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), -ECANCELED);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+}
+END_TEST
+
+static void *fiber_await_10ms(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    int rc = fut_await(arg, FUT_MS(10), NULL);
+    return FUT_TEST_PTR(rc);
+}
+
+/* The timeout is the wait's: FUT_TIMEDOUT, the future still pending. */
+START_TEST(fiber_await_times_out)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *a = fut_async(pool, fiber_await_10ms, pf);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), FUT_TIMEDOUT);
+    ck_assert_int_eq(fut_state(pf), FUT_PENDING);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+}
+END_TEST
+
+/* Cancelling a suspended fiber makes its pending await return ECANCELED;
+ * the fiber decides how to finish (here: with a value). */
+static void *fiber_until_cancelled(fut_ctx_t *ctx, void *arg)
+{
+    int rc = fut_await(arg, FUT_FOREVER, NULL);
+    if (rc == ECANCELED && fut_cancel_requested(ctx))
+        return FUT_TEST_PTR(99);
+    return fut_fail(ctx, EPROTO, "await returned %d", rc);
+}
+
+START_TEST(fiber_cancel_wakes_its_pending_await)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *a = fut_async(pool, fiber_until_cancelled, pf);
+    fut_test_sleep_ms(10);
+    ck_assert(!fut_cancel(a)); /* running: asked, PEP 3148 */
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 99);
+    ck_assert_int_eq(fut_state(pf), FUT_PENDING);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+}
+END_TEST
+
+/* A fiber that awaits a fiber that awaits a fiber ... 1,000 deep. */
+typedef struct chain {
+    fut_executor_t *ex;
+    int depth;
+} chain_t;
+
+static void *fiber_nest(fut_ctx_t *ctx, void *arg)
+{
+    chain_t *c = arg;
+    if (c->depth == 0)
+        return FUT_TEST_PTR(0);
+    chain_t *next = malloc(sizeof *next);
+    if (!next)
+        return fut_fail(ctx, ENOMEM, NULL);
+    *next = (chain_t){c->ex, c->depth - 1};
+    fut_t *inner = fut_async_ex(c->ex, fiber_nest, next, free, 0);
+    void *v = NULL;
+    int rc = fut_await(inner, FUT_FOREVER, &v);
+    fut_release(inner);
+    if (rc)
+        return fut_fail(ctx, rc, "depth %d", c->depth);
+    return FUT_TEST_PTR(FUT_TEST_INT(v) + 1);
+}
+
+START_TEST(fiber_awaits_fibers_1000_deep)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    chain_t c = {pool, 1000};
+    fut_t *a = fut_async(pool, fiber_nest, &c);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 1000);
+    fut_release(a);
+    fut_executor_free(pool);
+}
+END_TEST
+
+/* Two fibers on one worker take turns through fut_yield. */
+typedef struct turns {
+    atomic_int log[20];
+    atomic_int n;
+} turns_t;
+
+typedef struct turner {
+    turns_t *t;
+    int id;
+} turner_t;
+
+static void *fiber_turns(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    turner_t *me = arg;
+    for (int i = 0; i < 5; i++) {
+        atomic_store(&me->t->log[atomic_fetch_add(&me->t->n, 1)], me->id);
+        fut_yield();
+    }
+    return NULL;
+}
+
+START_TEST(fiber_yield_lets_the_other_fiber_run)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    turns_t t;
+    memset(&t, 0, sizeof t);
+    turner_t a = {&t, 1}, b = {&t, 2};
+    fut_t *fa = fut_async(pool, fiber_turns, &a);
+    fut_t *fb = fut_async(pool, fiber_turns, &b);
+    ck_assert_int_eq(fut_wait(fa, FUT_FOREVER), 0);
+    ck_assert_int_eq(fut_wait(fb, FUT_FOREVER), 0);
+    /* Interleaved: after the first turns, no fiber runs twice in a row
+     * while the other still has turns left. */
+    int switches = 0;
+    for (int i = 1; i < 10; i++)
+        switches += atomic_load(&t.log[i]) != atomic_load(&t.log[i - 1]);
+    ck_assert_int_ge(switches, 8);
+    fut_release(fa);
+    fut_release(fb);
+    fut_executor_free(pool);
+}
+END_TEST
+
+START_TEST(fiber_await_outside_a_fiber_is_fut_get)
+{
+    ck_assert(!fut_in_fiber());
+    fut_t *f = fut_resolved(FUT_TEST_PTR(3), NULL);
+    void *v = NULL;
+    ck_assert_int_eq(fut_await(f, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 3);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    ck_assert_int_eq(fut_await(pf, FUT_MS(1), NULL), FUT_TIMEDOUT);
+    fut_yield(); /* a sched_yield here */
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_release(f);
+}
+END_TEST
+
+static void *fiber_in_fiber(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    return FUT_TEST_PTR(fut_in_fiber());
+}
+
+/* On the loop executor the fiber runs, and resumes, when the loop's owner
+ * drains it. */
+START_TEST(fiber_on_the_loop_executor_resumes_on_the_loop_thread)
+{
+    fut_executor_t *loop = NULL;
+    ck_assert_int_eq(fut_loop_new(&loop), 0);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *a = fut_async(loop, fiber_await_arg, pf);
+    ck_assert_uint_eq(fut_loop_run_pending(loop), 0); /* ran, suspended */
+    ck_assert_int_eq(fut_state(a), FUT_RUNNING);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(1), NULL), 0);
+    ck_assert_int_eq(fut_state(a), FUT_RUNNING); /* queued on the loop */
+    ck_assert_int_eq(fut_loop_run_until(loop, a, FUT_S(20)), 0);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, 0, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_t *b = fut_async(loop, fiber_in_fiber, NULL);
+    ck_assert_int_eq(fut_loop_run_until(loop, b, FUT_S(20)), 0);
+    ck_assert_int_eq(fut_get(b, 0, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 1);
+    fut_release(b);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(loop);
+}
+END_TEST
+
+START_TEST(fiber_without_a_stack_rejects_enomem)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    atomic_int freed = 0;
+    fut_t *a = fut_async_ex(pool, fiber_in_fiber, &freed, fut_test_count_free,
+                            (size_t)1 << 46);
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, NULL), ENOMEM);
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    fut_release(a);
+    fut_t *bad = fut_async(NULL, fiber_in_fiber, NULL);
+    ck_assert_int_eq(fut_get(bad, 0, NULL), EINVAL);
+    fut_release(bad);
+    fut_executor_free(pool);
+}
+END_TEST
+
+/* A stack overflow hits the guard page: the (forked) process dies of
+ * SIGSEGV, and nothing else happens first. */
+static int recurse(volatile char *p, int n)
+{
+    volatile char buf[1024];
+    buf[0] = (char)n;
+    if (p)
+        buf[1] = p[0];
+    return n > 0 ? recurse(buf, n + 1) + buf[0] : 0;
+}
+
+static void *fiber_overflow(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    return FUT_TEST_PTR(recurse(NULL, 1));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_TEST_ASAN 1
+#endif
+#endif
+
+START_TEST(fiber_stack_overflow_hits_the_guard_page)
+{
+#ifdef FIBER_TEST_ASAN
+    printf("fiber_stack_overflow_hits_the_guard_page: skipped under ASan "
+           "(it reports the overflow itself)\n");
+    return;
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        fut_executor_t *pool = NULL;
+        fut_pool_config_t cfg = {.threads = 1};
+        if (fut_pool_new(&cfg, &pool) != 0)
+            _exit(3);
+        fut_t *a = fut_async_ex(pool, fiber_overflow, NULL, NULL, 16 * 1024);
+        fut_wait(a, FUT_FOREVER);
+        _exit(4); /* not reached: the overflow kills the process */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+                  "child status %d", status);
+}
+END_TEST
+
+/* 100,000 fibers suspended at once, each on its own promise, resolved by
+ * the main thread.  Each stack needs two kernel mappings (stack and guard),
+ * so the case raises vm.max_map_count when it may and skips otherwise. */
+static long read_map_count(void)
+{
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    long have = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &have) != 1)
+            have = 0;
+        fclose(f);
+    }
+    return have;
+}
+
+static bool write_map_count(long n)
+{
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+    if (!f)
+        return false;
+    bool ok = fprintf(f, "%ld\n", n) > 0;
+    return (fclose(f) == 0) && ok;
+}
+
+START_TEST(fiber_100k_suspended_at_once)
+{
+    enum { N = 100000 };
+    long before = read_map_count();
+    bool raised = before < 2L * N + 65536 && write_map_count(2L * N + 65536);
+    if (before < 2L * N + 65536 && !raised) {
+        printf("fiber_100k_suspended_at_once: skipped, vm.max_map_count is "
+               "below %ld and cannot be raised here\n",
+               2L * N + 65536);
+        return;
+    }
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t **ps = malloc(N * sizeof *ps);
+    fut_t **pfs = malloc(N * sizeof *pfs);
+    fut_t **fs = malloc(N * sizeof *fs);
+    ck_assert(ps && pfs && fs);
+    for (int i = 0; i < N; i++) {
+        ps[i] = fut_promise_new();
+        pfs[i] = fut_promise_future(ps[i]);
+        fs[i] = fut_async_ex(pool, fiber_await_arg, pfs[i], NULL, 16 * 1024);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(fut_resolve(ps[i], FUT_TEST_PTR(i), NULL), 0);
+    for (int i = 0; i < N; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
+        fut_release(fs[i]);
+        fut_release(pfs[i]);
+        fut_promise_release(ps[i]);
+    }
+    free(ps);
+    free(pfs);
+    free(fs);
+    fut_executor_free(pool);
+    if (raised)
+        write_map_count(before); /* the machine's setting, as it was */
+}
+END_TEST
+
+Suite *fut_test_fiber_suite(void)
+{
+    Suite *s = suite_create("fiber");
+    TCase *tc = tcase_create("quick");
+    tcase_set_timeout(tc, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(tc, fiber_awaits_a_settled_and_a_pending_future);
+    tcase_add_test(tc, fiber_await_returns_rejection_and_cancellation_codes);
+    tcase_add_test(tc, fiber_await_times_out);
+    tcase_add_test(tc, fiber_cancel_wakes_its_pending_await);
+    tcase_add_test(tc, fiber_awaits_fibers_1000_deep);
+    tcase_add_test(tc, fiber_yield_lets_the_other_fiber_run);
+    tcase_add_test(tc, fiber_await_outside_a_fiber_is_fut_get);
+    tcase_add_test(tc, fiber_on_the_loop_executor_resumes_on_the_loop_thread);
+    tcase_add_test(tc, fiber_without_a_stack_rejects_enomem);
+    tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
+    suite_add_tcase(s, tc);
+    TCase *st = tcase_create("stress");
+    tcase_set_tags(st, "stress");
+    tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
+    tcase_add_test(st, fiber_100k_suspended_at_once);
+    suite_add_tcase(s, st);
+    return s;
+}
