@@ -93,7 +93,8 @@ void fut__parker_retain(fut__parker_t *p)
 
 void fut__parker_release(fut__parker_t *p)
 {
-    if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+    if (p &&
+        atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
 #if !FUT__PARK_FUTEX
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);

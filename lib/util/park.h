@@ -16,8 +16,9 @@
  * and returns at once, or the wake finds the waiter queued: no wakeup is
  * lost.  (With a futex the kernel makes compare-and-queue atomic; with the
  * portable parker the waiter compares and waits under the parker's mutex,
- * and a waker that sees a sleeper takes that mutex before it broadcasts.)  prepare is an acquire load and unpark a release RMW, so a
- * waiter that read the bumped word also sees the condition.
+ * and a waker that sees a sleeper takes that mutex before it broadcasts.)
+ * prepare is an acquire load and unpark a release RMW, so a waiter that read
+ * the bumped word also sees the condition.
  *
  * Parkers are reference counted because a timed-out waiter may leave a wake
  * callback behind on a future that settles after the thread has exited.
