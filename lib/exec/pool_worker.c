@@ -439,7 +439,7 @@ static int spawn_extra(pool_t *p)
 
 int fut__pool_blocking(fut_executor_t *ex, int delta)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     worker_t *w = fut__pool_self(p);
     if (!w)
         return 0;
@@ -548,7 +548,7 @@ static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
 bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *wt,
                          int64_t deadline, int *rc)
 {
-    worker_t *w = fut__pool_self((pool_t *)ex);
+    worker_t *w = fut__pool_self((pool_t *)(void *)ex);
     if (!w || w->depth >= HELP_DEPTH_MAX || atomic_load(&w->pool->forked))
         return false;
     *rc = help_wait(w, wt, deadline);

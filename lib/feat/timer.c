@@ -365,7 +365,7 @@ const fut__kind_ops_t fut__timer_kind = {
 
 static void input_settled(fut_t *in, void *node)
 {
-    entry_t *t = (entry_t *)((char *)node - offsetof(entry_t, slot));
+    entry_t *t = (entry_t *)(void *)((char *)node - offsetof(entry_t, slot));
     fut_t *r = fut__decide(&t->result);
     if (r) {
         fut__settle_like(r, in);
