@@ -38,6 +38,54 @@ static pthread_key_t parker_key;
 static pthread_once_t parker_once = PTHREAD_ONCE_INIT;
 static _Thread_local fut__parker_t *parker_tls;
 
+#if !FUT__PARK_FUTEX
+/* fork(): the child has one thread, but the parkers of the parent's other
+ * threads live on, and one of those threads may have held a parker's mutex
+ * or waited on its condition variable at the fork.  Each parker records
+ * the fork generation it was made in; the child bumps the generation and
+ * gives the forking thread's own parker a fresh mutex and condition
+ * variable.  unpark (and the last release) leave the mutex and condition
+ * variable of an older generation's parker alone: its owner is not in this
+ * process, and a broadcast to its vanished waiters may never return.  The
+ * generation is written only by the child's handler, while it is the only
+ * thread. */
+static uint32_t fork_gen;
+
+static int sync_init(fut__parker_t *p)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+#ifdef FUT_HAVE_PTHREAD_CONDATTR_SETCLOCK
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0) {
+        pthread_condattr_destroy(&attr);
+        return -1;
+    }
+#endif
+    int rc = pthread_cond_init(&p->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return -1;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        pthread_cond_destroy(&p->cond);
+        return -1;
+    }
+    p->gen = fork_gen;
+    return 0;
+}
+
+static void parker_fork_child(void)
+{
+    fork_gen++;
+    /* The old mutex may be held by a thread that is gone; the old
+     * condition variable has no waiter (only its owner, which is
+     * forking, waits on it).  On failure the parker keeps its old
+     * generation, and waking it stays a bump of the word. */
+    if (parker_tls)
+        sync_init(parker_tls);
+}
+#endif
+
 static void parker_thread_exit(void *p)
 {
     parker_tls = NULL;
@@ -48,6 +96,10 @@ static void parker_key_init(void)
 {
     if (pthread_key_create(&parker_key, parker_thread_exit) != 0)
         abort(); /* no key: the process is out of a basic resource */
+#if !FUT__PARK_FUTEX
+    if (pthread_atfork(NULL, NULL, parker_fork_child) != 0)
+        abort();
+#endif
 }
 
 fut__parker_t *fut__parker_new(void)
@@ -59,26 +111,8 @@ fut__parker_t *fut__parker_new(void)
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->refs, 1);
 #if !FUT__PARK_FUTEX
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0) {
-        free(p);
-        return NULL;
-    }
-#ifdef FUT_HAVE_PTHREAD_CONDATTR_SETCLOCK
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0) {
-        pthread_condattr_destroy(&attr);
-        free(p);
-        return NULL;
-    }
-#endif
-    int rc = pthread_cond_init(&p->cond, &attr);
-    pthread_condattr_destroy(&attr);
-    if (rc != 0) {
-        free(p);
-        return NULL;
-    }
-    if (pthread_mutex_init(&p->lock, NULL) != 0) {
-        pthread_cond_destroy(&p->cond);
+    pthread_once(&parker_once, parker_key_init); /* the fork handler */
+    if (sync_init(p) != 0) {
         free(p);
         return NULL;
     }
@@ -96,8 +130,10 @@ void fut__parker_release(fut__parker_t *p)
     if (p &&
         atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
 #if !FUT__PARK_FUTEX
-        pthread_cond_destroy(&p->cond);
-        pthread_mutex_destroy(&p->lock);
+        if (p->gen == fork_gen) {
+            pthread_cond_destroy(&p->cond);
+            pthread_mutex_destroy(&p->lock);
+        }
 #endif
         free(p);
     }
@@ -176,6 +212,13 @@ static struct timespec cond_deadline(int64_t deadline)
 
 void fut__parker_park(fut__parker_t *p, uint32_t seen, int64_t deadline)
 {
+    if (p->gen != fork_gen) {
+        /* A fork child's parker whose reinitialisation failed: nobody
+         * broadcasts to it, so return (spuriously) after a short nap. */
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->seq, memory_order_seq_cst) == seen) {
@@ -193,7 +236,8 @@ void fut__parker_park(fut__parker_t *p, uint32_t seen, int64_t deadline)
 void fut__parker_unpark(fut__parker_t *p)
 {
     atomic_fetch_add_explicit(&p->seq, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) != 0) {
+    if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) != 0 &&
+        p->gen == fork_gen) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);

@@ -50,6 +50,7 @@ typedef struct fut__parker {
 #if !FUT__PARK_FUTEX
     pthread_mutex_t lock; /* guards the compare-and-wait against the wake */
     pthread_cond_t cond;  /* on CLOCK_MONOTONIC where condattr_setclock is */
+    uint32_t gen;         /* the fork generation it was made in (park.c) */
 #endif
 } fut__parker_t;
 
