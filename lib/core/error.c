@@ -29,7 +29,7 @@ const fut_error_t *fut_error(const fut_t *f)
     uint32_t s = fut__load(f);
     if (!fut__is_settled(s) || (s & FUT__STATE_MASK) == FUT_FULFILLED)
         return NULL;
-    fut__observe((fut_t *)f);
+    fut__observe((fut_t *)(uintptr_t)f);
     return &f->u.err;
 }
 

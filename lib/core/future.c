@@ -82,7 +82,7 @@ static void destroy_one(fut_t *f)
         if (f->u.ok.free_value)
             f->u.ok.free_value(f->u.ok.value);
     } else if (s & FUT__MSG_OWNED) {
-        fut__msg_free((char *)f->u.err.message);
+        fut__msg_free((char *)(uintptr_t)f->u.err.message);
     }
     if (s & FUT__HAS_EXT)
         fut__ext_free(f);

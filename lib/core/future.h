@@ -249,7 +249,8 @@ enum {
 
 static inline uint32_t fut__load(const fut_t *f)
 {
-    return atomic_load_explicit(&((fut_t *)f)->state, memory_order_acquire);
+    return atomic_load_explicit(&((fut_t *)(uintptr_t)f)->state,
+                                memory_order_acquire);
 }
 
 static inline bool fut__is_settled(uint32_t s)
@@ -387,8 +388,8 @@ bool fut__cbs_push(fut_t *f, uintptr_t entry);
 /* True once f's callbacks have all run (its stack is closed). */
 static inline bool fut__cbs_closed(const fut_t *f)
 {
-    return atomic_load_explicit(&((fut_t *)f)->cbs, memory_order_acquire) ==
-           FUT__CBS_CLOSED;
+    return atomic_load_explicit(&((fut_t *)(uintptr_t)f)->cbs,
+                                memory_order_acquire) == FUT__CBS_CLOSED;
 }
 
 /* Runs the callbacks of settled f on this thread, through the per-thread

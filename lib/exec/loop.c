@@ -4,16 +4,19 @@
  *
  * Submitting appends the task's future to a FIFO (linked through the
  * futures' own `next`, no allocation) and, when the queue goes from empty
- * to non-empty, makes the eventfd readable, so poll/epoll/libuv can watch
- * it.  Nothing runs until the owner calls fut_loop_run_pending or
- * fut_loop_run_until; then every task queued at that moment runs on the
- * calling thread.  A continuation given the loop (fut_then_on) is submitted
- * here when its input settles, so it too runs on the draining thread.
+ * to non-empty, makes the loop's fd readable, so poll/epoll/libuv can
+ * watch it: an eventfd on Linux, a non-blocking self-pipe elsewhere or
+ * with FUT_PORTABLE (fut_loop_fd gives its read end).  Nothing runs until
+ * the owner calls fut_loop_run_pending or fut_loop_run_until; then every
+ * task queued at that moment runs on the calling thread.  A continuation
+ * given the loop (fut_then_on) is submitted here when its input settles,
+ * so it too runs on the draining thread.
  *
  * Lock order: `lock` guards the queue and the flags; no user code runs
- * under it.  The eventfd counter is reset (read) under the lock whenever
- * the queue is emptied, so "readable" means "work queued" exactly, up to a
- * wake-up written by fut_loop_run_until's own waiter.
+ * under it.  The fd is reset (the eventfd's counter read, the pipe
+ * drained) under the lock whenever the queue is emptied, so "readable"
+ * means "work queued" exactly, up to a wake-up written by
+ * fut_loop_run_until's own waiter.
  */
 #include "core/exec.h"
 #include "util/park.h"
@@ -23,15 +26,23 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#if defined(FUT_HAVE_EVENTFD) && !defined(FUT_PORTABLE)
+#define LOOP_EVENTFD 1
+#include <sys/eventfd.h>
+#else
+#define LOOP_EVENTFD 0
+#include <fcntl.h>
+#endif
 
 typedef struct loop {
     fut_executor_t base;
     pthread_mutex_t lock;
     fut_t *head, *tail;
     size_t queued;
-    int fd;
+    int fd;  /* readable while work is queued (fut_loop_fd) */
+    int wfd; /* where signals are written: fd itself, or the pipe's write end */
     bool shutdown;
     uint64_t submitted, completed, cancelled;
 } loop_t;
@@ -41,6 +52,23 @@ static const fut__executor_ops_t loop_ops;
 static loop_t *as_loop(fut_executor_t *ex)
 {
     return ex && ex->ops == &loop_ops ? (loop_t *)ex : NULL;
+}
+
+#if LOOP_EVENTFD
+
+static int open_fds(int *rfd, int *wfd)
+{
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return errno;
+    *rfd = *wfd = fd;
+    return 0;
+}
+
+static void close_fds(int rfd, int wfd)
+{
+    (void)wfd; /* the same fd */
+    close(rfd);
 }
 
 static void signal_fd(int fd)
@@ -61,6 +89,65 @@ static void reset_fd(int fd)
     while (rc < 0 && errno == EINTR);
 }
 
+#else /* a self-pipe */
+
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return errno;
+    int fdf = fcntl(fd, F_GETFD);
+    if (fdf < 0 || fcntl(fd, F_SETFD, fdf | FD_CLOEXEC) < 0)
+        return errno;
+    return 0;
+}
+
+static int open_fds(int *rfd, int *wfd)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return errno;
+    int rc = set_flags(fds[0]);
+    if (rc == 0)
+        rc = set_flags(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    *rfd = fds[0];
+    *wfd = fds[1];
+    return 0;
+}
+
+static void close_fds(int rfd, int wfd)
+{
+    close(rfd);
+    close(wfd);
+}
+
+/* One byte.  A full pipe (EAGAIN) is already readable: nothing to do. */
+static void signal_fd(int fd)
+{
+    char one = 1;
+    ssize_t rc;
+    do
+        rc = write(fd, &one, 1);
+    while (rc < 0 && errno == EINTR);
+}
+
+/* Drains the pipe: it stays empty until the next signal. */
+static void reset_fd(int fd)
+{
+    char buf[64];
+    ssize_t rc;
+    do
+        rc = read(fd, buf, sizeof buf);
+    while (rc > 0 || (rc < 0 && errno == EINTR));
+}
+
+#endif /* LOOP_EVENTFD */
+
 static int loop_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
 {
     (void)flags;
@@ -79,7 +166,7 @@ static int loop_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
     bool first = l->queued++ == 0;
     l->submitted++;
     if (first)
-        signal_fd(l->fd);
+        signal_fd(l->wfd);
     pthread_mutex_unlock(&l->lock);
     return 0;
 }
@@ -138,7 +225,7 @@ static void loop_unref(void *arg)
 static void poke(fut_t *f, void *arg)
 {
     (void)f;
-    signal_fd(((loop_t *)arg)->fd);
+    signal_fd(((loop_t *)arg)->wfd);
 }
 
 int fut_loop_run_until(fut_executor_t *ex, fut_t *f, int64_t timeout)
@@ -204,7 +291,7 @@ static void loop_close(fut_executor_t *ex)
 static void loop_destroy(fut_executor_t *ex)
 {
     loop_t *l = (loop_t *)ex;
-    close(l->fd);
+    close_fds(l->fd, l->wfd);
     pthread_mutex_destroy(&l->lock);
     fut__free(l, sizeof *l);
 }
@@ -238,9 +325,8 @@ int fut_loop_new(fut_executor_t **out)
     loop_t *l = fut__alloc(sizeof *l);
     if (!l)
         return ENOMEM;
-    l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->fd < 0) {
-        int rc = errno;
+    int rc = open_fds(&l->fd, &l->wfd);
+    if (rc != 0) {
         fut__free(l, sizeof *l);
         return rc;
     }

@@ -81,7 +81,7 @@ static int refusal(pool_t *p)
 
 static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     bool own = is_own_worker(p);
     if (p->max_queued && !own) {
         int rc = refusal(p);
@@ -146,7 +146,7 @@ static void reap_running(fut_t *f)
  * taken and not yet released (it clears the entry before releasing). */
 static void pool_reap(fut_executor_t *ex)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     if (!atomic_load(&p->forked) || atomic_exchange(&p->reaped, true))
         return;
     fut__pool_drain(p, ESHUTDOWN, forked_message);
@@ -162,7 +162,7 @@ static void pool_reap(fut_executor_t *ex)
 
 static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     atomic_store(&p->shutdown, true);
     while (atomic_load(&p->admit) & FUT__ADMIT_INFLIGHT)
         sched_yield(); /* a submitter between its check and its push */
@@ -208,7 +208,7 @@ static void free_aligned(void *p, size_t size)
  * past its last touch of the pool). */
 static void pool_destroy(fut_executor_t *ex)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     fut__pool_unregister(p);
     for (size_t i = 0; i < p->nthreads; i++)
         fut__parker_release(p->workers[i].parker);
@@ -226,7 +226,7 @@ static void pool_destroy(fut_executor_t *ex)
  * drops the last reference of the threads). */
 static void pool_close(fut_executor_t *ex)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     if (pool_shutdown(ex, FUT_SHUTDOWN_WAIT) != EDEADLK)
         return;
     pthread_mutex_lock(&p->join_lock);
@@ -241,7 +241,7 @@ static void pool_close(fut_executor_t *ex)
 
 static void pool_cancelled(fut_executor_t *ex)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     atomic_fetch_add(&p->zombies, 1);
     atomic_fetch_add(&p->cancelled, 1);
     if (p->max_queued)
@@ -250,7 +250,7 @@ static void pool_cancelled(fut_executor_t *ex)
 
 static int pool_stats(fut_executor_t *ex, fut_stats_t *out)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     pthread_mutex_lock(&p->lock);
     out->threads = p->alive;
     out->spawned = p->spawned;
@@ -389,6 +389,6 @@ int fut_pool_worker_index(void)
     fut_executor_t *ex = fut__exec_current();
     if (!ex || ex->ops != &pool_ops)
         return -1;
-    fut__worker_t *w = fut__pool_self((pool_t *)ex);
+    fut__worker_t *w = fut__pool_self((pool_t *)(void *)ex);
     return w ? (int)w->index : -1;
 }

@@ -81,7 +81,7 @@ static int spawn_extra(pool_t *p)
 
 int fut__pool_blocking(fut_executor_t *ex, int delta)
 {
-    pool_t *p = (pool_t *)ex;
+    pool_t *p = (pool_t *)(void *)ex;
     worker_t *w = fut__pool_self(p);
     if (!w)
         return 0;

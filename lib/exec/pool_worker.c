@@ -420,7 +420,7 @@ void *fut__pool_worker_main(void *arg)
     char name[64];
     snprintf(name, sizeof name, "%s-%zu", p->name, w->index);
     name[FUT__POOL_NAME_MAX] = '\0';
-    pthread_setname_np(pthread_self(), name);
+    fut__thread_name(name);
     self_worker = w;
     fut__exec_enter(&p->base);
     fut__parker_adopt(w->parker);
@@ -489,7 +489,7 @@ static int help_wait(worker_t *w, fut__waiter_t *wt, int64_t deadline)
 bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *wt,
                          int64_t deadline, int *rc)
 {
-    worker_t *w = fut__pool_self((pool_t *)ex);
+    worker_t *w = fut__pool_self((pool_t *)(void *)ex);
     if (!w || w->depth >= HELP_DEPTH_MAX || atomic_load(&w->pool->forked))
         return false;
     *rc = help_wait(w, wt, deadline);

@@ -213,7 +213,7 @@ static void expire(entry_t *t)
 static void *timer_main(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "fut-clock");
+    fut__thread_name("fut-clock");
     pthread_mutex_lock(&lock);
     for (;;) {
         /* The loop always starts with the lock held. */
@@ -365,7 +365,7 @@ const fut__kind_ops_t fut__timer_kind = {
 
 static void input_settled(fut_t *in, void *node)
 {
-    entry_t *t = (entry_t *)((char *)node - offsetof(entry_t, slot));
+    entry_t *t = (entry_t *)(void *)((char *)node - offsetof(entry_t, slot));
     fut_t *r = fut__decide(&t->result);
     if (r) {
         fut__settle_like(r, in);

@@ -111,6 +111,11 @@ typedef struct slab {
 
 _Static_assert(sizeof(block_t) <= 32, "a free block fits the smallest class");
 _Static_assert(sizeof(slab_t) % 16 == 0, "blocks start malloc-aligned");
+/* So slab_new's (void *) casts of a slab's bytes to blocks are aligned. */
+_Static_assert(FUT__CLASS_SMALL % _Alignof(block_t) == 0 &&
+                   FUT__CLASS_MEDIUM % _Alignof(block_t) == 0 &&
+                   FUT__CLASS_LARGE % _Alignof(block_t) == 0,
+               "every block of a slab is aligned for block_t");
 
 /* --- the allocator ---------------------------------------------------- */
 
@@ -207,14 +212,15 @@ static block_t *slab_new(int c)
     sl->bytes = bytes;
     char *first = (char *)(sl + 1);
     for (size_t i = 0; i < SLAB_BLOCKS; i++)
-        ((block_t *)(first + i * size))->next =
-            i + 1 < SLAB_BLOCKS ? (block_t *)(first + (i + 1) * size) : NULL;
+        ((block_t *)(void *)(first + i * size))->next =
+            i + 1 < SLAB_BLOCKS ? (block_t *)(void *)(first + (i + 1) * size)
+                                : NULL;
     pthread_mutex_lock(&depot[c].lock);
     sl->next = depot[c].slabs;
     depot[c].slabs = sl;
     depot[c].nslabs++;
     pthread_mutex_unlock(&depot[c].lock);
-    return (block_t *)first;
+    return (block_t *)(void *)first;
 }
 
 /* --- the per-thread caches -------------------------------------------- */

@@ -68,8 +68,10 @@ void fut__msg_free(char *s)
 {
     if (!s)
         return;
-    size_t *m = (size_t *)s - 1;
-    fut__free(m, sizeof(size_t) + m[0]);
+    char *m = s - sizeof(size_t); /* the size prefix, read bytewise */
+    size_t size;
+    memcpy(&size, m, sizeof size);
+    fut__free(m, sizeof(size_t) + size);
 }
 
 char *fut__msg_vformat(const char *fmt, va_list ap)
