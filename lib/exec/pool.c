@@ -28,6 +28,7 @@
 #include "exec/pool.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -189,19 +190,30 @@ static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 /* The pool and its workers are cache-line aligned; the allocator promises
  * only malloc's alignment, so ask for a line more and keep the address it
  * gave in the word before the aligned block. */
-static void *alloc_aligned(size_t size)
+/* The pool and its workers are cache-line aligned; the allocator promises
+ * only malloc's alignment, so ask for a line more and keep the address it
+ * gave in the word before the aligned block.  fut's own pools, which live
+ * as long as the process, take their memory from malloc, not from the
+ * installed allocator, which could not get it back. */
+static void *alloc_aligned(size_t size, bool internal)
 {
-    char *raw = fut__alloc(size + 64 + sizeof(void *));
+    size_t bytes = size + 64 + sizeof(void *);
+    char *raw = internal ? malloc(bytes) : fut__alloc(bytes);
     if (!raw)
         return NULL;
     uintptr_t at = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
-    ((void **)at)[-1] = raw;
+    memcpy((char *)at - sizeof raw, &raw, sizeof raw);
     return (void *)at;
 }
 
-static void free_aligned(void *p, size_t size)
+static void free_aligned(void *p, size_t size, bool internal)
 {
-    fut__free(((void **)p)[-1], size + 64 + sizeof(void *));
+    char *raw;
+    memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
+    if (internal)
+        free(raw);
+    else
+        fut__free(raw, size + 64 + sizeof(void *));
 }
 
 /* The last reference went: every thread is gone (joined, or detached and
@@ -217,8 +229,9 @@ static void pool_destroy(fut_executor_t *ex)
     pthread_mutex_destroy(&p->join_lock);
     pthread_cond_destroy(&p->not_full);
     pthread_cond_destroy(&p->exited);
-    free_aligned(p->workers, p->nthreads * sizeof *p->workers);
-    free_aligned(p, sizeof *p);
+    bool internal = p->flush_idle;
+    free_aligned(p->workers, p->nthreads * sizeof *p->workers, internal);
+    free_aligned(p, sizeof *p, internal);
 }
 
 /* fut_executor_free: shut down and wait; from one of its own workers,
@@ -285,10 +298,11 @@ static const fut__executor_ops_t pool_ops = {
 /* A pool's memory with n worker slots (`base` of them for the configured
  * workers), every field set up but no thread started; NULL on ENOMEM, with
  * everything it had made undone. */
-static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg)
+static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg,
+                          bool internal)
 {
-    pool_t *p = alloc_aligned(sizeof *p);
-    worker_t *ws = p ? alloc_aligned(n * sizeof *ws) : NULL;
+    pool_t *p = alloc_aligned(sizeof *p, internal);
+    worker_t *ws = p ? alloc_aligned(n * sizeof *ws, internal) : NULL;
     if (ws)
         memset(ws, 0, n * sizeof *ws);
     size_t made = 0;
@@ -298,9 +312,9 @@ static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg)
         for (size_t i = 0; i < made; i++)
             fut__parker_release(ws[i].parker);
         if (ws)
-            free_aligned(ws, n * sizeof *ws);
+            free_aligned(ws, n * sizeof *ws, internal);
         if (p)
-            free_aligned(p, sizeof *p);
+            free_aligned(p, sizeof *p, internal);
         return NULL;
     }
     memset(p, 0, sizeof *p);
@@ -359,7 +373,7 @@ int fut__pool_new(const fut_pool_config_t *cfg, bool flush_idle,
         max = n;
     if (max > FUT__POOL_THREADS_MAX)
         max = FUT__POOL_THREADS_MAX;
-    pool_t *p = pool_alloc(max, n, cfg);
+    pool_t *p = pool_alloc(max, n, cfg, flush_idle);
     if (!p)
         return ENOMEM;
     p->flush_idle = flush_idle;

@@ -106,9 +106,11 @@ struct fut__pool {
 #define FUT__ADMIT_ONE ((uint64_t)1 << 16) /* one task accepted */
 #define FUT__ADMIT_INFLIGHT 0xffffu
 
-/* fut_pool_new, for fut's own pools: flush_idle makes a worker hand its
+/* fut_pool_new, for fut's own pools (flush_idle true): a worker hands its
  * cached blocks to the allocator's depot each time it goes idle, so that
- * fut_set_allocator can take them back from threads that never exit. */
+ * fut_set_allocator can take them back from threads that never exit, and
+ * the pool's own memory comes from malloc, not from the installed
+ * allocator (it lives as long as the process). */
 int fut__pool_new(const fut_pool_config_t *cfg, bool flush_idle,
                   fut_executor_t **out);
 
