@@ -423,6 +423,39 @@ START_TEST(group_member_starts_a_sibling_through_current)
 }
 END_TEST
 
+/* A fiber member: cancelling the group makes its pending fut_await
+ * return ECANCELED, and the group waits for the fiber to finish. */
+static void *fiber_await_forever(fut_ctx_t *ctx, void *arg)
+{
+    int rc = fut_await(arg, FUT_FOREVER, NULL);
+    if (rc == ECANCELED)
+        return fut_fail(ctx, ECANCELED, NULL);
+    return FUT_TEST_PTR(rc);
+}
+
+START_TEST(group_cancel_reaches_a_fiber_members_await)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *fiber = fut_async(pool, fiber_await_forever, pf);
+    ck_assert_int_eq(fut_group_add(g, fut_retain(fiber)), 0);
+    fut_t *r = fut_group_close(g);
+    fut_test_sleep_ms(5); /* the fiber is suspended in its await */
+    ck_assert(fut_group_cancel(g));
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ECANCELED);
+    ck_assert_int_eq(fut_state(fiber), FUT_CANCELLED);
+    ck_assert_int_eq(fut_state(pf), FUT_PENDING);
+    fut_release(fiber);
+    fut_release(r);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_group_release(g);
+    fut_executor_free(pool);
+}
+END_TEST
+
 START_TEST(group_bad_arguments)
 {
     ck_assert_ptr_null(fut_group_new(NULL, 0));
@@ -536,6 +569,7 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_cancel_racing_completion_loses_nothing);
     tcase_add_test(tc, group_release_before_close_cancels_and_waits);
     tcase_add_test(tc, group_member_starts_a_sibling_through_current);
+    tcase_add_test(tc, group_cancel_reaches_a_fiber_members_await);
     tcase_add_test(tc, group_bad_arguments);
     tcase_add_test(tc, group_allocation_failure_at_every_site_loses_nothing);
     suite_add_tcase(s, tc);
