@@ -69,6 +69,7 @@ struct fut__pool {
     _Atomic size_t blocked; /* workers in declared blocking calls */
     int64_t keep_alive;
     uint64_t spawned; /* extra threads started (lock held) */
+    size_t retiring;  /* extra threads on their way out (lock held) */
     fut__worker_t *workers;
     size_t max_queued;
     /* Written by every submit: submitters in flight (low 16 bits) and
@@ -148,8 +149,9 @@ bool fut__pool_inject_nonempty(fut__pool_t *p);
 /* The executor's blocking operation (elastic capacity). */
 int fut__pool_blocking(fut_executor_t *ex, int delta);
 
-/* An extra worker idle for the keep-alive: true if it left the pool's
- * count (the caller then exits). */
+/* An extra worker idle for the keep-alive: true if it is to leave (the
+ * caller then runs worker_exit and exits; it stays counted alive until
+ * then, so that freeing the pool waits for it). */
 bool fut__pool_retire(fut__worker_t *w);
 
 /* Wakes submitters blocked on a full bounded queue. */

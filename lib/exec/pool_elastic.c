@@ -29,13 +29,10 @@ bool fut__pool_retire(worker_t *w)
 {
     pool_t *p = w->pool;
     pthread_mutex_lock(&p->lock);
-    size_t runnable = p->alive - atomic_load(&p->blocked);
+    size_t runnable = p->alive - p->retiring - atomic_load(&p->blocked);
     bool leave = runnable > p->nbase;
-    if (leave) {
-        p->alive--;
-        w->live = false;
-        pthread_cond_broadcast(&p->exited);
-    }
+    if (leave)
+        p->retiring++; /* counted alive until worker_exit has run */
     pthread_mutex_unlock(&p->lock);
     /* A submitter may have picked this worker to wake just as it timed
      * out: pass the wake on if work is waiting. */
@@ -97,7 +94,7 @@ int fut__pool_blocking(fut_executor_t *ex, int delta)
     int rc = 0;
     pthread_mutex_lock(&p->lock);
     if (!atomic_load(&p->closed) && !atomic_load(&p->forked) &&
-        p->alive - atomic_load(&p->blocked) < p->nbase &&
+        p->alive - p->retiring - atomic_load(&p->blocked) < p->nbase &&
         p->alive < p->nthreads)
         rc = spawn_extra(p);
     pthread_mutex_unlock(&p->lock);

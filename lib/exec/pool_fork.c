@@ -59,6 +59,7 @@ static void fork_child(void)
         }
         pthread_cond_init(&p->exited, NULL);
         atomic_store(&p->blocked, 0);
+        p->retiring = 0;
     }
     pthread_mutex_init(&registry_lock, NULL);
 }

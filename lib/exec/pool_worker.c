@@ -390,9 +390,15 @@ static bool run_loop(worker_t *w)
             if (!f && spin >= SPIN_ROUNDS / 2)
                 sched_yield();
         }
-        if (!f) {
-            if (atomic_load(&p->closed))
+        if (!f && atomic_load(&p->closed)) {
+            /* Closed: no submit is in flight any more, but one may have
+             * pushed since the looks above.  The last look before leaving
+             * takes the shared queue's lock, so nothing queued is left. */
+            f = find_work(w, true);
+            if (!f)
                 return false;
+        }
+        if (!f) {
             int64_t deadline = w->extra ? fut__deadline(p->keep_alive) : -1;
             f = park(w, NULL, deadline);
             if (!f && w->extra && fut__expired(deadline) && fut__pool_retire(w))
@@ -435,11 +441,11 @@ void *fut__pool_worker_main(void *arg)
     self_worker = NULL;
     fut__exec_enter(NULL);
     pthread_mutex_lock(&p->lock);
-    if (!retired) {
-        p->alive--;
-        w->live = false;
-        pthread_cond_broadcast(&p->exited);
-    }
+    p->alive--;
+    if (retired)
+        p->retiring--;
+    w->live = false;
+    pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->lock);
     /* The thread's reference: the last one out of a pool freed from its
      * own worker frees the pool here, so nothing after may touch it. */

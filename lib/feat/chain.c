@@ -18,11 +18,14 @@
  *
  * Decided exactly once.  A continuation is decided by the one thread that
  * moves it out of PENDING: its runner (PENDING -> RUNNING), a canceller or
- * an executor that drops it (claim).  That thread runs free_arg, releases
- * the input, and drops the continuation's reference to its executor.  The
- * executor reference keeps the executor's memory valid from fut_then_on
- * until then, even if the user frees the executor meanwhile (a late submit
- * is refused with ESHUTDOWN and the continuation rejects with it).
+ * an executor that drops it (claim).  That thread runs free_arg and
+ * releases the input.  The continuation's reference to its executor is
+ * dropped by the one call that may still use it, input_settled (which runs
+ * exactly once, when the input has settled): it keeps the executor's memory
+ * valid from fut_then_on until then, even if the user frees the executor
+ * meanwhile (a late submit is refused with ESHUTDOWN and the continuation
+ * rejects with it), and even if a cancel decides the continuation while
+ * input_settled is about to submit it.
  *
  * The input field is read by other threads (cancel, the adoption walk,
  * progress relays, through the input operation) while the decider may
@@ -100,7 +103,6 @@ static void finish(fut_t *d, void *arg)
     fut__cont_t *c = as_cont(d);
     if (c->free_arg)
         c->free_arg(arg);
-    fut__exec_release(d->ex);
 }
 
 static int cont_run(fut_t *d)
@@ -159,18 +161,25 @@ static void cont_cancel(fut_t *d)
 static void cont_input_settled(fut_t *d, fut_t *input)
 {
     (void)input; /* the continuation holds its own reference to it */
+    /* The executor reference is this call's to drop, whatever happens to
+     * d: a cancel may decide d on another thread between the state check
+     * below and the submit, and the executor must stay valid for it. */
+    fut_executor_t *ex = d->ex;
     uint32_t s = fut__load(d);
     if ((s & (FUT__STATE_MASK | FUT__CLAIMED)) != FUT_PENDING) {
         /* Cancelled (or being cancelled by this very thread, which is
          * cancelling our input from inside fut_cancel(d)). */
-    } else if (d->ex) {
-        int rc = d->ex->ops->submit(d->ex, d, 0);
-        if (rc == 0)
+    } else if (ex) {
+        int rc = ex->ops->submit(ex, d, 0);
+        if (rc == 0) {
+            fut__exec_release(ex); /* d may have run already: not d->ex */
             return; /* the executor owns the stack's reference now */
+        }
         fut__reject_unstarted(d, rc, NULL);
     } else {
         cont_run(d);
     }
+    fut__exec_release(ex);
     fut_release(d);
 }
 

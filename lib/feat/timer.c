@@ -396,23 +396,29 @@ fut_t *fut__timer_new(fut_executor_t *ex, int64_t ns, fut_t *input)
     atomic_init(&t->result, r);
     r->u.pending = t;
     r->aux = t;
-    int rc = schedule(t);
-    if (rc) {
-        /* Not queued: settle R with the error ourselves. */
-        timer_release(t);                        /* the heap's, never taken */
-        FUT__MUST(fut__decide(&t->result) == r); /* nobody else saw r */
-        fut__fail_static(r, rc, "fut: the timer could not be scheduled");
-        timer_release(t); /* R's */
-        fut_release(r);   /* the entry's reference to R */
-        if (input)
-            timer_release(t); /* the slot's, never pushed */
-        return r;
-    }
     if (input) {
+        /* The input first: one that has settled already decides R now,
+         * before any timer could beat it. */
         t->slot.fn = input_settled;
         t->slot.arg = t;
         if (!fut__cbs_push(input, (uintptr_t)&t->slot | FUT__TAG_SLOT))
             input_settled(input, &t->slot);
+        if (!atomic_load_explicit(&t->result, memory_order_acquire)) {
+            timer_release(t); /* the heap's, never taken */
+            return r;
+        }
+    }
+    int rc = schedule(t);
+    if (rc) {
+        /* Not queued: settle R with the error ourselves, unless the input
+         * (or a cancel) decided it meanwhile. */
+        timer_release(t); /* the heap's, never taken */
+        fut_t *mine = fut__decide(&t->result);
+        if (mine) {
+            fut__fail_static(mine, rc, "fut: the timer could not be scheduled");
+            timer_release(t);  /* R's */
+            fut_release(mine); /* the entry's reference to R */
+        }
     }
     return r;
 }
