@@ -20,6 +20,7 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -596,6 +597,139 @@ START_TEST(adoption_loop_through_a_long_line_rejects_edeadlk)
 }
 END_TEST
 
+/* ------------------------------------------ found by model and fuzzing */
+
+static void *task_one(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    return FUT_TEST_PTR(1);
+}
+
+/* A task queued on an idle pool right before a plain shutdown still runs:
+ * the workers' last look for work could come before it, and they left on
+ * seeing the pool closed (the model found it: the task never settled). */
+START_TEST(plain_shutdown_runs_a_task_queued_just_before_it)
+{
+    for (int round = 0; round < 3000; round++) {
+        fut_executor_t *pool = fut_test_pool(1);
+        fut_t *warm = fut_submit(pool, task_one, NULL);
+        ck_assert_int_eq(fut_wait(warm, FUT_FOREVER), 0);
+        fut_release(warm);
+        for (int i = 0; i < round % 64; i++)
+            sched_yield(); /* the worker goes idle at some point */
+        fut_t *f = fut_submit(pool, task_one, NULL);
+        ck_assert_int_eq(fut_executor_shutdown(pool, 0), 0);
+        ck_assert_msg(fut_wait(f, FUT_S(10)) == 0, "round %d: stranded", round);
+        ck_assert_int_eq(fut_get(f, 0, NULL), 0);
+        fut_release(f);
+        fut_executor_free(pool);
+    }
+}
+END_TEST
+
+/* fut_within on an input that has settled passes it through, however
+ * short the deadline (the timer was armed before the input was looked at,
+ * and won about one time in twenty). */
+START_TEST(within_on_a_settled_input_never_times_out)
+{
+    for (int round = 0; round < 2000; round++) {
+        fut_t *w = fut_within(fut_resolved(FUT_TEST_PTR(7), NULL),
+                              round % 2 ? 0 : FUT_US(50));
+        void *v = NULL;
+        ck_assert_int_eq(fut_get(w, FUT_FOREVER, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), 7);
+        fut_release(w);
+    }
+}
+END_TEST
+
+typedef struct settle_job {
+    fut_promise_t *p;
+} settle_job_t;
+
+static void *settle_thread(void *arg)
+{
+    fut_resolve(((settle_job_t *)arg)->p, NULL, NULL);
+    return NULL;
+}
+
+/* A continuation on a loop is cancelled while its input settles on another
+ * thread; then the loop is freed.  The settling thread must not submit to
+ * the freed loop (the fuzzer found a heap-use-after-free there). */
+START_TEST(cancel_racing_input_settle_then_free_executor)
+{
+    for (int round = 0; round < 2000; round++) {
+        fut_executor_t *loop = NULL;
+        ck_assert_int_eq(fut_loop_new(&loop), 0);
+        fut_promise_t *p = fut_promise_new();
+        fut_t *pf = fut_promise_future(p);
+        fut_t *d = fut_then_on(loop, fut_retain(pf), h_pass, NULL);
+        settle_job_t job = {p};
+        pthread_t t = fut_test_spawn(settle_thread, &job);
+        fut_cancel(d);
+        fut_test_join(t);
+        fut_executor_free(loop); /* runs or cancels what is queued */
+        ck_assert(fut_done(d));
+        fut_release(d);
+        fut_release(pf);
+        fut_promise_release(p);
+    }
+}
+END_TEST
+
+/* A retiring extra thread runs worker_exit before fut_executor_free
+ * returns (it left the pool's count first, so free returned while
+ * worker_exit still ran). */
+static atomic_int inits, exits;
+
+static int count_init(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&inits, 1);
+    return 0;
+}
+
+static void slow_exit(void *arg)
+{
+    (void)arg;
+    if (fut_pool_worker_index() > 0)
+        fut_test_sleep_ms(50); /* an extra thread: slow to leave */
+    atomic_fetch_add(&exits, 1);
+}
+
+static void *task_blocking_5ms(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    fut_test_sleep_ms(5);
+    return NULL;
+}
+
+START_TEST(extra_threads_run_worker_exit_before_free_returns)
+{
+    atomic_store(&inits, 0);
+    atomic_store(&exits, 0);
+    fut_pool_config_t cfg = {.threads = 1,
+                             .max_threads = 4,
+                             .keep_alive = FUT_MS(1),
+                             .worker_init = count_init,
+                             .worker_exit = slow_exit};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_t *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] =
+            fut_submit_ex(pool, task_blocking_5ms, NULL, NULL, FUT_BLOCKING);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(fut_wait(fs[i], FUT_FOREVER), 0);
+        fut_release(fs[i]);
+    }
+    fut_test_sleep_ms(8); /* extra threads retire: in worker_exit now */
+    fut_executor_free(pool);
+    ck_assert_int_ge(atomic_load(&inits), 2); /* an extra thread ran */
+    ck_assert_int_eq(atomic_load(&exits), atomic_load(&inits));
+}
+END_TEST
+
 Suite *fut_test_reliability_suite(void)
 {
     Suite *s = suite_create("reliability");
@@ -620,6 +754,10 @@ Suite *fut_test_reliability_suite(void)
     tcase_add_test(tc, progress_listener_hears_the_chain_or_gets_enomem);
     tcase_add_test(tc, adoption_line_of_100k_builds_in_linear_time);
     tcase_add_test(tc, adoption_loop_through_a_long_line_rejects_edeadlk);
+    tcase_add_test(tc, plain_shutdown_runs_a_task_queued_just_before_it);
+    tcase_add_test(tc, within_on_a_settled_input_never_times_out);
+    tcase_add_test(tc, cancel_racing_input_settle_then_free_executor);
+    tcase_add_test(tc, extra_threads_run_worker_exit_before_free_returns);
     suite_add_tcase(s, tc);
 
     TCase *st = tcase_create("stress");
