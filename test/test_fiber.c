@@ -398,6 +398,26 @@ START_TEST(fiber_100k_suspended_at_once)
 }
 END_TEST
 
+/* A fiber suspended when its pool is freed: the pool's memory stays valid
+ * for it, and its wake finishes it on the waking thread. */
+START_TEST(fiber_outlives_its_freed_pool)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *a = fut_async(pool, fiber_await_arg, pf);
+    fut_test_sleep_ms(10); /* suspended */
+    fut_executor_free(pool);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(1), NULL), 0);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(a);
+    fut_release(pf);
+    fut_promise_release(p);
+}
+END_TEST
+
 Suite *fut_test_fiber_suite(void)
 {
     Suite *s = suite_create("fiber");
@@ -413,6 +433,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_on_the_loop_executor_resumes_on_the_loop_thread);
     tcase_add_test(tc, fiber_without_a_stack_rejects_enomem);
     tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
+    tcase_add_test(tc, fiber_outlives_its_freed_pool);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_set_tags(st, "stress");

@@ -206,6 +206,7 @@ static int fiber_run(fut_t *f)
             if (fb->free_arg)
                 fb->free_arg(fb->arg);
             fut__fail_static(f, ENOMEM, "fut_async: no memory for a stack");
+            fut__exec_release(f->ex);
             return FUT__RAN;
         }
         fut__fctx_make(&fb->ctx, fb->stack.base, fb->stack.size, fiber_main,
@@ -220,6 +221,7 @@ static int fiber_run(fut_t *f)
         switch_in(fb);
         if (fb->finished) {
             release_stack(fb);
+            fut__exec_release(f->ex);
             return FUT__RAN;
         }
         if (fb->yielding) {
@@ -257,6 +259,7 @@ static void fiber_discard(fut_t *f)
     fiber_t *fb = as_fiber(f);
     if (fb->free_arg)
         fb->free_arg(fb->arg);
+    fut__exec_release(f->ex);
 }
 
 static void fiber_cancel(fut_t *f)
@@ -312,7 +315,9 @@ fut_t *fut_async_ex(fut_executor_t *ex, fut_fn fn, void *arg,
     fb->stack_size = stack_size        ? stack_size
                      : ex->fiber_stack ? ex->fiber_stack
                                        : FUT__STACK_DEFAULT;
-    f->ex = ex;
+    /* A reference to the executor for the fiber's life: a wake queues it
+     * there again, however long after the user freed the executor. */
+    f->ex = fut__exec_retain(ex);
     int rc = ex->ops->submit(ex, f, 0);
     if (rc != 0) {
         fut__reject_unstarted(f, rc, NULL);
