@@ -55,10 +55,13 @@ void fut__fctx_make(fut__fctx_t *ctx, void *base, size_t size,
 {
     uintptr_t top = ((uintptr_t)base + size) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(top - 80); /* 16-aligned: see the layout */
-    uint32_t words[2];
-    __asm__ volatile("fnstcw %0" : "=m"(*(uint16_t *)&words[0]));
-    __asm__ volatile("stmxcsr %0" : "=m"(words[1]));
-    memcpy(&sp[0], words, 8);           /* x87 and SSE control words */
+    uint16_t x87 = 0;
+    uint32_t sse = 0;
+    __asm__ volatile("fnstcw %0" : "=m"(x87));
+    __asm__ volatile("stmxcsr %0" : "=m"(sse));
+    sp[0] = 0; /* the x87 control word at +0, MXCSR at +4 */
+    memcpy(&sp[0], &x87, sizeof x87);
+    memcpy((char *)&sp[0] + 4, &sse, sizeof sse);
     sp[1] = 0;                          /* r15 */
     sp[2] = 0;                          /* r14 */
     sp[3] = (uint64_t)(uintptr_t)entry; /* r13 */
