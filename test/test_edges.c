@@ -915,6 +915,390 @@ START_TEST(set_allocator_waits_for_timer_callbacks)
 }
 END_TEST
 
+/* ------------------------------------------------------------ progress */
+
+typedef struct pcount {
+    atomic_int calls;
+    atomic_int last; /* the int the last progress pointed to */
+} pcount_t;
+
+static void pcount_cb(fut_t *f, void *progress, void *arg)
+{
+    (void)f;
+    pcount_t *c = arg;
+    atomic_store(&c->last, progress ? *(int *)progress : -1);
+    atomic_fetch_add(&c->calls, 1);
+}
+
+typedef struct settler {
+    fut_promise_t *p;
+    atomic_int calls;
+    atomic_int rc;
+} settler_t;
+
+static void settle_cb(fut_t *f, void *progress, void *arg)
+{
+    (void)f, (void)progress;
+    settler_t *s = arg;
+    if (atomic_fetch_add(&s->calls, 1) == 0)
+        atomic_store(&s->rc, fut_resolve(s->p, FUT_TEST_PTR(3), NULL));
+}
+
+/* A listener settles the future from inside the notification that called
+ * it: the list closes while the notifier still walks it, the relay to a
+ * continuation is dropped afterwards, and nothing more is heard. */
+START_TEST(progress_listener_settles_inside_notification)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    fut_t *d = fut_then(fut_retain(f), then_identity, NULL);
+    pcount_t dc = {0, 0};
+    ck_assert_int_eq(fut_on_progress(d, pcount_cb, &dc), 0);
+    settler_t st = {.p = p, .calls = 0, .rc = -1};
+    ck_assert_int_eq(fut_on_progress(f, settle_cb, &st), 0);
+    int x = 1;
+    ck_assert_int_eq(fut_notify(p, &x), 0);
+    ck_assert_int_eq(atomic_load(&st.calls), 1);
+    ck_assert_int_eq(atomic_load(&st.rc), 0);
+    ck_assert_int_eq(fut_state(f), FUT_FULFILLED);
+    ck_assert_int_eq(fut_state(d), FUT_FULFILLED);
+    /* The relayed notification found d settled. */
+    ck_assert_int_eq(atomic_load(&dc.calls), 0);
+    ck_assert_int_eq(fut_notify(p, &x), EALREADY);
+    fut_promise_release(p);
+    fut_release(f);
+    fut_release(d);
+}
+END_TEST
+
+typedef struct forwarder {
+    fut_promise_t *to;
+    atomic_int rc;
+} forwarder_t;
+
+static void forward_cb(fut_t *f, void *progress, void *arg)
+{
+    (void)f;
+    forwarder_t *fw = arg;
+    atomic_store(&fw->rc, fut_notify(fw->to, progress));
+}
+
+START_TEST(progress_listener_notifies_another_future)
+{
+    fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new();
+    fut_t *f1 = fut_promise_future(p1), *f2 = fut_promise_future(p2);
+    /* A relay on f2 too, so that the nested notification queues one. */
+    fut_t *d2 = fut_then(fut_retain(f2), then_identity, NULL);
+    pcount_t c2 = {0, 0}, cd2 = {0, 0};
+    forwarder_t fw = {.to = p2, .rc = -1};
+    ck_assert_int_eq(fut_on_progress(f1, forward_cb, &fw), 0);
+    ck_assert_int_eq(fut_on_progress(f2, pcount_cb, &c2), 0);
+    ck_assert_int_eq(fut_on_progress(d2, pcount_cb, &cd2), 0);
+    int x = 42;
+    ck_assert_int_eq(fut_notify(p1, &x), 0);
+    ck_assert_int_eq(atomic_load(&fw.rc), 0);
+    ck_assert_int_eq(atomic_load(&c2.calls), 1);
+    ck_assert_int_eq(atomic_load(&c2.last), 42);
+    ck_assert_int_eq(atomic_load(&cd2.calls), 1);
+    ck_assert_int_eq(atomic_load(&cd2.last), 42);
+    fut_resolve(p1, NULL, NULL);
+    fut_resolve(p2, NULL, NULL);
+    fut_promise_release(p1);
+    fut_promise_release(p2);
+    fut_release(f1);
+    fut_release(f2);
+    fut_release(d2);
+}
+END_TEST
+
+/* More relays on one input than the notifier's first batch holds. */
+enum { MANY_RELAYS = 40 };
+
+START_TEST(progress_many_relays_on_one_input)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    fut_t *ds[MANY_RELAYS];
+    pcount_t cs[MANY_RELAYS];
+    for (int i = 0; i < MANY_RELAYS; i++) {
+        cs[i] = (pcount_t){0, 0};
+        ds[i] = fut_then(fut_retain(f), then_identity, NULL);
+        ck_assert_int_eq(fut_on_progress(ds[i], pcount_cb, &cs[i]), 0);
+    }
+    int x = 7;
+    ck_assert_int_eq(fut_notify(p, &x), 0);
+    for (int i = 0; i < MANY_RELAYS; i++) {
+        ck_assert_int_eq(atomic_load(&cs[i].calls), 1);
+        ck_assert_int_eq(atomic_load(&cs[i].last), 7);
+    }
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(1), NULL), 0);
+    for (int i = 0; i < MANY_RELAYS; i++) {
+        ck_assert_int_eq(fut_state(ds[i]), FUT_FULFILLED);
+        fut_release(ds[i]);
+    }
+    fut_promise_release(p);
+    fut_release(f);
+}
+END_TEST
+
+START_TEST(progress_late_listener_hears_latest_at_once)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    ck_assert_int_eq(fut_on_progress(NULL, pcount_cb, NULL), EINVAL);
+    ck_assert_int_eq(fut_on_progress(f, NULL, NULL), EINVAL);
+    int a = 1, b = 2;
+    ck_assert_int_eq(fut_notify(p, &a), 0);
+    ck_assert_int_eq(fut_notify(p, &b), 0);
+    pcount_t c = {0, 0};
+    ck_assert_int_eq(fut_on_progress(f, pcount_cb, &c), 0);
+    ck_assert_int_eq(atomic_load(&c.calls), 1);
+    ck_assert_int_eq(atomic_load(&c.last), 2);
+    ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
+    ck_assert_int_eq(fut_on_progress(f, pcount_cb, &c), EALREADY);
+    fut_promise_release(p);
+    fut_release(f);
+}
+END_TEST
+
+/* Listening to a continuation queued on a busy pool after its input
+ * settled: no progress can come, and none does. */
+static void relay_onto_settled_input(bool input_listened)
+{
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    pcount_t cf = {0, 0}, cd = {0, 0};
+    if (input_listened)
+        ck_assert_int_eq(fut_on_progress(f, pcount_cb, &cf), 0);
+    fut_t *d = fut_then_on(h.pool, fut_retain(f), then_identity, NULL);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(5), NULL), 0);
+    ck_assert_int_eq(fut_state(d), FUT_PENDING);
+    ck_assert_int_eq(fut_on_progress(d, pcount_cb, &cd), 0);
+    fut_test_held_finish(&h);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(d, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 5);
+    ck_assert_int_eq(atomic_load(&cd.calls), 0);
+    ck_assert_int_eq(atomic_load(&cf.calls), 0);
+    fut_promise_release(p);
+    fut_release(f);
+    fut_release(d);
+}
+
+START_TEST(progress_listen_to_queued_continuation_of_settled_input)
+{
+    relay_onto_settled_input(false);
+    relay_onto_settled_input(true);
+}
+END_TEST
+
+/* ------------------------------------------------- allocation failures */
+
+/* malloc underneath; fails every call while `failing` is set. */
+static atomic_int failing;
+static atomic_long failures;
+
+static void *flaky_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    if (atomic_load(&failing)) {
+        atomic_fetch_add(&failures, 1);
+        return NULL;
+    }
+    return malloc(size ? size : 1);
+}
+
+static void flaky_free(void *p, size_t size, void *ctx)
+{
+    (void)size, (void)ctx;
+    free(p);
+}
+
+static const fut_allocator_t flaky = {.alloc = flaky_alloc, .free = flaky_free};
+
+static void flaky_install(void)
+{
+    atomic_store(&failing, 0);
+    atomic_store(&failures, 0);
+    ck_assert_int_eq(fut_set_allocator(&flaky), 0);
+}
+
+static void flaky_remove(void)
+{
+    atomic_store(&failing, 0);
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+}
+
+typedef struct waiter_thread {
+    fut_t *f;
+    atomic_int timed_rc;
+    atomic_int forever_rc;
+    atomic_int timed_out;
+} waiter_thread_t;
+
+static void *wait_thread(void *arg)
+{
+    waiter_thread_t *w = arg;
+    atomic_store(&w->timed_rc, fut_wait(w->f, FUT_MS(5)));
+    atomic_store(&w->timed_out, 1);
+    atomic_store(&w->forever_rc, fut_wait(w->f, FUT_FOREVER));
+    return NULL;
+}
+
+/* A thread that cannot allocate its parker, or the wake callback, still
+ * waits (it polls) and times out. */
+START_TEST(nomem_waits_poll)
+{
+    flaky_install();
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    waiter_thread_t w = {.f = f, .timed_rc = -1, .forever_rc = -1};
+    atomic_store(&failing, 1);
+    ck_assert_int_eq(fut_wait(f, FUT_MS(5)), ETIMEDOUT);
+    pthread_t t = fut_test_spawn(wait_thread, &w);
+    fut_test_wait_atomic(&w.timed_out, 1);
+    ck_assert_int_eq(atomic_load(&w.timed_rc), ETIMEDOUT);
+    ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
+    fut_test_join(t);
+    ck_assert_int_eq(atomic_load(&w.forever_rc), 0);
+    ck_assert_int_gt(atomic_load(&failures), 0);
+    atomic_store(&failing, 0);
+    fut_promise_release(p);
+    fut_release(f);
+    flaky_remove();
+}
+END_TEST
+
+typedef struct task_waiter {
+    fut_test_latch_t go;
+    atomic_int started;
+    fut_t *f;
+} task_waiter_t;
+
+static void *task_waits_without_memory(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    task_waiter_t *tw = arg;
+    atomic_store(&tw->started, 1);
+    fut_test_latch_wait(&tw->go);
+    int timed = fut_wait(tw->f, FUT_MS(5));
+    return FUT_TEST_PTR(timed);
+}
+
+START_TEST(nomem_wait_inside_task_polls)
+{
+    flaky_install();
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_promise_t *p = fut_promise_new();
+    task_waiter_t tw = {.started = 0, .f = fut_promise_future(p)};
+    fut_test_latch_init(&tw.go);
+    fut_t *t = fut_submit(pool, task_waits_without_memory, &tw);
+    fut_test_wait_atomic(&tw.started, 1);
+    atomic_store(&failing, 1);
+    fut_test_latch_open(&tw.go);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(t, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), ETIMEDOUT);
+    atomic_store(&failing, 0);
+    fut_release(t);
+    fut_promise_release(p);
+    fut_release(tw.f);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&tw.go);
+    flaky_remove();
+}
+END_TEST
+
+START_TEST(nomem_loop_run_until_polls)
+{
+    flaky_install();
+    fut_executor_t *loop = NULL;
+    ck_assert_int_eq(fut_loop_new(&loop), 0);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    atomic_store(&failing, 1);
+    ck_assert_int_eq(fut_loop_run_until(loop, f, FUT_MS(25)), ETIMEDOUT);
+    fut_executor_t *other = NULL;
+    ck_assert_int_eq(fut_loop_new(&other), ENOMEM);
+    ck_assert_ptr_null(other);
+    atomic_store(&failing, 0);
+    ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
+    ck_assert_int_eq(fut_loop_run_until(loop, f, 0), 0);
+    fut_promise_release(p);
+    fut_release(f);
+    fut_executor_free(loop);
+    flaky_remove();
+}
+END_TEST
+
+static void *then_never(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx, (void)value;
+    atomic_fetch_add((atomic_int *)arg, 100);
+    return NULL;
+}
+
+/* Every call that needs memory answers ENOMEM (or the ENOMEM future) and
+ * releases what it consumed. */
+START_TEST(nomem_calls_report_enomem_and_release_inputs)
+{
+    flaky_install();
+    fut_executor_t *loop = NULL;
+    ck_assert_int_eq(fut_loop_new(&loop), 0);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    fut_test_tracker_t tr;
+    fut_test_tracker_init(&tr);
+    fut_t *in[3];
+    for (int i = 0; i < 3; i++)
+        in[i] = fut_resolved(fut_test_obj_new(&tr, i), fut_test_obj_free);
+    atomic_int freed = 0;
+
+    atomic_store(&failing, 1);
+    ck_assert_ptr_null(fut_promise_new());
+    fut_t *r = fut_resolved(&freed, fut_test_count_free);
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    fut_release(r);
+    r = fut_rejected_in(FUT_DOMAIN_USER, 1, "x");
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    fut_release(r);
+    r = fut_then_ex(NULL, in[0], then_never, NULL, &freed, fut_test_count_free);
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    ck_assert_int_eq(atomic_load(&freed), 2);
+    fut_release(r);
+    r = fut_when_all(&in[1], 1);
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    fut_release(r);
+    r = fut_within_on(loop, in[2], FUT_MS(1));
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    fut_release(r);
+    ck_assert_int_eq(atomic_load(&tr.freed), 3);
+    ck_assert_int_eq(fut_on_done(f, fut_test_done_cb, NULL), ENOMEM);
+    ck_assert_int_eq(fut_on_progress(f, pcount_cb, NULL), ENOMEM);
+    ck_assert_int_eq(fut_notify(p, NULL), ENOMEM);
+    ck_assert_ptr_null(fut_as_completed(&f, 1));
+    void *items[1] = {NULL};
+    r = fut_map(loop, map_adopts, items, 1, 1, NULL);
+    ck_assert_int_eq(fut_get(r, 0, NULL), ENOMEM);
+    fut_release(r);
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(NULL, &pool), ENOMEM);
+    /* A message that cannot be copied: the code's own description. */
+    ck_assert_int_eq(fut_reject(p, EIO, "lost %d", 1), 0);
+    atomic_store(&failing, 0);
+    ck_assert_int_eq(fut_get(f, 0, NULL), EIO);
+    ck_assert_str_eq(fut_error(f)->message, strerror(EIO));
+    ck_assert_int_gt(atomic_load(&failures), 0);
+    fut_promise_release(p);
+    fut_release(f);
+    fut_executor_free(loop);
+    flaky_remove();
+}
+END_TEST
+
 /* -------------------------------------------------------------- suite */
 
 Suite *fut_test_edges_suite(void)
@@ -962,5 +1346,22 @@ Suite *fut_test_edges_suite(void)
     tcase_add_test(tt, timer_on_full_bounded_pool_settles_anyway);
     tcase_add_test(tt, set_allocator_waits_for_timer_callbacks);
     suite_add_tcase(s, tt);
+
+    TCase *pr = tcase_create("progress");
+    tcase_set_timeout(pr, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(pr, progress_listener_settles_inside_notification);
+    tcase_add_test(pr, progress_listener_notifies_another_future);
+    tcase_add_test(pr, progress_many_relays_on_one_input);
+    tcase_add_test(pr, progress_late_listener_hears_latest_at_once);
+    tcase_add_test(pr, progress_listen_to_queued_continuation_of_settled_input);
+    suite_add_tcase(s, pr);
+
+    TCase *nm = tcase_create("nomem");
+    tcase_set_timeout(nm, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(nm, nomem_waits_poll);
+    tcase_add_test(nm, nomem_wait_inside_task_polls);
+    tcase_add_test(nm, nomem_loop_run_until_polls);
+    tcase_add_test(nm, nomem_calls_report_enomem_and_release_inputs);
+    suite_add_tcase(s, nm);
     return s;
 }
