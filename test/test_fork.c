@@ -22,9 +22,11 @@
 
 enum { CHILD_ALARM_S = 120 };
 
-/* libgcov's, in a gcc --coverage build only: the child writes its
+/* libgcov's: in a coverage build (FUT_TEST_COVERAGE), the child writes its
  * coverage counters before _exit(), so that its paths count. */
-extern void __gcov_dump(void) __attribute__((weak));
+#ifdef FUT_TEST_COVERAGE
+void __gcov_dump(void);
+#endif
 
 static void *task_add_one(fut_ctx_t *ctx, void *arg)
 {
@@ -84,8 +86,9 @@ static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
             child_note("ok");
         else
             child_note("failed check %d", rc);
-        if (__gcov_dump)
-            __gcov_dump();
+#ifdef FUT_TEST_COVERAGE
+        __gcov_dump();
+#endif
         _exit(rc == 0 ? 0 : 1);
     }
     close(fds[1]);

@@ -7,7 +7,7 @@
  *
  * As in test_fork.c, the child reports through a pipe ("ok" last) and
  * leaves with _exit(); in a gcc --coverage build it first writes its
- * coverage counters (__gcov_dump, weak: absent elsewhere), so that the
+ * coverage counters (__gcov_dump, FUT_TEST_COVERAGE), so that the
  * child's paths count.  Left out under AddressSanitizer, whose allocator
  * is not fork-safe (see test_fork.c).
  */
@@ -21,8 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* libgcov's, in a --coverage build only. */
-extern void __gcov_dump(void) __attribute__((weak));
+/* libgcov's: in a coverage build (FUT_TEST_COVERAGE), the child writes its
+ * coverage counters before _exit(), so that its paths count. */
+#ifdef FUT_TEST_COVERAGE
+void __gcov_dump(void);
+#endif
 
 enum { CHILD_ALARM_S = 120 };
 
@@ -55,8 +58,9 @@ static bool child_ok(int (*fn)(void *), void *arg, char *why, size_t len)
                         : snprintf(msg, sizeof msg, "failed check %d", rc);
         if (write(child_fd, msg, (size_t)n) < 0)
             rc = 99;
-        if (__gcov_dump)
-            __gcov_dump();
+#ifdef FUT_TEST_COVERAGE
+        __gcov_dump();
+#endif
         _exit(rc == 0 ? 0 : 1);
     }
     close(fds[1]);
