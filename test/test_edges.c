@@ -149,6 +149,7 @@ enum {
     CTX_ADOPT_TWICE,
     CTX_ADOPT_NULL,
     CTX_FAIL_ECANCELED,
+    CTX_FAIL_IN_NEGATIVE_DOMAIN,
 };
 
 static void *task_ctx_misuse(fut_ctx_t *ctx, void *arg)
@@ -177,6 +178,8 @@ static void *task_ctx_misuse(fut_ctx_t *ctx, void *arg)
         return fut_adopt(ctx, fut_resolved(FUT_TEST_PTR(13), NULL));
     case CTX_ADOPT_NULL:
         return fut_adopt(ctx, NULL);
+    case CTX_FAIL_IN_NEGATIVE_DOMAIN:
+        return fut_fail_in(ctx, -2, 5, "negative domain");
     default:
         return fut_fail(ctx, ECANCELED, "stop");
     }
@@ -205,6 +208,7 @@ START_TEST(ctx_first_failure_or_adoption_wins)
     ck_assert_int_eq(run_misuse(CTX_ADOPT_TWICE, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 12);
     ck_assert_int_eq(run_misuse(CTX_ADOPT_NULL, NULL), EINVAL);
+    ck_assert_int_eq(run_misuse(CTX_FAIL_IN_NEGATIVE_DOMAIN, NULL), EINVAL);
 
     fut_t *f = fut_submit(fut_inline_executor(), task_ctx_misuse,
                           FUT_TEST_PTR(CTX_FAIL_ECANCELED));
@@ -322,6 +326,11 @@ START_TEST(as_completed_edge_arguments)
     ck_assert_int_eq(fut_iter_next(it, 0, NULL, NULL), ENOENT);
     fut_iter_free(it);
     ck_assert_int_eq(fut_iter_next(NULL, 0, NULL, NULL), EINVAL);
+    /* No futures (fs given): nothing to yield. */
+    it = fut_as_completed(fs, 0);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_int_eq(fut_iter_next(it, FUT_FOREVER, NULL, NULL), ENOENT);
+    fut_iter_free(it);
     fut_iter_free(NULL);
     fut_release(fs[0]);
 }
@@ -439,6 +448,11 @@ START_TEST(when_ex_unknown_kind_rejects_einval)
     ck_assert_int_eq(fut_get(r, 0, NULL), EINVAL);
     fut_release(r);
     ck_assert_int_eq(atomic_load(&tr.freed), 1);
+    fs[0] = fut_resolved(fut_test_obj_new(&tr, 2), fut_test_obj_free);
+    r = fut_when_ex(FUT_WHEN_ALL - 1, fs, 1, 0, FUT_CANCEL_LOSERS);
+    ck_assert_int_eq(fut_get(r, 0, NULL), EINVAL);
+    fut_release(r);
+    ck_assert_int_eq(atomic_load(&tr.freed), 2);
 }
 END_TEST
 
@@ -1299,6 +1313,187 @@ START_TEST(nomem_calls_report_enomem_and_release_inputs)
 }
 END_TEST
 
+/* ----------------------------------------------------- more edges */
+
+static void *map_fails_keeping_plain_value(fut_ctx_t *ctx, void *item,
+                                           void *arg)
+{
+    (void)arg;
+    if (FUT_TEST_INT(item) == 1)
+        fut_fail(ctx, EIO, "no");
+    return &map_storage[0];
+}
+
+START_TEST(map_failing_item_with_plain_value_rejects)
+{
+    void *items[2] = {FUT_TEST_PTR(0), FUT_TEST_PTR(1)};
+    fut_t *m = fut_map(fut_inline_executor(), map_fails_keeping_plain_value,
+                       items, 2, 2, NULL);
+    ck_assert_int_eq(fut_get(m, 0, NULL), EIO);
+    fut_release(m);
+}
+END_TEST
+
+/* Cancelling a combinator cancels its many queued inputs (more than the
+ * cancellation's first batch holds); none of them runs. */
+enum { MANY_QUEUED = 40 };
+
+START_TEST(cancel_combinator_of_many_queued_tasks)
+{
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_t *fs[MANY_QUEUED];
+    fut_test_counted_t c;
+    fut_test_counted_init(&c, 1);
+    for (int i = 0; i < MANY_QUEUED; i++)
+        fs[i] = fut_submit_ex(h.pool, fut_test_task_counted, &c,
+                              fut_test_counted_free, 0);
+    fut_t *all = fut_when_all(fs, MANY_QUEUED);
+    ck_assert(fut_cancel(all));
+    ck_assert_int_eq(fut_state(all), FUT_CANCELLED);
+    /* Each input was cancelled: its free_arg ran, on this thread. */
+    ck_assert_int_eq(atomic_load(&c.freed), MANY_QUEUED);
+    fut_test_held_finish(&h);
+    ck_assert_int_eq(atomic_load(&c.ran), 0);
+    fut_release(all);
+}
+END_TEST
+
+/* A done-callback of a future being cancelled cancels another. */
+static void cancel_other_cb(fut_t *f, void *other)
+{
+    (void)f;
+    fut_cancel(other);
+}
+
+START_TEST(cancel_from_callback_of_cancelled_future)
+{
+    fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new();
+    fut_t *f1 = fut_promise_future(p1), *f2 = fut_promise_future(p2);
+    ck_assert_int_eq(fut_on_done(f1, cancel_other_cb, f2), 0);
+    ck_assert(fut_cancel(f1));
+    ck_assert_int_eq(fut_state(f1), FUT_CANCELLED);
+    ck_assert_int_eq(fut_state(f2), FUT_CANCELLED);
+    ck_assert_int_eq(fut_resolve(p2, NULL, NULL), EALREADY);
+    fut_promise_release(p1);
+    fut_promise_release(p2);
+    fut_release(f1);
+    fut_release(f2);
+}
+END_TEST
+
+static void *then_adopt_arg(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)value;
+    return fut_adopt(ctx, fut_retain(arg));
+}
+
+/* Lines of adoptions: x adopts y, which later adopts z; others adopt x
+ * (its hint to the end of the line is out of date by then) or a
+ * continuation of x; all settle with z's value. */
+START_TEST(adoption_lines_follow_their_end)
+{
+    fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new(),
+                  *p3 = fut_promise_new();
+    fut_t *z = fut_promise_future(p3);
+    fut_t *y = fut_then(fut_promise_future(p1), then_adopt_arg, z);
+    fut_t *x = fut_then(fut_promise_future(p2), then_adopt_arg, y);
+    ck_assert_int_eq(fut_resolve(p2, NULL, NULL), 0); /* x adopts y */
+    ck_assert_int_eq(fut_resolve(p1, NULL, NULL), 0); /* y adopts z */
+    ck_assert_int_eq(fut_state(x), FUT_RUNNING);
+    ck_assert_int_eq(fut_state(y), FUT_RUNNING);
+    fut_t *e = fut_then(fut_retain(x), then_identity, NULL);
+    fut_t *a = fut_then(fut_resolved(NULL, NULL), then_adopt_arg, e);
+    fut_t *b = fut_then(fut_resolved(NULL, NULL), then_adopt_arg, x);
+    ck_assert_int_eq(fut_state(a), FUT_RUNNING);
+    ck_assert_int_eq(fut_state(b), FUT_RUNNING);
+    ck_assert_int_eq(fut_resolve(p3, FUT_TEST_PTR(77), NULL), 0);
+    fut_t *all[5] = {x, y, e, a, b};
+    for (int i = 0; i < 5; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(fut_get(all[i], 0, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), 77);
+        fut_release(all[i]);
+    }
+    fut_release(z);
+    fut_promise_release(p1);
+    fut_promise_release(p2);
+    fut_promise_release(p3);
+}
+END_TEST
+
+/* A timer that expired and waits in its executor's queue can still be
+ * cancelled; the executor then finds it settled. */
+START_TEST(timer_cancelled_while_queued_on_executor)
+{
+    fut_test_held_t h;
+    fut_test_held_start(&h);
+    fut_t *d = fut_delay_on(h.pool, FUT_MS(1));
+    fut_stats_t st;
+    FUT_TEST_WAIT_UNTIL(fut_executor_stats(h.pool, &st) == 0 && st.queued == 1,
+                        "the timer to reach the pool's queue");
+    ck_assert_int_eq(fut_state(d), FUT_PENDING);
+    ck_assert(fut_cancel(d));
+    ck_assert_int_eq(fut_state(d), FUT_CANCELLED);
+    fut_test_held_finish(&h);
+    ck_assert_int_eq(fut_get(d, 0, NULL), ECANCELED);
+    fut_release(d);
+}
+END_TEST
+
+START_TEST(timers_pending_together_cancel_in_any_order)
+{
+    fut_t *d1 = fut_delay(FUT_S(60));
+    fut_t *d2 = fut_delay(FUT_S(120));
+    fut_t *d3 = fut_delay(FUT_S(90));
+    ck_assert(fut_cancel(d3));
+    ck_assert(fut_cancel(d1));
+    ck_assert(fut_cancel(d2));
+    ck_assert_int_eq(fut_get(d1, 0, NULL), ECANCELED);
+    ck_assert_int_eq(fut_get(d2, 0, NULL), ECANCELED);
+    ck_assert_int_eq(fut_get(d3, 0, NULL), ECANCELED);
+    fut_release(d1);
+    fut_release(d2);
+    fut_release(d3);
+}
+END_TEST
+
+/* Listening to a continuation whose input already had progress: the
+ * relay replays that progress at once. */
+START_TEST(progress_relay_replays_input_progress)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    int x = 5;
+    ck_assert_int_eq(fut_notify(p, &x), 0);
+    fut_t *d = fut_then(fut_retain(f), then_identity, NULL);
+    pcount_t c = {0, 0};
+    ck_assert_int_eq(fut_on_progress(d, pcount_cb, &c), 0);
+    ck_assert_int_eq(atomic_load(&c.calls), 1);
+    ck_assert_int_eq(atomic_load(&c.last), 5);
+    ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
+    fut_promise_release(p);
+    fut_release(f);
+    fut_release(d);
+}
+END_TEST
+
+/* A wait with the largest timeout there is ends when the future settles. */
+START_TEST(wait_with_largest_timeout)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    fut_test_later_t l = {.p = p, .code = 0, .ms = 5, .value = FUT_TEST_PTR(6)};
+    pthread_t t = fut_test_spawn(fut_test_settle_later, &l);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(f, INT64_MAX, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 6);
+    fut_test_join(t);
+    fut_promise_release(p);
+    fut_release(f);
+}
+END_TEST
+
 /* -------------------------------------------------------------- suite */
 
 Suite *fut_test_edges_suite(void)
@@ -1363,5 +1558,17 @@ Suite *fut_test_edges_suite(void)
     tcase_add_test(nm, nomem_loop_run_until_polls);
     tcase_add_test(nm, nomem_calls_report_enomem_and_release_inputs);
     suite_add_tcase(s, nm);
+
+    TCase *mo = tcase_create("more");
+    tcase_set_timeout(mo, FUT_TEST_QUICK_TIMEOUT);
+    tcase_add_test(mo, map_failing_item_with_plain_value_rejects);
+    tcase_add_test(mo, cancel_combinator_of_many_queued_tasks);
+    tcase_add_test(mo, cancel_from_callback_of_cancelled_future);
+    tcase_add_test(mo, adoption_lines_follow_their_end);
+    tcase_add_test(mo, timer_cancelled_while_queued_on_executor);
+    tcase_add_test(mo, timers_pending_together_cancel_in_any_order);
+    tcase_add_test(mo, progress_relay_replays_input_progress);
+    tcase_add_test(mo, wait_with_largest_timeout);
+    suite_add_tcase(s, mo);
     return s;
 }
