@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1520,6 +1521,106 @@ START_TEST(wait_with_largest_timeout)
 }
 END_TEST
 
+/* A message whose formatting fails (a wide character the C locale cannot
+ * encode): the code's own description instead. */
+START_TEST(reject_with_unformattable_message_uses_code_description)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    static const wchar_t bad[] = {0x4e2d, 0};
+    ck_assert_int_eq(fut_reject(p, EIO, "%ls", bad), 0);
+    ck_assert_int_eq(fut_get(f, 0, NULL), EIO);
+    ck_assert_str_eq(fut_error(f)->message, strerror(EIO));
+    fut_promise_release(p);
+    fut_release(f);
+}
+END_TEST
+
+/* A map cancelled while its one chunk runs: the chunk sees the request
+ * between items and stops. */
+typedef struct map_gate {
+    fut_test_latch_t go;
+    atomic_int started;
+    atomic_int calls;
+} map_gate_t;
+
+static void *map_gated(fut_ctx_t *ctx, void *item, void *arg)
+{
+    (void)ctx;
+    map_gate_t *g = arg;
+    atomic_fetch_add(&g->calls, 1);
+    if (FUT_TEST_INT(item) == 0) {
+        atomic_store(&g->started, 1);
+        fut_test_latch_wait(&g->go);
+    }
+    return item;
+}
+
+START_TEST(map_cancelled_while_chunk_runs_stops_between_items)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    map_gate_t g = {.started = 0, .calls = 0};
+    fut_test_latch_init(&g.go);
+    void *items[3] = {FUT_TEST_PTR(0), FUT_TEST_PTR(1), FUT_TEST_PTR(2)};
+    fut_t *m = fut_map(pool, map_gated, items, 3, 3, &g);
+    fut_test_wait_atomic(&g.started, 1);
+    fut_cancel(m);
+    fut_test_latch_open(&g.go);
+    int rc = fut_get(m, FUT_FOREVER, NULL);
+    ck_assert_int_eq(rc, ECANCELED);
+    fut_executor_free(pool); /* the chunk has finished */
+    ck_assert_int_eq(atomic_load(&g.calls), 1);
+    fut_release(m);
+    fut_test_latch_destroy(&g.go);
+}
+END_TEST
+
+/* The n-th allocation fails while a future gets its first progress
+ * listener: ENOMEM, and nothing half done (a later call works). */
+static atomic_long flaky_calls, flaky_fail_at;
+
+static void *nth_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    long n = atomic_fetch_add(&flaky_calls, 1) + 1;
+    if (n == atomic_load(&flaky_fail_at))
+        return NULL;
+    return malloc(size ? size : 1);
+}
+
+static const fut_allocator_t nth_failing = {.alloc = nth_alloc,
+                                            .free = flaky_free};
+
+START_TEST(nomem_first_progress_listener_each_allocation)
+{
+    ck_assert_int_eq(fut_set_allocator(&nth_failing), 0);
+    for (long n = 1; n <= 3; n++) {
+        atomic_store(&flaky_fail_at, 0);
+        fut_promise_t *p = fut_promise_new();
+        fut_t *f = fut_promise_future(p);
+        pcount_t c = {0, 0};
+        atomic_store(&flaky_calls, 0);
+        atomic_store(&flaky_fail_at, n);
+        int rc = fut_on_progress(f, pcount_cb, &c);
+        long calls = atomic_load(&flaky_calls);
+        atomic_store(&flaky_fail_at, 0);
+        if (calls >= n)
+            ck_assert_int_eq(rc, ENOMEM);
+        else
+            ck_assert_int_eq(rc, 0); /* fewer allocations than n */
+        if (rc == ENOMEM)
+            ck_assert_int_eq(fut_on_progress(f, pcount_cb, &c), 0);
+        int x = 3;
+        ck_assert_int_eq(fut_notify(p, &x), 0);
+        ck_assert_int_eq(atomic_load(&c.calls), 1);
+        ck_assert_int_eq(fut_resolve(p, NULL, NULL), 0);
+        fut_promise_release(p);
+        fut_release(f);
+    }
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------- known bugs */
 
 /* What worker_exit saw on the extra thread.  Static: the thread may still
@@ -1658,6 +1759,9 @@ Suite *fut_test_edges_suite(void)
     tcase_add_test(mo, timers_pending_together_cancel_in_any_order);
     tcase_add_test(mo, progress_relay_replays_input_progress);
     tcase_add_test(mo, wait_with_largest_timeout);
+    tcase_add_test(mo, reject_with_unformattable_message_uses_code_description);
+    tcase_add_test(mo, map_cancelled_while_chunk_runs_stops_between_items);
+    tcase_add_test(mo, nomem_first_progress_listener_each_allocation);
     suite_add_tcase(s, mo);
 
     /* Cases that show bugs of lib/ not fixed yet: they fail, so they run
