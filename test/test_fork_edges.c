@@ -226,6 +226,28 @@ static int child_uses_bounded_pool(void *arg)
     return rc == 0 && FUT_TEST_INT(v) == 5 ? 0 : 2;
 }
 
+/* Futures that wait on no inherited pool: a continuation queued for a
+ * loop executor and a continuation adopting a promise's future. */
+typedef struct unpinned {
+    fut_t *on_loop, *adopting;
+} unpinned_t;
+
+static int child_waits_time_out_on_unpinned(void *arg)
+{
+    unpinned_t *u = arg;
+    if (fut_wait(u->on_loop, FUT_MS(1)) != ETIMEDOUT)
+        return 1;
+    if (fut_wait(u->adopting, FUT_MS(1)) != ETIMEDOUT)
+        return 2;
+    return 0;
+}
+
+static void *then_adopt_arg(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)value;
+    return fut_adopt(ctx, fut_retain(arg));
+}
+
 /* --------------------------------------------------------------- tests */
 
 typedef int (*child_fn)(void *);
@@ -278,6 +300,40 @@ START_TEST(fork_child_uses_new_bounded_pool)
 }
 END_TEST
 
+/* In the child, waits on futures that no inherited pool holds still just
+ * time out (nothing is reaped for them). */
+START_TEST(fork_child_waits_on_loop_and_adopting_futures)
+{
+    fut_pool_config_t cfg = {.threads = 1};
+    fut_executor_t *pool = NULL; /* a live pool marks the child orphaned */
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_executor_t *loop = NULL;
+    ck_assert_int_eq(fut_loop_new(&loop), 0);
+    fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new();
+    fut_t *f2 = fut_promise_future(p2);
+    unpinned_t u;
+    u.on_loop = fut_then_on(loop, fut_promise_future(p1), then_identity, NULL);
+    u.adopting = fut_then(fut_resolved(NULL, NULL), then_adopt_arg, f2);
+    ck_assert_int_eq(fut_state(u.adopting), FUT_RUNNING);
+    in_child(child_waits_time_out_on_unpinned, &u);
+    ck_assert_int_eq(fut_resolve(p1, FUT_TEST_PTR(1), NULL), 0);
+    ck_assert_int_eq(fut_resolve(p2, FUT_TEST_PTR(2), NULL), 0);
+    ck_assert_int_eq(fut_loop_run_until(loop, u.on_loop, FUT_S(60)), 0);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(u.on_loop, 0, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 1);
+    ck_assert_int_eq(fut_get(u.adopting, 0, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(u.on_loop);
+    fut_release(u.adopting);
+    fut_release(f2);
+    fut_promise_release(p1);
+    fut_promise_release(p2);
+    fut_executor_free(loop);
+    fut_executor_free(pool);
+}
+END_TEST
+
 #if defined(__SANITIZE_ADDRESS__)
 #define FORK_UNSAFE_ALLOCATOR 1
 #elif defined(__has_feature)
@@ -301,6 +357,7 @@ Suite *fut_test_fork_edges_suite(void)
     tcase_add_test(tc, fork_child_frees_inherited_pool);
     tcase_add_test(tc, fork_child_cancels_inherited_tasks);
     tcase_add_test(tc, fork_child_uses_new_bounded_pool);
+    tcase_add_test(tc, fork_child_waits_on_loop_and_adopting_futures);
     suite_add_tcase(s, tc);
     return s;
 }
