@@ -479,6 +479,14 @@ START_TEST(pool_new_thread_limits)
     ck_assert_int_eq(fut_executor_stats(pool, &st), 0);
     ck_assert_uint_eq(st.threads, 2);
     fut_executor_free(pool);
+    /* max_threads above the limit is cut to it. */
+    cfg = (fut_pool_config_t){.threads = 1, .max_threads = 5000};
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    f = fut_submit(pool, task_value, FUT_TEST_PTR(5));
+    ck_assert_int_eq(fut_get(f, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 5);
+    fut_release(f);
+    fut_executor_free(pool);
 }
 END_TEST
 
@@ -1621,6 +1629,77 @@ START_TEST(nomem_first_progress_listener_each_allocation)
 }
 END_TEST
 
+/* A callback that blocks first runs the callbacks it deferred (settles
+ * made inside a callback are queued on the thread's trampoline). */
+typedef struct deferrer {
+    fut_promise_t *p2;
+    fut_t *never;
+    atomic_int cb2_ran;
+    atomic_int cb2_seen_after_wait;
+    atomic_int wait_rc;
+} deferrer_t;
+
+static void deferred_cb2(fut_t *f, void *arg)
+{
+    (void)f;
+    atomic_store(&((deferrer_t *)arg)->cb2_ran, 1);
+}
+
+static void blocking_cb1(fut_t *f, void *arg)
+{
+    (void)f;
+    deferrer_t *d = arg;
+    fut_resolve(d->p2, NULL, NULL); /* cb2 is deferred */
+    atomic_store(&d->wait_rc, fut_wait(d->never, FUT_MS(1)));
+    atomic_store(&d->cb2_seen_after_wait, atomic_load(&d->cb2_ran));
+}
+
+START_TEST(callback_that_blocks_runs_deferred_callbacks_first)
+{
+    fut_promise_t *p1 = fut_promise_new(), *p3 = fut_promise_new();
+    deferrer_t d = {.p2 = fut_promise_new(),
+                    .never = fut_promise_future(p3),
+                    .cb2_ran = 0,
+                    .cb2_seen_after_wait = -1,
+                    .wait_rc = -1};
+    fut_t *f1 = fut_promise_future(p1), *f2 = fut_promise_future(d.p2);
+    ck_assert_int_eq(fut_on_done(f2, deferred_cb2, &d), 0);
+    ck_assert_int_eq(fut_on_done(f1, blocking_cb1, &d), 0);
+    ck_assert_int_eq(fut_resolve(p1, NULL, NULL), 0);
+    ck_assert_int_eq(atomic_load(&d.wait_rc), ETIMEDOUT);
+    ck_assert_int_eq(atomic_load(&d.cb2_seen_after_wait), 1);
+    fut_promise_release(p1);
+    fut_promise_release(p3);
+    fut_promise_release(d.p2);
+    fut_release(f1);
+    fut_release(f2);
+    fut_release(d.never);
+}
+END_TEST
+
+static int init_negative(void *arg)
+{
+    (void)arg;
+    return -5;
+}
+
+/* A worker_init that fails with a negative value breaks the pool with
+ * EINVAL. */
+START_TEST(pool_worker_init_negative_breaks_with_einval)
+{
+    fut_pool_config_t cfg = {.threads = 1, .worker_init = init_negative};
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
+    fut_t *f = fut_submit(pool, task_value, NULL);
+    ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), EINVAL);
+    fut_release(f);
+    fut_stats_t st;
+    ck_assert_int_eq(fut_executor_stats(pool, &st), 0);
+    ck_assert_int_eq(st.broken, EINVAL);
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* ---------------------------------------------------------- known bugs */
 
 /* What worker_exit saw on the extra thread.  Static: the thread may still
@@ -1762,6 +1841,8 @@ Suite *fut_test_edges_suite(void)
     tcase_add_test(mo, reject_with_unformattable_message_uses_code_description);
     tcase_add_test(mo, map_cancelled_while_chunk_runs_stops_between_items);
     tcase_add_test(mo, nomem_first_progress_listener_each_allocation);
+    tcase_add_test(mo, callback_that_blocks_runs_deferred_callbacks_first);
+    tcase_add_test(mo, pool_worker_init_negative_breaks_with_einval);
     suite_add_tcase(s, mo);
 
     /* Cases that show bugs of lib/ not fixed yet: they fail, so they run

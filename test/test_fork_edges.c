@@ -226,10 +226,11 @@ static int child_uses_bounded_pool(void *arg)
     return rc == 0 && FUT_TEST_INT(v) == 5 ? 0 : 2;
 }
 
-/* Futures that wait on no inherited pool: a continuation queued for a
- * loop executor and a continuation adopting a promise's future. */
+/* Futures that wait on no inherited pool: continuations queued for a
+ * loop executor (one of a pending input, one of a settled one) and a
+ * continuation adopting a promise's future. */
 typedef struct unpinned {
-    fut_t *on_loop, *adopting;
+    fut_t *on_loop, *adopting, *queued_on_loop;
 } unpinned_t;
 
 static int child_waits_time_out_on_unpinned(void *arg)
@@ -239,6 +240,8 @@ static int child_waits_time_out_on_unpinned(void *arg)
         return 1;
     if (fut_wait(u->adopting, FUT_MS(1)) != ETIMEDOUT)
         return 2;
+    if (fut_wait(u->queued_on_loop, FUT_MS(1)) != ETIMEDOUT)
+        return 3;
     return 0;
 }
 
@@ -315,6 +318,8 @@ START_TEST(fork_child_waits_on_loop_and_adopting_futures)
     u.on_loop = fut_then_on(loop, fut_promise_future(p1), then_identity, NULL);
     u.adopting = fut_then(fut_resolved(NULL, NULL), then_adopt_arg, f2);
     ck_assert_int_eq(fut_state(u.adopting), FUT_RUNNING);
+    u.queued_on_loop = fut_then_on(loop, fut_resolved(FUT_TEST_PTR(3), NULL),
+                                   then_identity, NULL);
     in_child(child_waits_time_out_on_unpinned, &u);
     ck_assert_int_eq(fut_resolve(p1, FUT_TEST_PTR(1), NULL), 0);
     ck_assert_int_eq(fut_resolve(p2, FUT_TEST_PTR(2), NULL), 0);
@@ -324,8 +329,11 @@ START_TEST(fork_child_waits_on_loop_and_adopting_futures)
     ck_assert_int_eq(FUT_TEST_INT(v), 1);
     ck_assert_int_eq(fut_get(u.adopting, 0, &v), 0);
     ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    ck_assert_int_eq(fut_get(u.queued_on_loop, 0, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 3);
     fut_release(u.on_loop);
     fut_release(u.adopting);
+    fut_release(u.queued_on_loop);
     fut_release(f2);
     fut_promise_release(p1);
     fut_promise_release(p2);
