@@ -1196,8 +1196,9 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
-/* A thread that cannot allocate its parker, or the wake callback, still
- * waits (it polls) and times out. */
+/* A thread that cannot allocate the wake callback it would park on still
+ * waits (it polls): it times out, or sees the future settle.  (A new
+ * thread has no cached blocks, so its allocations reach the allocator.) */
 START_TEST(nomem_waits_poll)
 {
     flaky_install();
