@@ -48,6 +48,7 @@ static const struct {
     {.name = "timer", .make = fut_test_timer_suite},
     {.name = "loop", .make = fut_test_loop_suite},
     {.name = "unhandled", .make = fut_test_unhandled_suite},
+    {.name = "model", .make = fut_test_model_suite},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

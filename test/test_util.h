@@ -43,6 +43,7 @@ Suite *fut_test_wait_suite(void);
 Suite *fut_test_timer_suite(void);
 Suite *fut_test_loop_suite(void);
 Suite *fut_test_unhandled_suite(void);
+Suite *fut_test_model_suite(void);
 
 /* Timeouts of Check cases, in seconds (CK_TIMEOUT_MULTIPLIER scales them
  * for valgrind and sanitizer runs). */
