@@ -1718,7 +1718,7 @@ Suite *fut_test_model_suite(void)
 
     TCase *st = tcase_create("model_stress");
     tcase_set_tags(st, "stress");
-    tcase_set_timeout(st, 600.0);
+    tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
     tcase_add_test(st, model_random_graphs_10m_ops);
     suite_add_tcase(s, st);
     return s;
