@@ -20,7 +20,9 @@
  * Known defects of the library are kept in the model behind switches, so
  * that they can be turned on once the library is fixed.  Each is a
  * compile-time macro that defaults to 1 (avoid the defect); build with
- * -DFUT_MODEL_AVOID_...=0 to exercise it:
+ * -DFUT_MODEL_AVOID_...=0 to exercise it, e.g.
+ *   cmake --preset test -DCMAKE_C_FLAGS=-DFUT_MODEL_AVOID_CANCEL_RECURSION=0
+ * The switches:
  *   FUT_MODEL_AVOID_CANCEL_RECURSION: fut_cancel on the tail of a long
  *     chain of pending continuations recurses once per link (stack
  *     overflow).  Off: one round in eight cancels the tail of a chain of
