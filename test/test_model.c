@@ -14,8 +14,9 @@
  * free_arg and value destructor ran exactly once.
  *
  * A case prints "seed=N"; FUT_TEST_SEED=N replays it (round i of a case
- * uses seed + i, and a failure names the round's seed).  Thread timing is
- * not replayed, only the operations.
+ * uses seed + i, and a failure names the round's seed; FUT_MODEL_TRACE=1
+ * prints each round's seed as it starts).  Thread timing is not replayed,
+ * only the operations.
  *
  * Known defects of the library are kept in the model behind switches, so
  * that they can be turned on once the library is fixed.  Each is a
@@ -1691,8 +1692,15 @@ static void run_rounds(long total_ops, int ops_per_round)
     long rounds = (total_ops + ops_per_round - 1) / ops_per_round;
     stats_t stats;
     memset(&stats, 0, sizeof stats);
-    for (long i = 0; i < rounds; i++)
+    /* FUT_MODEL_TRACE=1 names each round before it runs, so that a crash
+     * inside the library can be tied to its round. */
+    const char *trace = getenv("FUT_MODEL_TRACE");
+    for (long i = 0; i < rounds; i++) {
+        if (trace != NULL && strcmp(trace, "1") == 0)
+            fprintf(stderr, "model: round %ld seed=%u\n", i,
+                    seed + (unsigned)i);
         run_round(seed + (unsigned)i, ops_per_round, &stats);
+    }
     const char *env = getenv("FUT_MODEL_STATS");
     if (env != NULL && strcmp(env, "1") == 0)
         print_stats(&stats);
