@@ -605,21 +605,20 @@ static void op_misc(vm_t *m)
 /* Frees an input's executors.  Known defect: a thread that settles the
  * input of an _on continuation may read the continuation as pending, lose
  * the CPU while this thread cancels it (every future is then settled) and
- * frees the executor, and then submit to the freed executor.  Avoiding it,
- * the executors of an input are freed at the end of the next input, which
- * makes that window practically unreachable (not impossible). */
+ * frees the executor, and then submit to the freed executor.  The threads
+ * other than this one that settle futures here are the pool's worker and
+ * the timer thread.  Avoiding the defect, this waits for a zero delay,
+ * which fires after every earlier fire of the timer thread has finished,
+ * and frees the pool (joining its worker) before the loop. */
 static void free_executors(fut_executor_t *loop, fut_executor_t *pool)
 {
-    static fut_executor_t *prev_loop, *prev_pool;
-    if (!FUZZ_AVOID_KNOWN_DEFECTS) {
-        fut_executor_free(loop);
-        fut_executor_free(pool);
-        return;
+    if (FUZZ_AVOID_KNOWN_DEFECTS) {
+        fut_t *quiet = fut_delay(0);
+        CHECK(fut_wait(quiet, FUT_FOREVER) == 0);
+        fut_release(quiet);
     }
-    fut_executor_free(prev_loop);
-    fut_executor_free(prev_pool);
-    prev_loop = loop;
-    prev_pool = pool;
+    fut_executor_free(pool);
+    fut_executor_free(loop);
 }
 
 static bool balanced(void)
