@@ -1479,7 +1479,7 @@ static void expose_late(round_t *r)
 {
     for (int i = r->nnodes - 1; i >= 0; i--) {
         node_t *n = &r->nodes[i];
-        bool to_inputs = false, direct = false;
+        bool to_inputs = false;
         if (n->exposed_any_time && n->got.st == FUT_CANCELLED &&
             n->kind != N_TASK && n->kind != N_PROMISE)
             to_inputs = true;
@@ -1487,7 +1487,7 @@ static void expose_late(round_t *r)
             to_inputs = true;
         if (n->kind == N_WITHIN && n->got.st == FUT_REJECTED &&
             n->got.code == ETIMEDOUT)
-            to_inputs = direct = true;
+            to_inputs = true;
         if (!to_inputs)
             continue;
         for (int j = 0; j < n->nin; j++) {
@@ -1495,7 +1495,6 @@ static void expose_late(round_t *r)
             in->exposed = true;
             in->exposed_any_time = true;
         }
-        (void)direct;
     }
 }
 
