@@ -711,6 +711,8 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
     if (!status) {
         size_t conc = ops->max_blocking ? ops->max_blocking
                                         : (size_t)o->threads;
+        if (conc > W7_BLOCKING)
+            conc = W7_BLOCKING;
         double ideal = (double)((W7_BLOCKING + conc - 1) / conc) *
                        (double)W7_SLEEP_NS / 1e6;
         for (int r = 0; r < runs; r++) {
@@ -786,6 +788,9 @@ static int run_workload(const peer_ops_t *ops, const options_t *o,
         return 0; /* no continuations: n/a, no line */
     size_t n = o->quick ? quick_n[w] : full_n[w];
     const char *peer_note = ops->note[w] ? ops->note[w] : "";
+    if (w == PEER_W7 && !ops->note[w] && !ops->batch_mixed)
+        peer_note = "fixed pool, no mechanism for blocking calls: the "
+                    "sleeping tasks hold its workers";
     char note[256];
     snprintf(note, sizeof note, "%s", peer_note);
     if (ops->max_n[w] && ops->max_n[w] < n) {
