@@ -48,7 +48,7 @@ ROWS = [  # (workload, label)
     ("W7", "W7 tiny slowdown"),
     ("W7tiny", "W7 tiny, mixed"),
     ("W7alone", "W7 tiny alone"),
-    ("W7block", "W7 {w7_blocking}x{w7_sleep_ms}ms wall"),
+    ("W7block", "W7 blocking wall"),
     ("W7ideal", "W7 blocking ideal"),
     ("W7blockeff", "W7 blocking eff."),
     ("W1rss", "W1 peak RSS"),
@@ -79,6 +79,8 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
     WORKLOAD_SPEC = json.load(_f)
 STANDARD_N = {w: WORKLOAD_SPEC["standard"][w] for w in WORKLOADS}
 QUICK_N = {w: WORKLOAD_SPEC["quick"][w] for w in WORKLOADS}
+STANDARD_N["W7blocking"] = WORKLOAD_SPEC["w7_blocking"]
+QUICK_N["W7blocking"] = WORKLOAD_SPEC["w7_blocking_quick"]
 ROWS = [(w, label.format(**WORKLOAD_SPEC)) for w, label in ROWS]
 TIMEOUT_S = 1800
 
@@ -248,7 +250,7 @@ def differs(workload, fig, sizes):
     """Whether a figure was measured at another size than the standard."""
     base = workload[:2]
     if workload in W7_BLOCKING_ROWS:
-        return fig["n"] != WORKLOAD_SPEC["w7_blocking"]
+        return fig["n"] != sizes["W7blocking"]
     return (workload != "W4floor" and base in sizes
             and fig["n"] != sizes[base])
 
@@ -292,11 +294,11 @@ efficiency, speedup), r = peer/fut where lower is better (ms, us, memory).
 W4 floor is one thread doing the {WORKLOAD_SPEC["w4_sleep_ms"]} ms sleeps back to back (no ratio).
 *: a different size n than the standard (see the notes).  n/a: the system
 has no such figure (no continuations, no futures pool, or not built).
-W7 (mixed load, {WORKLOAD_SPEC["w7_blocking"]} tasks sleeping {WORKLOAD_SPEC["w7_sleep_ms"]} ms among the tiny ones, on the default
-pool): tiny slowdown = time until the last tiny task finished / the same
+W7 (mixed load, {sizes["W7blocking"]} tasks sleeping {WORKLOAD_SPEC["w7_sleep_ms"]} ms among the tiny ones, on the default
+pool; max. {WORKLOAD_SPEC["w7_extra_threads"]} extra threads where a system can add them): tiny slowdown = time until the last tiny task finished / the same
 tiny tasks alone on the same pool (lower is better, 1 is no slowdown; fut's
 target is 1.2 at most); W7 wall = until the last blocking task finished,
-W7 blocking ideal = ceil({WORKLOAD_SPEC["w7_blocking"]} / tasks that can block at once) x {WORKLOAD_SPEC["w7_sleep_ms"]} ms for that
+W7 blocking ideal = ceil({sizes["W7blocking"]} / tasks that can block at once) x {WORKLOAD_SPEC["w7_sleep_ms"]} ms for that
 system (its notes say how many and why), eff. = ideal / wall, no ratio.
 The last blocking task is submitted after ~98% of the tiny ones, so a
 system that takes tasks in order cannot finish it before the tiny tasks'
@@ -464,8 +466,9 @@ def plot_w7(gp, out_dir, table, systems):
         data_rows.append([f'"{s}"', f"{figs['W7']['value']:.6g}",
                           f"{block['value'] / sleep:.6g}" if block else "?"])
     tiny = table[shown[0]]["W7"]["n"]
-    script = GNUPLOT_W7.replace("{blocking}",
-                                str(WORKLOAD_SPEC["w7_blocking"])) \
+    nblock = next((table[s]["W7block"]["n"] for s in shown
+                   if "W7block" in table[s]), WORKLOAD_SPEC["w7_blocking"])
+    script = GNUPLOT_W7.replace("{blocking}", str(nblock)) \
         .replace("{sleep}", str(sleep)).replace("{tiny}", f"{tiny:,}")
     gnuplot(gp, out_dir, "results_w7", script,
             ["system", "tiny tasks: mixed / alone",

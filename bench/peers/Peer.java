@@ -65,6 +65,7 @@ public final class Peer {
     static int runs;
     static int warmups = 3;
     static String jvmNote;
+    static boolean quick;
 
     // --- workloads.json: a flat reader for its two size tables and its
     // top-level integer parameters (the file is ours and stays that simple).
@@ -430,7 +431,7 @@ public final class Peer {
     }
 
     static void runMixed(int n) throws Exception {
-        int blocking = (int) param("w7_blocking");
+        int blocking = (int) param(quick ? "w7_blocking_quick" : "w7_blocking");
         long sleep = param("w7_sleep_ms") * 1000000L;
         int extra = (int) param("w7_extra_threads");
         int total = n + blocking;
@@ -529,7 +530,6 @@ public final class Peer {
     }
 
     static int main2(String[] args) throws Exception {
-        boolean quick = false;
         String only = null, spec = "bench/workloads.json";
         for (int i = 0; i < args.length; i++) {
             String a = args[i];

@@ -37,7 +37,6 @@ extern char **environ;
 #define W4_THREADS PEER_W4_THREADS
 #define W4_SLEEP_NS PEER_W4_SLEEP_NS
 #define W5_CHUNKS PEER_W5_CHUNKS
-#define W7_BLOCKING PEER_W7_BLOCKING
 #define W7_SLEEP_NS PEER_W7_SLEEP_NS
 #define MAX_FIGURES 3 /* figures one timed run can produce */
 
@@ -577,8 +576,9 @@ static int run_latency(const peer_ops_t *ops, const options_t *o, size_t n,
 /* --- W7: mixed load: tiny tasks among blocking ones -------------------- */
 
 /*
- * W7_BLOCKING tasks that each sleep W7_SLEEP_NS (a blocking call) are
- * submitted evenly spaced among n tiny tasks, on the default pool size.  A
+ * PEER_W7_BLOCKING tasks (PEER_W7_BLOCKING_QUICK with --quick) that each
+ * sleep W7_SLEEP_NS (a blocking call) are submitted evenly spaced among n
+ * tiny tasks, on the default pool size.  A
  * system with a mechanism for blocking calls is told which tasks block
  * (batch_mixed); a fixed pool runs them all through batch().  Each run
  * first times the n tiny tasks alone on the same pool, then the mixed
@@ -586,11 +586,12 @@ static int run_latency(const peer_ops_t *ops, const options_t *o, size_t n,
  * blocking one finished, so the figures are: the time until all tiny tasks
  * are done over the time of the tiny tasks alone (the slowdown that the
  * blocking tasks cause; 1 is none), and the blocking tasks' wall time
- * against its ideal, ceil(W7_BLOCKING / max_blocking) sleeps.
+ * against its ideal, ceil(blocking tasks / max_blocking) sleeps.
  */
 typedef struct mixed_state {
     const peer_ops_t *ops;
     size_t tiny;             /* tiny tasks */
+    size_t nblocking;        /* blocking tasks */
     size_t n;                /* all tasks of the mixed batch */
     unsigned char *marks;    /* per task of the mixed batch: 1 if it blocks */
     unsigned char *none;     /* all 0: the tiny tasks alone */
@@ -672,7 +673,7 @@ static int mixed_once(void *state, double *figures)
     memset(s->slots, 0, s->n * sizeof *s->slots);
     s->blocking = s->marks;
     atomic_store(&s->tiny_left, s->tiny);
-    atomic_store(&s->blocking_left, W7_BLOCKING);
+    atomic_store(&s->blocking_left, s->nblocking);
     s->t0 = peer_now_ns();
     rc = s->ops->batch_mixed
              ? s->ops->batch_mixed(s->n, mixed_task, s, s->marks)
@@ -688,7 +689,8 @@ static int mixed_once(void *state, double *figures)
 static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
                      const char *note)
 {
-    mixed_state_t s = {.ops = ops, .tiny = n, .n = n + W7_BLOCKING};
+    size_t nb = o->quick ? PEER_W7_BLOCKING_QUICK : PEER_W7_BLOCKING;
+    mixed_state_t s = {.ops = ops, .tiny = n, .nblocking = nb, .n = n + nb};
     s.marks = calloc(s.n, 1);
     s.none = calloc(s.n, 1);
     s.slots = xmalloc(s.n * sizeof *s.slots);
@@ -697,8 +699,8 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
         exit(1);
     }
     /* Blocking task k at k * stride: evenly spaced, the first one first. */
-    size_t stride = s.n / W7_BLOCKING;
-    for (size_t k = 0; k < W7_BLOCKING; k++)
+    size_t stride = s.n / nb;
+    for (size_t k = 0; k < nb; k++)
         s.marks[k * stride] = 1;
     int runs = o->runs;
     double *alone = xmalloc((size_t)runs * sizeof *alone);
@@ -711,9 +713,9 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
     if (!status) {
         size_t conc = ops->max_blocking ? ops->max_blocking
                                         : (size_t)o->threads;
-        if (conc > W7_BLOCKING)
-            conc = W7_BLOCKING;
-        double ideal = (double)((W7_BLOCKING + conc - 1) / conc) *
+        if (conc > nb)
+            conc = nb;
+        double ideal = (double)((nb + conc - 1) / conc) *
                        (double)W7_SLEEP_NS / 1e6;
         for (int r = 0; r < runs; r++) {
             ratio[r] = mixed[r] / alone[r];
@@ -726,14 +728,14 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
         report(ops, "W7alone", summarise(alone, runs), "ms", n, runs,
                "the tiny tasks alone on the same pool");
         snprintf(text, sizeof text,
-                 "until the last of %d blocking tasks finished; ideal "
+                 "until the last of %zu blocking tasks finished; ideal "
                  "%.0f ms (%zu blocking at once)",
-                 W7_BLOCKING, ideal, conc);
-        report(ops, "W7block", summarise(block, runs), "ms", W7_BLOCKING,
+                 nb, ideal, conc);
+        report(ops, "W7block", summarise(block, runs), "ms", nb,
                runs, text);
         report(ops, "W7ideal", (stats_t){ideal, ideal, ideal}, "ms",
-               W7_BLOCKING, runs, text);
-        report(ops, "W7blockeff", summarise(eff, runs), "x", W7_BLOCKING,
+               nb, runs, text);
+        report(ops, "W7blockeff", summarise(eff, runs), "x", nb,
                runs, "ideal wall time of the blocking tasks / measured");
     }
     free(eff);

@@ -59,6 +59,7 @@ type spec struct {
 	W4SleepMs      int            `json:"w4_sleep_ms"`
 	W5Chunks       int            `json:"w5_chunks"`
 	W7Blocking     int            `json:"w7_blocking"`
+	W7BlockingQ    int            `json:"w7_blocking_quick"`
 	W7SleepMs      int            `json:"w7_sleep_ms"`
 	W7ExtraThreads int            `json:"w7_extra_threads"`
 }
@@ -466,8 +467,11 @@ func tinyValue(i int) uint64 {
 	return (x ^ (x >> 29)) | 1
 }
 
-func runMixed(n, runs int) error {
+func runMixed(n, runs int, quick bool) error {
 	blocking := cfg.W7Blocking
+	if quick {
+		blocking = cfg.W7BlockingQ
+	}
 	sleepNs := int64(cfg.W7SleepMs) * 1000000
 	total := n + blocking
 	marks := make([]bool, total)
@@ -655,7 +659,7 @@ func main() {
 		case "W6":
 			err = runLatency(n, *runs)
 		case "W7":
-			err = runMixed(n, *runs)
+			err = runMixed(n, *runs, *quick)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "\n%s verification failed: %v\n", system,
