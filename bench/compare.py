@@ -51,6 +51,7 @@ ROWS = [  # (workload, label)
     ("W7block", "W7 blocking wall"),
     ("W7ideal", "W7 blocking ideal"),
     ("W7blockeff", "W7 blocking eff."),
+    ("W7spawned", "W7 extra threads"),
     ("W1rss", "W1 peak RSS"),
     ("mem", "peak RSS"),
     ("mem_future", "B/pending fut"),
@@ -67,7 +68,7 @@ NO_RATIO = {"W4floor", "W7ideal", "W7blockeff"}
 # W7 figures whose n is the number of blocking tasks, not the tiny tasks'.
 W7_BLOCKING_ROWS = {"W7block", "W7ideal", "W7blockeff"}
 # fut's own memory figures (counted through its allocator): no peer has one.
-FUT_ONLY = {"mem_future", "mallocs_per_task"}
+FUT_ONLY = {"mem_future", "mallocs_per_task", "W7spawned"}
 THROUGHPUTS = ["W1", "W2", "W3"]
 SWEEP_THREADS = [1, 2, 4, 8]
 DEFAULT_THREADS = 2
@@ -249,6 +250,8 @@ def row_unit(workload, table):
 def differs(workload, fig, sizes):
     """Whether a figure was measured at another size than the standard."""
     base = workload[:2]
+    if workload == "W7spawned":
+        return False  # a count of threads, no size
     if workload in W7_BLOCKING_ROWS:
         return fig["n"] != sizes["W7blocking"]
     return (workload != "W4floor" and base in sizes
@@ -259,6 +262,8 @@ def print_table(table, systems, sizes, procs):
     header = ["workload", "unit"] + systems
     lines = []
     for w, label in ROWS:
+        if not any(w in table.get(s, {}) for s in systems):
+            continue  # not run (--only): no row
         ref = table.get("fut", {}).get(w)
         row = [label, row_unit(w, table)]
         for s in systems:
