@@ -397,10 +397,11 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y
 set grid ytics
-set key outside right top
+set key below
+set yrange [0.5:*]
 set xtics rotate by -30
-set title "W7 mixed load: {blocking} tasks sleeping {sleep} ms among {tiny} tiny tasks, 2 workers (lower is better; log scale)"
-set ylabel "ratio"
+set title "W7: {blocking} x {sleep} ms blocking among {tiny} tiny tasks, 2 workers (lower is better)"
+set ylabel "ratio (log scale)"
 plot for [i=2:{ncols}] '{data}' using i:xtic(1) title columnheader(i) \
      linecolor rgb word(colours, i - 1)
 """
