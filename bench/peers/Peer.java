@@ -19,7 +19,8 @@
  *       maximumPoolSize: threads + w7_extra_threads.
  *
  * The JIT compiles the hot paths during the first runs, so each workload
- * has --warmup untimed runs (default 3) before the timed ones; the heap is
+ * has --warmup untimed runs (default 3; 1 with --quick) before the timed
+ * ones; the heap is
  * fixed by the command line (bench/peers/CMakeLists.txt: -Xms and -Xmx)
  * and the notes state both.  Every result is verified; a failure prints
  * why on stderr, produces no figure, and makes the program exit 1.  The
@@ -531,6 +532,7 @@ public final class Peer {
 
     static int main2(String[] args) throws Exception {
         String only = null, spec = "bench/workloads.json";
+        boolean warmupGiven = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             boolean more = i + 1 < args.length;
@@ -544,8 +546,10 @@ public final class Peer {
                 runs = Integer.parseInt(args[++i]);
             else if (a.equals("--threads") && more)
                 threads = Integer.parseInt(args[++i]);
-            else if (a.equals("--warmup") && more)
+            else if (a.equals("--warmup") && more) {
                 warmups = Integer.parseInt(args[++i]);
+                warmupGiven = true;
+            }
             else if (a.equals("--workloads") && more)
                 spec = args[++i];
             else
@@ -555,6 +559,8 @@ public final class Peer {
             return usage();
         if (runs == 0)
             runs = quick ? 3 : 5;
+        if (quick && !warmupGiven)
+            warmups = 1; // a smoke test: the JIT's figures need the full run
         List<String> chosen = new ArrayList<>();
         if (only == null) {
             chosen.addAll(Arrays.asList(WORKLOADS));
