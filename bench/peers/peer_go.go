@@ -341,52 +341,55 @@ func checkSorted(a []int, want uint64, what string) error {
 	return nil
 }
 
+// siftDown restores the min-heap property below heap[i] (its first k
+// entries); a chunk's key is the value at its read position.
+func siftDown(heap []int, k, i int, a, pos []int) {
+	c := heap[i]
+	key := a[pos[c]]
+	for {
+		m := 2*i + 1
+		if m >= k {
+			break
+		}
+		if m+1 < k && a[pos[heap[m+1]]] < a[pos[heap[m]]] {
+			m++
+		}
+		if a[pos[heap[m]]] >= key {
+			break
+		}
+		heap[i] = heap[m]
+		i = m
+	}
+	heap[i] = c
+}
+
 // mergeChunks merges the sorted chunks work[bounds[c]:bounds[c+1]] into
-// out with a binary min-heap of chunk indices keyed by their read position.
+// out with a binary min-heap of chunk indices.
 func mergeChunks(work, out []int, bounds []int) {
 	chunks := len(bounds) - 1
 	pos := make([]int, chunks)
-	heap := make([]int, 0, chunks)
+	heap := make([]int, chunks)
+	k := 0
 	for c := 0; c < chunks; c++ {
 		pos[c] = bounds[c]
 		if pos[c] < bounds[c+1] {
-			heap = append(heap, c)
+			heap[k] = c
+			k++
 		}
 	}
-	key := func(c int) int { return work[pos[c]] }
-	siftDown := func(i int) {
-		k := len(heap)
-		c := heap[i]
-		v := key(c)
-		for {
-			m := 2*i + 1
-			if m >= k {
-				break
-			}
-			if m+1 < k && key(heap[m+1]) < key(heap[m]) {
-				m++
-			}
-			if key(heap[m]) >= v {
-				break
-			}
-			heap[i] = heap[m]
-			i = m
-		}
-		heap[i] = c
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(heap, k, i, work, pos)
 	}
-	for i := len(heap)/2 - 1; i >= 0; i-- {
-		siftDown(i)
-	}
-	for o := 0; len(heap) > 0; o++ {
+	for o := 0; k > 0; o++ {
 		c := heap[0]
 		out[o] = work[pos[c]]
 		pos[c]++
 		if pos[c] == bounds[c+1] {
-			heap[0] = heap[len(heap)-1]
-			heap = heap[:len(heap)-1]
+			k--
+			heap[0] = heap[k]
 		}
-		if len(heap) > 0 {
-			siftDown(0)
+		if k > 0 {
+			siftDown(heap, k, 0, work, pos)
 		}
 	}
 }
