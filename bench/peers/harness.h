@@ -16,7 +16,9 @@
  * i < n as n separate tasks of its pool and return once all have run.  The
  * workloads are built on it unless the peer offers a better native form
  * (its own futures for W1/W3/W6, continuations for W2, a loop that must stay
- * inside a parallel region for W6).
+ * inside a parallel region for W6, a way to declare the blocking tasks of
+ * W7's mixed load).  Java and Go peers (Peer.java, peer_go.go) and the
+ * Python and Node ones follow the same protocol in their own code.
  *
  * Threads: the harness calls every operation from the main thread, one at a
  * time; only fn runs on the pool's threads.
