@@ -7,7 +7,10 @@
  * each through fut's own API with a real future per task:
  *   W1 fut_submit + fut_get per task;   W2 a fut_then chain on a promise;
  *   W3 fut_when_all over submitted tasks; W4/W5 batches of tasks combined
- *   with fut_when_all; W6 one fut_submit + fut_get round trip at a time.
+ *   with fut_when_all; W6 one fut_submit + fut_get round trip at a time;
+ *   W7 a batch whose blocking tasks are submitted with FUT_BLOCKING, on a
+ *   pool of max_threads = threads + PEER_W7_EXTRA_THREADS (66 for the
+ *   default 2 workers: all 64 blocking tasks can block at once).
  * Then the memory figures that only fut can report, counted through the
  * pluggable allocator: bytes per pending future (workloads.json's "mem"
  * queued tasks) and allocator calls per task in steady state.
@@ -33,12 +36,22 @@ static fut_executor_t *pool;
 
 static int start(int threads)
 {
-    return fut_pool_new(&(fut_pool_config_t){.threads = (size_t)threads},
-                        &pool);
+    /* max_threads only matters when tasks declare blocking calls (W7). */
+    return fut_pool_new(
+        &(fut_pool_config_t){.threads = (size_t)threads,
+                             .max_threads = (size_t)threads +
+                                            PEER_W7_EXTRA_THREADS},
+        &pool);
 }
+
+/* Extra threads the last pool started for declared blocking calls (W7). */
+static uint64_t last_spawned;
 
 static void stop(void)
 {
+    fut_stats_t st;
+    if (fut_executor_stats(pool, &st) == 0)
+        last_spawned = st.spawned;
     fut_executor_free(pool);
     pool = NULL;
 }
@@ -55,7 +68,9 @@ static void *batch_task(fut_ctx_t *ctx, void *arg)
     return NULL;
 }
 
-static int batch(size_t n, peer_task_fn fn, void *ctx)
+/* blocking NULL: every task a plain one (batch); else W7's marks. */
+static int batch_mixed(size_t n, peer_task_fn fn, void *ctx,
+                       const unsigned char *blocking)
 {
     fut_t **fs = malloc(n * sizeof *fs);
     if (!fs)
@@ -63,12 +78,18 @@ static int batch(size_t n, peer_task_fn fn, void *ctx)
     batch_fn = fn;
     batch_ctx = ctx;
     for (size_t i = 0; i < n; i++)
-        fs[i] = fut_submit(pool, batch_task, (void *)(uintptr_t)i);
+        fs[i] = fut_submit_ex(pool, batch_task, (void *)(uintptr_t)i, NULL,
+                              blocking && blocking[i] ? FUT_BLOCKING : 0);
     fut_t *all = fut_when_all(fs, n);
     int rc = fut_get(all, FUT_FOREVER, NULL);
     fut_release(all);
     free(fs);
     return rc;
+}
+
+static int batch(size_t n, peer_task_fn fn, void *ctx)
+{
+    return batch_mixed(n, fn, ctx, NULL);
 }
 
 /* --- W1, W3, W6: tasks that return their index ------------------------ */
@@ -264,8 +285,12 @@ static const peer_ops_t fut_ops = {
     .chain = chain,
     .fan_in = fan_in,
     .round_trip = round_trip,
-    .note =
-        {[PEER_W2] = "fut_then chain on a promise", [PEER_W3] = "fut_when_all"},
+    .batch_mixed = batch_mixed,
+    .max_blocking = PEER_W7_EXTRA_THREADS,
+    .note = {[PEER_W2] = "fut_then chain on a promise",
+             [PEER_W3] = "fut_when_all",
+             [PEER_W7] = "FUT_BLOCKING on the blocking tasks; max_threads = "
+                         "threads + 64 (66): extra threads keep 2 runnable"},
 };
 
 int main(int argc, char **argv)
@@ -280,6 +305,11 @@ int main(int argc, char **argv)
             mem = false;
     }
     int status = peer_main(argc, argv, &fut_ops);
+    if (status == 0 && last_spawned) {
+        result("W7spawned", (double)last_spawned, "threads", 0,
+               "extra threads the W7 pool started over its warm-up and "
+               "timed runs (an idle one lives 10 s: later runs reuse it)");
+    }
     if (status == 0 && mem) {
         int rc = memory(quick);
         if (rc) {

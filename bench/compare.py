@@ -13,9 +13,10 @@ Every program prints RESULT lines (see bench/peers/harness.h); each line is
 already the median of R timed runs inside that process.  This script takes
 the median over processes and the range across them, prints one table of
 workloads x systems, and writes DIR/bench/results.csv and results.json.
-With gnuplot it also draws results.png/.svg (throughputs relative to fut)
-and results_threads.png/.svg (W1 against 1, 2, 4, 8 workers, from runs with
---threads N).
+With gnuplot it also draws results.png/.svg (throughputs relative to fut),
+results_threads.png/.svg (W1 against 1, 2, 4, 8 workers, from runs with
+--threads N) and results_w7.png/.svg (W7, the mixed load: per system the
+tiny tasks' slowdown and the blocking tasks' wall time over one sleep).
 
 A program that fails (a failed verification exits non-zero) is reported with
 the tail of its stderr, its figures from that process are dropped, and this
@@ -44,16 +45,30 @@ ROWS = [  # (workload, label)
     ("W5speedup", "W5 speedup"),
     ("W6p50", "W6 p50"),
     ("W6p99", "W6 p99"),
+    ("W7", "W7 tiny slowdown"),
+    ("W7tiny", "W7 tiny, mixed"),
+    ("W7alone", "W7 tiny alone"),
+    ("W7block", "W7 blocking wall"),
+    ("W7ideal", "W7 blocking ideal"),
+    ("W7blockeff", "W7 blocking eff."),
+    ("W7spawned", "W7 extra threads"),
     ("W1rss", "W1 peak RSS"),
     ("mem", "peak RSS"),
     ("mem_future", "B/pending fut"),
     ("mallocs_per_task", "mallocs/task"),
 ]
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 HIGHER_IS_BETTER = {"tasks/s", "cont/s", "inputs/s", "x"}
-NO_RATIO = {"W4floor"}  # the same sleeps for everyone: a reference, no contest
+# Figures in "x" where lower is better: W7's slowdown of the tiny tasks.
+LOWER_IS_BETTER = {"W7"}
+# W4 floor: the same sleeps for everyone, a reference, no contest.  W7's
+# ideal and efficiency depend on how many blocking tasks each system can
+# block at once, so they are not compared across systems (W7block is).
+NO_RATIO = {"W4floor", "W7ideal", "W7blockeff"}
+# W7 figures whose n is the number of blocking tasks, not the tiny tasks'.
+W7_BLOCKING_ROWS = {"W7block", "W7ideal", "W7blockeff"}
 # fut's own memory figures (counted through its allocator): no peer has one.
-FUT_ONLY = {"mem_future", "mallocs_per_task"}
+FUT_ONLY = {"mem_future", "mallocs_per_task", "W7spawned"}
 THROUGHPUTS = ["W1", "W2", "W3"]
 SWEEP_THREADS = [1, 2, 4, 8]
 DEFAULT_THREADS = 2
@@ -65,6 +80,8 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
     WORKLOAD_SPEC = json.load(_f)
 STANDARD_N = {w: WORKLOAD_SPEC["standard"][w] for w in WORKLOADS}
 QUICK_N = {w: WORKLOAD_SPEC["quick"][w] for w in WORKLOADS}
+STANDARD_N["W7blocking"] = WORKLOAD_SPEC["w7_blocking"]
+QUICK_N["W7blocking"] = WORKLOAD_SPEC["w7_blocking_quick"]
 ROWS = [(w, label.format(**WORKLOAD_SPEC)) for w, label in ROWS]
 TIMEOUT_S = 1800
 
@@ -204,9 +221,13 @@ def advantage(workload, fig, ref):
         return None
     if fig["value"] <= 0 or ref["value"] <= 0:
         return None
-    if fig["unit"] in HIGHER_IS_BETTER:
+    if higher_is_better(workload, fig["unit"]):
         return ref["value"] / fig["value"]
     return fig["value"] / ref["value"]
+
+
+def higher_is_better(workload, unit):
+    return unit in HIGHER_IS_BETTER and workload not in LOWER_IS_BETTER
 
 
 def fmt_value(v, unit):
@@ -229,6 +250,10 @@ def row_unit(workload, table):
 def differs(workload, fig, sizes):
     """Whether a figure was measured at another size than the standard."""
     base = workload[:2]
+    if workload == "W7spawned":
+        return False  # a count of threads, no size
+    if workload in W7_BLOCKING_ROWS:
+        return fig["n"] != sizes["W7blocking"]
     return (workload != "W4floor" and base in sizes
             and fig["n"] != sizes[base])
 
@@ -237,6 +262,8 @@ def print_table(table, systems, sizes, procs):
     header = ["workload", "unit"] + systems
     lines = []
     for w, label in ROWS:
+        if not any(w in table.get(s, {}) for s in systems):
+            continue  # not run (--only): no row
         ref = table.get("fut", {}).get(w)
         row = [label, row_unit(w, table)]
         for s in systems:
@@ -272,6 +299,15 @@ efficiency, speedup), r = peer/fut where lower is better (ms, us, memory).
 W4 floor is one thread doing the {WORKLOAD_SPEC["w4_sleep_ms"]} ms sleeps back to back (no ratio).
 *: a different size n than the standard (see the notes).  n/a: the system
 has no such figure (no continuations, no futures pool, or not built).
+W7 (mixed load, {sizes["W7blocking"]} tasks sleeping {WORKLOAD_SPEC["w7_sleep_ms"]} ms among the tiny ones, on the default
+pool; max. {WORKLOAD_SPEC["w7_extra_threads"]} extra threads where a system can add them): tiny slowdown = time until the last tiny task finished / the same
+tiny tasks alone on the same pool (lower is better, 1 is no slowdown; fut's
+target is 1.2 at most); W7 wall = until the last blocking task finished,
+W7 blocking ideal = ceil({sizes["W7blocking"]} / tasks that can block at once) x {WORKLOAD_SPEC["w7_sleep_ms"]} ms for that
+system (its notes say how many and why), eff. = ideal / wall, no ratio.
+The last blocking task is submitted after ~98% of the tiny ones, so a
+system that takes tasks in order cannot finish it before the tiny tasks'
+time plus one sleep.
 Peak RSS is a high-water mark (getrusage ru_maxrss): a process's peak over
 all the workloads it ran, not the memory of one workload; the rss_kib
 column of results.csv is the mark right after each workload.""")
@@ -283,7 +319,9 @@ def print_notes(table, systems, sizes):
         seen = {}
         for w, _ in ROWS:
             fig = table.get(s, {}).get(w)
-            if not fig or w in ("W4eff", "W4floor", "W5speedup", "mem"):
+            if not fig or w in ("W4eff", "W4floor", "W5speedup", "mem",
+                                "W7tiny", "W7alone", "W7ideal",
+                                "W7blockeff"):
                 continue
             text = fig["note"]
             if differs(w, fig, sizes) and "reduced" not in text:
@@ -305,7 +343,7 @@ def write_files(out_dir, table, systems, sweep, failures, meta):
             r = advantage(w, fig, ref)
             rows.append({
                 "system": s, "workload": w, **fig,
-                "better": "higher" if fig["unit"] in HIGHER_IS_BETTER
+                "better": "higher" if higher_is_better(w, fig["unit"])
                 else "lower",
                 "fut_advantage": round(r, 4) if r is not None else "",
             })
@@ -349,6 +387,23 @@ set xlabel "workers (--threads)"
 set ylabel "tasks/s"
 plot for [i=2:{ncols}] '{data}' using 1:i with linespoints linewidth 2 \
      linecolor rgb word(colours, i - 1) title columnheader(i)
+"""
+
+GNUPLOT_W7 = """\
+set datafile missing '?'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set grid ytics
+set key below
+set yrange [0.5:*]
+set xtics rotate by -30
+set title "W7: {blocking} x {sleep} ms blocking among {tiny} tiny tasks, 2 workers (lower is better)"
+set ylabel "ratio (log scale)"
+plot for [i=2:{ncols}] '{data}' using i:xtic(1) title columnheader(i) \
+     linecolor rgb word(colours, i - 1)
 """
 
 # One colour per system, in the order of the table's columns.
@@ -401,6 +456,30 @@ def plot_bars(gp, out_dir, table, systems):
         data_rows.append(row)
     gnuplot(gp, out_dir, "results", GNUPLOT_BARS, ["workload"] + shown,
             data_rows, colours_of(shown, systems))
+
+
+def plot_w7(gp, out_dir, table, systems):
+    """Per system: the tiny tasks' slowdown and the blocking tasks' wall
+    time over one sleep (the ideal when all can block at once)."""
+    shown = [s for s in systems if "W7" in table.get(s, {})]
+    if not shown:
+        return
+    sleep = WORKLOAD_SPEC["w7_sleep_ms"]
+    data_rows = []
+    for s in shown:
+        figs = table[s]
+        block = figs.get("W7block")
+        data_rows.append([f'"{s}"', f"{figs['W7']['value']:.6g}",
+                          f"{block['value'] / sleep:.6g}" if block else "?"])
+    tiny = table[shown[0]]["W7"]["n"]
+    nblock = next((table[s]["W7block"]["n"] for s in shown
+                   if "W7block" in table[s]), WORKLOAD_SPEC["w7_blocking"])
+    script = GNUPLOT_W7.replace("{blocking}", str(nblock)) \
+        .replace("{sleep}", str(sleep)).replace("{tiny}", f"{tiny:,}")
+    gnuplot(gp, out_dir, "results_w7", script,
+            ["system", "tiny tasks: mixed / alone",
+             f"blocking tasks: wall / {sleep} ms"],
+            data_rows, ["#377eb8", "#e41a1c"])
 
 
 def plot_sweep(gp, out_dir, sweep, systems):
@@ -510,6 +589,7 @@ def main():
     gp = shutil.which("gnuplot")
     if gp:
         plot_bars(gp, out_dir, table, systems)
+        plot_w7(gp, out_dir, table, systems)
         if sweep:
             plot_sweep(gp, out_dir, sweep, systems)
     else:

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <math.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +37,17 @@ extern char **environ;
 #define W4_THREADS PEER_W4_THREADS
 #define W4_SLEEP_NS PEER_W4_SLEEP_NS
 #define W5_CHUNKS PEER_W5_CHUNKS
-#define MAX_FIGURES 2 /* figures one timed run can produce */
+#define W7_SLEEP_NS PEER_W7_SLEEP_NS
+#define MAX_FIGURES 3 /* figures one timed run can produce */
 
 static const char *const workload_names[PEER_NWORKLOADS] = {
     [PEER_W1] = "W1", [PEER_W2] = "W2", [PEER_W3] = "W3",
     [PEER_W4] = "W4", [PEER_W5] = "W5", [PEER_W6] = "W6",
+    [PEER_W7] = "W7",
 };
 
 /* Standard sizes (tasks, continuations, inputs, sleeping tasks, ints,
- * round trips) and the --quick ones, from bench/workloads.json. */
+ * round trips, tiny tasks) and the --quick ones, from bench/workloads.json. */
 static const size_t full_n[PEER_NWORKLOADS] = PEER_STANDARD_N;
 static const size_t quick_n[PEER_NWORKLOADS] = PEER_QUICK_N;
 
@@ -203,7 +206,7 @@ static int run_sum(const peer_ops_t *ops, const options_t *o,
         s.slots = xmalloc(n * sizeof *s.slots);
     double *rates = xmalloc((size_t)o->runs * sizeof *rates);
     int status = timed_runs(ops, o, label, sum_once, &s,
-                            (double *[MAX_FIGURES]){rates, NULL});
+                            (double *[MAX_FIGURES]){rates, NULL, NULL});
     if (!status)
         report(ops, label, summarise(rates, o->runs),
                w == PEER_W1 ? "tasks/s" : "inputs/s", n, o->runs, note);
@@ -243,7 +246,7 @@ static int run_chain(const peer_ops_t *ops, const options_t *o, size_t n,
     chain_state_t s = {.ops = ops, .n = n};
     double *rates = xmalloc((size_t)o->runs * sizeof *rates);
     int status = timed_runs(ops, o, "W2", chain_once, &s,
-                            (double *[MAX_FIGURES]){rates, NULL});
+                            (double *[MAX_FIGURES]){rates, NULL, NULL});
     if (!status)
         report(ops, "W2", summarise(rates, o->runs), "cont/s", n, o->runs,
                note);
@@ -307,7 +310,7 @@ static int run_sleep(const peer_ops_t *ops, const options_t *o, size_t n,
     double *floor_ms = xmalloc((size_t)runs * sizeof *floor_ms);
     double *eff = xmalloc((size_t)runs * sizeof *eff);
     int status = timed_runs(ops, o, "W4", sleep_once, &s,
-                            (double *[MAX_FIGURES]){ms, floor_ms});
+                            (double *[MAX_FIGURES]){ms, floor_ms, NULL});
     if (!status) {
         double ideal = w4_ideal_ms(n);
         for (int r = 0; r < runs; r++)
@@ -483,7 +486,7 @@ static int run_sort(const peer_ops_t *ops, const options_t *o, size_t n,
     double *ms = xmalloc((size_t)o->runs * sizeof *ms);
     double *speedup = xmalloc((size_t)o->runs * sizeof *speedup);
     int status = timed_runs(ops, o, "W5", sort_once, &s,
-                            (double *[MAX_FIGURES]){ms, speedup});
+                            (double *[MAX_FIGURES]){ms, speedup, NULL});
     if (!status) {
         report(ops, "W5", summarise(ms, o->runs), "ms", n, o->runs, note);
         report(ops, "W5speedup", summarise(speedup, o->runs), "x", n, o->runs,
@@ -559,7 +562,7 @@ static int run_latency(const peer_ops_t *ops, const options_t *o, size_t n,
     double *p50 = xmalloc((size_t)o->runs * sizeof *p50);
     double *p99 = xmalloc((size_t)o->runs * sizeof *p99);
     int status = timed_runs(ops, o, "W6", latency_once, &s,
-                            (double *[MAX_FIGURES]){p50, p99});
+                            (double *[MAX_FIGURES]){p50, p99, NULL});
     if (!status) {
         report(ops, "W6p50", summarise(p50, o->runs), "us", n, o->runs, note);
         report(ops, "W6p99", summarise(p99, o->runs), "us", n, o->runs, note);
@@ -567,6 +570,182 @@ static int run_latency(const peer_ops_t *ops, const options_t *o, size_t n,
     free(p99);
     free(p50);
     free(s.lat_us);
+    return status;
+}
+
+/* --- W7: mixed load: tiny tasks among blocking ones -------------------- */
+
+/*
+ * PEER_W7_BLOCKING tasks (PEER_W7_BLOCKING_QUICK with --quick) that each
+ * sleep W7_SLEEP_NS (a blocking call) are submitted evenly spaced among n
+ * tiny tasks, on the default pool size.  A
+ * system with a mechanism for blocking calls is told which tasks block
+ * (batch_mixed); a fixed pool runs them all through batch().  Each run
+ * first times the n tiny tasks alone on the same pool, then the mixed
+ * batch.  The tasks themselves stamp when the last tiny one and the last
+ * blocking one finished, so the figures are: the time until all tiny tasks
+ * are done over the time of the tiny tasks alone (the slowdown that the
+ * blocking tasks cause; 1 is none), and the blocking tasks' wall time
+ * against its ideal, ceil(blocking tasks / max_blocking) sleeps.
+ */
+typedef struct mixed_state {
+    const peer_ops_t *ops;
+    size_t tiny;             /* tiny tasks */
+    size_t nblocking;        /* blocking tasks */
+    size_t n;                /* all tasks of the mixed batch */
+    unsigned char *marks;    /* per task of the mixed batch: 1 if it blocks */
+    unsigned char *none;     /* all 0: the tiny tasks alone */
+    const unsigned char *blocking; /* marks or none, for mixed_check */
+    uint64_t *slots;         /* a tiny task's value, a blocking task's 1 */
+    uint64_t t0;
+    atomic_size_t tiny_left, blocking_left;
+    _Atomic uint64_t tiny_done, blocking_done; /* ns since t0 */
+} mixed_state_t;
+
+/* The tiny task's computation: a multiplicative hash of its index, checked
+ * against the same expression afterwards. */
+static uint64_t tiny_value(size_t i)
+{
+    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15u;
+    return (x ^ (x >> 29)) | 1u;
+}
+
+static void stamp_if_last(atomic_size_t *left, _Atomic uint64_t *done,
+                          uint64_t t0)
+{
+    if (atomic_fetch_sub_explicit(left, 1, memory_order_acq_rel) == 1)
+        atomic_store_explicit(done, peer_now_ns() - t0,
+                              memory_order_release);
+}
+
+static void tiny_task(void *ctx, size_t i)
+{
+    mixed_state_t *s = ctx;
+    s->slots[i] = tiny_value(i);
+    stamp_if_last(&s->tiny_left, &s->tiny_done, s->t0);
+}
+
+static void mixed_task(void *ctx, size_t i)
+{
+    mixed_state_t *s = ctx;
+    if (s->blocking[i]) {
+        sleep_ns(W7_SLEEP_NS);
+        s->slots[i] = 1;
+        stamp_if_last(&s->blocking_left, &s->blocking_done, s->t0);
+    } else {
+        tiny_task(ctx, i);
+    }
+}
+
+static int mixed_check(const mixed_state_t *s, size_t n, int rc,
+                       const char *what)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += s->slots[i] != (s->blocking[i] ? 1 : tiny_value(i));
+    if (rc || bad || atomic_load(&s->tiny_left) ||
+        atomic_load(&s->blocking_left)) {
+        fprintf(stderr,
+                "\n%s W7: verification of the %s failed (rc %d, %zu of "
+                "%zu tasks missing or wrong)\n",
+                s->ops->name, what, rc, bad, n);
+        return 1;
+    }
+    return 0;
+}
+
+static int mixed_once(void *state, double *figures)
+{
+    mixed_state_t *s = state;
+
+    /* The tiny tasks alone. */
+    memset(s->slots, 0, s->n * sizeof *s->slots);
+    atomic_store(&s->tiny_left, s->tiny);
+    atomic_store(&s->blocking_left, 0);
+    s->blocking = s->none;
+    s->t0 = peer_now_ns();
+    int rc = s->ops->batch(s->tiny, tiny_task, s);
+    if (mixed_check(s, s->tiny, rc, "tiny tasks alone"))
+        return 1;
+    double alone = (double)atomic_load(&s->tiny_done) / 1e6;
+
+    /* The mixed batch. */
+    memset(s->slots, 0, s->n * sizeof *s->slots);
+    s->blocking = s->marks;
+    atomic_store(&s->tiny_left, s->tiny);
+    atomic_store(&s->blocking_left, s->nblocking);
+    s->t0 = peer_now_ns();
+    rc = s->ops->batch_mixed
+             ? s->ops->batch_mixed(s->n, mixed_task, s, s->marks)
+             : s->ops->batch(s->n, mixed_task, s);
+    if (mixed_check(s, s->n, rc, "mixed batch"))
+        return 1;
+    figures[0] = alone;
+    figures[1] = (double)atomic_load(&s->tiny_done) / 1e6;
+    figures[2] = (double)atomic_load(&s->blocking_done) / 1e6;
+    return 0;
+}
+
+static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
+                     const char *note)
+{
+    size_t nb = o->quick ? PEER_W7_BLOCKING_QUICK : PEER_W7_BLOCKING;
+    mixed_state_t s = {.ops = ops, .tiny = n, .nblocking = nb, .n = n + nb};
+    s.marks = calloc(s.n, 1);
+    s.none = calloc(s.n, 1);
+    s.slots = xmalloc(s.n * sizeof *s.slots);
+    if (!s.marks || !s.none) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    /* Blocking task k at k * stride: evenly spaced, the first one first. */
+    size_t stride = s.n / nb;
+    for (size_t k = 0; k < nb; k++)
+        s.marks[k * stride] = 1;
+    int runs = o->runs;
+    double *alone = xmalloc((size_t)runs * sizeof *alone);
+    double *mixed = xmalloc((size_t)runs * sizeof *mixed);
+    double *block = xmalloc((size_t)runs * sizeof *block);
+    double *ratio = xmalloc((size_t)runs * sizeof *ratio);
+    double *eff = xmalloc((size_t)runs * sizeof *eff);
+    int status = timed_runs(ops, o, "W7", mixed_once, &s,
+                            (double *[MAX_FIGURES]){alone, mixed, block});
+    if (!status) {
+        size_t conc = ops->max_blocking ? ops->max_blocking
+                                        : (size_t)o->threads;
+        if (conc > nb)
+            conc = nb;
+        double ideal = (double)((nb + conc - 1) / conc) *
+                       (double)W7_SLEEP_NS / 1e6;
+        for (int r = 0; r < runs; r++) {
+            ratio[r] = mixed[r] / alone[r];
+            eff[r] = ideal / block[r];
+        }
+        char text[512];
+        report(ops, "W7", summarise(ratio, runs), "x", n, runs, note);
+        report(ops, "W7tiny", summarise(mixed, runs), "ms", n, runs,
+               "until the last tiny task of the mixed batch finished");
+        report(ops, "W7alone", summarise(alone, runs), "ms", n, runs,
+               "the tiny tasks alone on the same pool");
+        snprintf(text, sizeof text,
+                 "until the last of %zu blocking tasks finished; ideal "
+                 "%.0f ms (%zu blocking at once)",
+                 nb, ideal, conc);
+        report(ops, "W7block", summarise(block, runs), "ms", nb,
+               runs, text);
+        report(ops, "W7ideal", (stats_t){ideal, ideal, ideal}, "ms",
+               nb, runs, text);
+        report(ops, "W7blockeff", summarise(eff, runs), "x", nb,
+               runs, "ideal wall time of the blocking tasks / measured");
+    }
+    free(eff);
+    free(ratio);
+    free(block);
+    free(mixed);
+    free(alone);
+    free(s.slots);
+    free(s.none);
+    free(s.marks);
     return status;
 }
 
@@ -611,6 +790,9 @@ static int run_workload(const peer_ops_t *ops, const options_t *o,
         return 0; /* no continuations: n/a, no line */
     size_t n = o->quick ? quick_n[w] : full_n[w];
     const char *peer_note = ops->note[w] ? ops->note[w] : "";
+    if (w == PEER_W7 && !ops->note[w] && !ops->batch_mixed)
+        peer_note = "fixed pool, no mechanism for blocking calls: the "
+                    "sleeping tasks hold its workers";
     char note[256];
     snprintf(note, sizeof note, "%s", peer_note);
     if (ops->max_n[w] && ops->max_n[w] < n) {
@@ -644,6 +826,9 @@ static int run_workload(const peer_ops_t *ops, const options_t *o,
         break;
     case PEER_W6:
         status = run_latency(ops, o, n, note);
+        break;
+    case PEER_W7:
+        status = run_mixed(ops, o, n, note);
         break;
     case PEER_NWORKLOADS:
         break;

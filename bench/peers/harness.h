@@ -16,7 +16,9 @@
  * i < n as n separate tasks of its pool and return once all have run.  The
  * workloads are built on it unless the peer offers a better native form
  * (its own futures for W1/W3/W6, continuations for W2, a loop that must stay
- * inside a parallel region for W6).
+ * inside a parallel region for W6, a way to declare the blocking tasks of
+ * W7's mixed load).  Java and Go peers (Peer.java, peer_go.go) and the
+ * Python and Node ones follow the same protocol in their own code.
  *
  * Threads: the harness calls every operation from the main thread, one at a
  * time; only fn runs on the pool's threads.
@@ -39,6 +41,7 @@ enum peer_workload {
     PEER_W4, /* blocking-call wrapping (with its floor and efficiency) */
     PEER_W5, /* chunk sort (with its speedup) */
     PEER_W6, /* round-trip latency p50/p99 */
+    PEER_W7, /* mixed load: tiny tasks among blocking ones */
     PEER_NWORKLOADS
 };
 
@@ -67,6 +70,18 @@ typedef struct peer_ops {
     /* W6 when the whole loop must run in one context (an OpenMP region):
      * n round trips, lat_us[k] the k-th one's latency (peer_now_ns). */
     int (*latency)(size_t n, double *lat_us);
+
+    /* W7: as batch(), but blocking[i] != 0 marks task i as one that blocks
+     * (it sleeps), so that a system with a mechanism for blocking calls
+     * (fut's FUT_BLOCKING, a managed blocker, a blocking-call hint) uses it
+     * for exactly those tasks.  NULL: W7 runs every task through batch(),
+     * as a fixed pool must. */
+    int (*batch_mixed)(size_t n, peer_task_fn fn, void *ctx,
+                       const unsigned char *blocking);
+    /* W7: how many blocking tasks can block at once on this system with the
+     * pool started for W7 (its ideal wall time for the blocking tasks
+     * follows from it); 0: the pool's thread count (a fixed pool). */
+    size_t max_blocking;
 
     /* The sort routine of W5 (its serial baseline uses the same one);
      * NULL: qsort. */

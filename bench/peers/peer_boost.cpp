@@ -141,5 +141,7 @@ int main(int argc, char **argv)
     ops.note[PEER_W2] = "then(pool, f): each continuation runs on the pool";
     ops.note[PEER_W3] = "boost::when_all(begin, end)";
     ops.note[PEER_W5] = "std::sort";
+    ops.note[PEER_W7] = "basic_thread_pool of 2: no hint for blocking "
+                        "calls; the sleeps hold its workers";
     return peer_main(argc, argv, &ops);
 }

@@ -57,7 +57,9 @@ int main(int argc, char **argv)
         .stop = stop,
         .batch = batch,
         .note = {[PEER_W1] = "no futures: result slots + thpool_wait",
-                 [PEER_W3] = "no futures: result slots + thpool_wait"},
+                 [PEER_W3] = "no futures: result slots + thpool_wait",
+                 [PEER_W7] = "fixed thpool of 2: no hint for blocking "
+                             "calls; the sleeps hold its workers"},
     };
     return peer_main(argc, argv, &ops);
 }

@@ -92,7 +92,10 @@ int main(int argc, char **argv)
         .stop = stop,
         .batch = batch,
         .note = {[PEER_W1] = "no futures: result slots + counter/GCond",
-                 [PEER_W3] = "no futures: result slots + counter/GCond"},
+                 [PEER_W3] = "no futures: result slots + counter/GCond",
+                 [PEER_W7] = "GThreadPool of 2: no per-task hint for "
+                             "blocking calls (only a resize of the whole "
+                             "pool); the sleeps hold its workers"},
     };
     return peer_main(argc, argv, &ops);
 }

@@ -95,7 +95,10 @@ int main(int argc, char **argv)
         .note = {[PEER_W1] = "no futures: result slots + uv_run",
                  [PEER_W3] = "no futures: result slots + uv_run",
                  [PEER_W4] = "run in a second process (pool size is fixed "
-                             "at first use)"},
+                             "at first use)",
+                 [PEER_W7] = "uv_queue_work on UV_THREADPOOL_SIZE=2, fixed "
+                             "at first use: no hint for blocking calls; the "
+                             "sleeps hold its workers"},
     };
     int status = peer_main(argc, argv, &ops);
     free(reqs);

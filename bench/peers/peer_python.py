@@ -15,6 +15,10 @@ The same workloads, options and RESULT lines as the compiled peers
       the serial baseline is list.sort() of the whole list.  At most
       1,000,000 ints (MAX_N).
   W6  submit() + result(), one at a time.
+  W7  submit() per task on an executor of 2 workers; the blocking tasks
+      time.sleep() (which releases the GIL), but the executor has no way to
+      add a thread for them, so they hold its workers.  At most 20,000
+      tiny tasks (MAX_N).
 
 The GIL serialises the Python code of every task, so the sizes are smaller
 than the standard ones and every line whose size differs says so.
@@ -29,10 +33,12 @@ import operator
 import os
 import resource
 import sys
+import threading
 import time
 
 SYSTEM = "python"
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+NOT_RUN = ()  # workloads of the benchmark this peer does not run
 # The sizes and parameters of the workloads belong to bench/workloads.json,
 # shared with the harness, compare.py and the Node peer.
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -43,7 +49,7 @@ QUICK_N = {w: SPEC["quick"][w] for w in WORKLOADS}
 # What the GIL lets this peer run in reasonable time: a size above its cap
 # runs at the cap, and the line says "n reduced from N" (as max_n does for
 # the compiled peers).
-MAX_N = {"W1": 100_000, "W2": 100_000, "W5": 1_000_000}
+MAX_N = {"W1": 100_000, "W2": 100_000, "W5": 1_000_000, "W7": 20_000}
 W4_THREADS = SPEC["w4_threads"]
 W4_SLEEP_S = SPEC["w4_sleep_ms"] / 1000
 W5_CHUNKS = SPEC["w5_chunks"]
@@ -239,6 +245,61 @@ def w6(ex, n):
     return once
 
 
+def tiny_value(i):
+    x = (i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 29)) | 1
+
+
+def w7(ex, n, blocking):
+    """The harness's mixed load: returns once() -> (tiny alone ms, tiny in
+    the mixed batch ms, blocking wall ms)."""
+    total = n + blocking
+    stride = total // blocking
+    marks = [False] * total
+    for k in range(blocking):
+        marks[k * stride] = True
+    sleep_s = SPEC["w7_sleep_ms"] / 1000
+    lock = threading.Lock()
+
+    def batch(m, mixed):
+        slots = [0] * m
+        state = {"tiny": n, "block": blocking if mixed else 0,
+                 "tiny_done": 0, "block_done": 0}
+        t0 = time.monotonic_ns()
+
+        def tiny(i):
+            slots[i] = tiny_value(i)
+            with lock:
+                state["tiny"] -= 1
+                if state["tiny"] == 0:
+                    state["tiny_done"] = time.monotonic_ns() - t0
+
+        def block(i):
+            time.sleep(sleep_s)
+            slots[i] = 1
+            with lock:
+                state["block"] -= 1
+                if state["block"] == 0:
+                    state["block_done"] = time.monotonic_ns() - t0
+
+        fs = [ex.submit(block if mixed and marks[i] else tiny, i)
+              for i in range(m)]
+        cf.wait(fs)
+        for f in fs:
+            f.result()
+        bad = sum(slots[i] != (1 if mixed and marks[i] else tiny_value(i))
+                  for i in range(m))
+        if bad or state["tiny"] or state["block"]:
+            raise VerificationError(f"W7: {bad} of {m} tasks missing or wrong")
+        return state["tiny_done"] / 1e6, state["block_done"] / 1e6
+
+    def once():
+        alone, _ = batch(n, False)
+        tiny, block = batch(total, True)
+        return alone, tiny, block
+    return once
+
+
 def run(workload, args):
     n = size_of(workload, args.quick)
     threads = W4_THREADS if workload == "W4" else args.threads
@@ -277,6 +338,28 @@ def run(workload, args):
             figures = timed_runs("W6", args.runs, w6(ex, n))
             report("W6p50", [f[0] for f in figures], "us", n)
             report("W6p99", [f[1] for f in figures], "us", n)
+        elif workload == "W7":
+            blocking = SPEC["w7_blocking_quick" if args.quick
+                            else "w7_blocking"]
+            figures = timed_runs("W7", args.runs, w7(ex, n, blocking))
+            conc = min(threads, blocking)
+            ideal = -(-blocking // conc) * SPEC["w7_sleep_ms"]
+            report("W7", [f[1] / f[0] for f in figures], "x", n,
+                   note_for("W7", n, args.quick,
+                            f"ThreadPoolExecutor of {threads}: no hint for "
+                            "blocking calls; the sleeps hold its workers"))
+            report("W7tiny", [f[1] for f in figures], "ms", n,
+                   "until the last tiny task of the mixed batch finished")
+            report("W7alone", [f[0] for f in figures], "ms", n,
+                   "the tiny tasks alone on the same pool")
+            text = (f"until the last of {blocking} blocking tasks finished;"
+                    f" ideal {ideal} ms ({conc} blocking at once)")
+            report("W7block", [f[2] for f in figures], "ms", blocking, text)
+            report("W7ideal", [float(ideal)] * len(figures), "ms", blocking,
+                   text)
+            report("W7blockeff", [ideal / f[2] for f in figures], "x",
+                   blocking, "ideal wall time of the blocking tasks / "
+                   "measured")
 
 
 def parse_only(text):
@@ -284,7 +367,8 @@ def parse_only(text):
     for name in text.split(","):
         if name == "mem":
             continue
-        match = [w for w in WORKLOADS if name.startswith(w)]
+        # W7 (the mixed load) is accepted and not run: no line, n/a.
+        match = [w for w in WORKLOADS + NOT_RUN if name.startswith(w)]
         if not match:
             raise argparse.ArgumentTypeError(f"unknown workload {name!r}")
         chosen.add(match[0])

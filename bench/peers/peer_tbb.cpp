@@ -76,5 +76,8 @@ int main(int argc, char **argv)
     ops.note[PEER_W5] = "std::sort";
     ops.note[PEER_W6] = "run + wait; the waiting thread may run the task "
                         "itself";
+    ops.note[PEER_W7] = "task_group in an arena of 2: oneTBB has no hint "
+                        "for a blocking call; the sleeps hold its threads "
+                        "(the waiting main thread is one of them)";
     return peer_main(argc, argv, &ops);
 }

@@ -218,7 +218,9 @@ int main(int argc, char **argv)
         .submit_sum = submit_sum,
         .fan_in = submit_sum,
         .round_trip = round_trip,
-        .note = {[PEER_W3] = "no combinator: get() of every future"},
+        .note = {[PEER_W3] = "no combinator: get() of every future",
+                 [PEER_W7] = "fixed pool of 2: no hint for blocking calls; "
+                             "the sleeps hold its workers"},
     };
     int status = peer_main(argc, argv, &ops);
     free(futures);
