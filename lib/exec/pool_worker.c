@@ -121,11 +121,16 @@ bool fut__pool_inject_nonempty(pool_t *p)
  * refiller, which reads nidle when it leaves work behind, wakes it. */
 static fut_t *refill(pool_t *p, bool wait)
 {
-    if (wait)
+    if (wait) {
         pthread_mutex_lock(&p->inject_lock);
-    else if (!fut__pool_inject_nonempty(p) ||
-             pthread_mutex_trylock(&p->inject_lock) != 0)
-        return NULL; /* the holder wakes a helper if it leaves work */
+    } else if ((!atomic_load_explicit(&p->backlog, memory_order_relaxed) &&
+                !atomic_load_explicit(&p->inject, memory_order_relaxed)) ||
+               pthread_mutex_trylock(&p->inject_lock) != 0) {
+        /* A quick look (relaxed: the look before parking is the one that
+         * must not miss work, and it takes the lock).  A holder wakes a
+         * helper if it leaves work. */
+        return NULL;
+    }
     /* Another refill may have come first: its tasks are older. */
     fut_t *first = fut__ring_pop(&p->ring);
     if (first) {
