@@ -21,7 +21,6 @@
 #include "core/adopt.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 /* --- the callback stack ----------------------------------------------- */
@@ -142,47 +141,43 @@ int fut_on_done(fut_t *f, void (*cb)(fut_t *f, void *arg), void *arg)
 
 /* --- the trampoline --------------------------------------------------- */
 
-/* The FIFO is a growable ring of pointers per thread (from malloc: it is
- * runtime state, freed at thread exit), so dispatch never touches a
+/* The FIFO is a ring of pointers per thread, so dispatch never touches a
  * future's own link, which may still hold it in an executor queue (a task
- * cancelled while queued is dispatched at once). */
+ * cancelled while queued is dispatched at once).  The first TRAMP_INLINE
+ * entries live in the thread's own storage; a longer burst grows into
+ * malloc'd memory, which is freed as soon as the FIFO drains empty.  So a
+ * thread holds no heap memory between dispatches, and a thread that lives
+ * to the end of the process (an executor's worker) leaves nothing for a
+ * leak checker to report. */
+enum { TRAMP_INLINE = 32 };
+
 typedef struct trampoline {
-    fut_t **buf;
+    fut_t **buf; /* inline, or malloc'd while a burst is queued */
     size_t cap, head, len;
     bool draining;
+    fut_t *inline_buf[TRAMP_INLINE];
 } trampoline_t;
 
 static _Thread_local trampoline_t tramp;
-static pthread_key_t tramp_key;
-static pthread_once_t tramp_once = PTHREAD_ONCE_INIT;
-
-static void tramp_thread_exit(void *buf)
-{
-    free(buf);
-}
-
-static void tramp_key_init(void)
-{
-    if (pthread_key_create(&tramp_key, tramp_thread_exit) != 0)
-        abort(); /* no key: the process is out of a basic resource */
-}
 
 static bool tramp_push(fut_t *f)
 {
+    if (!tramp.buf) {
+        tramp.buf = tramp.inline_buf;
+        tramp.cap = TRAMP_INLINE;
+    }
     if (tramp.len == tramp.cap) {
-        size_t cap = tramp.cap ? tramp.cap * 2 : 64;
+        size_t cap = tramp.cap * 2;
         fut_t **buf = malloc(cap * sizeof *buf);
         if (!buf)
             return false;
         for (size_t i = 0; i < tramp.len; i++)
             buf[i] = tramp.buf[(tramp.head + i) % tramp.cap];
-        if (!tramp.buf)
-            pthread_once(&tramp_once, tramp_key_init);
-        free(tramp.buf);
+        if (tramp.buf != tramp.inline_buf)
+            free(tramp.buf);
         tramp.buf = buf;
         tramp.cap = cap;
         tramp.head = 0;
-        pthread_setspecific(tramp_key, buf);
     }
     tramp.buf[(tramp.head + tramp.len++) % tramp.cap] = f;
     return true;
@@ -198,6 +193,17 @@ static fut_t *tramp_pop(void)
     return f;
 }
 
+/* The FIFO is empty: give a burst's heap buffer back. */
+static void tramp_shrink(void)
+{
+    if (tramp.buf && tramp.buf != tramp.inline_buf) {
+        free(tramp.buf);
+        tramp.buf = tramp.inline_buf;
+        tramp.cap = TRAMP_INLINE;
+    }
+    tramp.head = 0;
+}
+
 bool fut__trampoline_busy(void)
 {
     return tramp.draining;
@@ -210,6 +216,7 @@ static void drain(void)
         run_callbacks(f);
         fut_release(f);
     }
+    tramp_shrink();
 }
 
 void fut__dispatch(fut_t *f)
