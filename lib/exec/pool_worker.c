@@ -237,23 +237,21 @@ void fut__pool_wake_one(pool_t *p)
         fut__parker_unpark(w->parker);
 }
 
-/* Lock not held. */
+/* Lock not held.  Unparks under the lock: once a worker is unparked it
+ * may push itself back on the idle list, rewriting its idle_next, so the
+ * list is walked only while no worker can do that.  (Unparking is a futex
+ * wake; this runs at shutdown and when the pool breaks, not per task.) */
 void fut__pool_wake_all(pool_t *p)
 {
     pthread_mutex_lock(&p->lock);
     worker_t *all = p->idle;
-    for (worker_t *w = all; w; w = w->idle_next)
-        w->idle = false;
     p->idle = NULL;
     atomic_store(&p->nidle, 0);
-    pthread_mutex_unlock(&p->lock);
-    /* The workers stay allocated as long as the pool, and their parkers
-     * hold references of the pool's: unparking after unlocking is safe. */
-    while (all) {
-        worker_t *next = all->idle_next;
-        fut__parker_unpark(all->parker);
-        all = next;
+    for (worker_t *w = all; w; w = w->idle_next) {
+        w->idle = false;
+        fut__parker_unpark(w->parker);
     }
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* --- finding work ----------------------------------------------------- */
