@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -1768,6 +1769,22 @@ END_TEST
 
 /* -------------------------------------------------------------- suite */
 
+/* The library linked in reports the version of the header it was built
+ * with, as a string and as MAJOR * 10000 + MINOR * 100 + PATCH. */
+START_TEST(version_of_library_matches_header)
+{
+    ck_assert_str_eq(fut_version(), FUT_VERSION_STRING);
+    ck_assert_int_eq(fut_version_number(), FUT_VERSION_NUMBER);
+    ck_assert_int_eq(fut_version_number(), FUT_VERSION_MAJOR * 10000 +
+                                               FUT_VERSION_MINOR * 100 +
+                                               FUT_VERSION_PATCH);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d.%d.%d", FUT_VERSION_MAJOR,
+             FUT_VERSION_MINOR, FUT_VERSION_PATCH);
+    ck_assert_str_eq(fut_version(), expect);
+}
+END_TEST
+
 Suite *fut_test_edges_suite(void)
 {
     Suite *s = suite_create("edges");
@@ -1788,6 +1805,7 @@ Suite *fut_test_edges_suite(void)
     tcase_add_test(tc, map_too_many_items_rejects_einval);
     tcase_add_test(tc, when_cancel_with_some_inputs_settled);
     tcase_add_test(tc, when_ex_unknown_kind_rejects_einval);
+    tcase_add_test(tc, version_of_library_matches_header);
     suite_add_tcase(s, tc);
 
     TCase *pc = tcase_create("pools");
@@ -1852,8 +1870,8 @@ Suite *fut_test_edges_suite(void)
      * stays counted until worker_exit has run). */
     TCase *kb = tcase_create("fixed_bugs");
     tcase_set_timeout(kb, FUT_TEST_QUICK_TIMEOUT);
-    tcase_add_test(kb,
-                   bug_free_returns_before_retired_extra_thread_ran_worker_exit);
+    tcase_add_test(
+        kb, bug_free_returns_before_retired_extra_thread_ran_worker_exit);
     suite_add_tcase(s, kb);
     return s;
 }

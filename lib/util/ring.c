@@ -18,30 +18,6 @@ void fut__ring_init(fut__ring_t *r)
     }
 }
 
-bool fut__ring_push(fut__ring_t *r, void *item)
-{
-    size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    fut__ring_cell_t *c;
-    for (;;) {
-        c = &r->cell[pos & MASK];
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t diff = (intptr_t)(seq - pos);
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
-                                                      memory_order_relaxed,
-                                                      memory_order_relaxed))
-                break;
-        } else if (diff < 0) {
-            return false; /* the cell still holds an item a lap behind */
-        } else {
-            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        }
-    }
-    c->item = item;
-    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-    return true;
-}
-
 bool fut__ring_push_alone(fut__ring_t *r, void *item)
 {
     size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);

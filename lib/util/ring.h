@@ -5,8 +5,9 @@
  * Dmitry Vyukov's bounded MPMC queue: each cell carries a sequence number
  * that says whose turn it is.  A producer at position pos may fill the
  * cell when its sequence is pos, a consumer may empty it when it is
- * pos + 1; each claims its position with one CAS on the shared tail or
- * head.  No lock, no allocation, FIFO.
+ * pos + 1.  Consumers claim their position with one CAS on the shared
+ * head; producers here take a lock of their own (the pool's), so the tail
+ * is advanced by a plain store.  No allocation, FIFO.
  *
  * Memory ordering.  The producer writes the item, then publishes it with a
  * release store of the cell's sequence; the consumer reads the sequence
@@ -14,7 +15,7 @@
  * the producer wrote before pushing (a task's fields).  Handing the cell
  * back is the consumer's release store of pos + capacity, which the next
  * producer of that cell acquires, so the item is read before it is
- * overwritten.  The CAS on head or tail only decides who owns a position
+ * overwritten.  The CAS on head only decides who owns a position
  * (relaxed).  Positions are size_t and wrap harmlessly.
  */
 #ifndef FUT_UTIL_RING_H
@@ -38,10 +39,9 @@ typedef struct fut__ring {
 } fut__ring_t;
 
 void fut__ring_init(fut__ring_t *r);
-/* Any thread.  False when the ring is full (nothing was pushed). */
-bool fut__ring_push(fut__ring_t *r, void *item);
-/* The same for a caller that is the only producer at the time (it holds
- * the lock all producers take): no CAS on the tail. */
+/* The caller is the only producer at the time (it holds the lock all
+ * producers take), so the tail needs no CAS.  False when the ring is full
+ * (nothing was pushed). */
 bool fut__ring_push_alone(fut__ring_t *r, void *item);
 /* Any thread.  The oldest item, or NULL when the ring is empty. */
 void *fut__ring_pop(fut__ring_t *r);
