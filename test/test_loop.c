@@ -446,6 +446,55 @@ START_TEST(loop_shutdown_cancel_pending_cancels_queued_work)
 }
 END_TEST
 
+/* fut_executor_stats on a loop: queued counts what waits for a drain,
+ * completed what ran, cancelled what a drain skipped (cancelled while
+ * queued) and what a cancelling shutdown settled; a loop has no threads. */
+START_TEST(loop_stats_count_queued_ran_and_cancelled)
+{
+    fut_executor_t *loop = new_loop();
+    seen_t s;
+    seen_init(&s);
+    fut_stats_t st;
+    ck_assert_int_eq(fut_executor_stats(loop, &st), 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.submitted, 0);
+    ck_assert(!st.shutdown);
+
+    fut_t *t[5];
+    for (int i = 0; i < 3; i++)
+        t[i] = fut_submit(loop, task_note, &s);
+    ck_assert_int_eq(fut_executor_stats(loop, &st), 0);
+    ck_assert_uint_eq(st.queued, 3);
+    ck_assert_uint_eq(st.submitted, 3);
+    ck_assert_uint_eq(st.completed, 0);
+    ck_assert(fut_cancel(t[1]));
+    ck_assert_uint_eq(fut_loop_run_pending(loop), 2);
+    ck_assert_int_eq(fut_executor_stats(loop, &st), 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.submitted, 3);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.cancelled, 1);
+
+    for (int i = 3; i < 5; i++)
+        t[i] = fut_submit(loop, task_note, &s);
+    ck_assert_int_eq(fut_executor_shutdown(loop, FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
+    ck_assert_int_eq(fut_executor_stats(loop, &st), 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.submitted, 5);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.cancelled, 3);
+    ck_assert(st.shutdown);
+    ck_assert_uint_eq(st.threads, 0);
+    ck_assert_uint_eq(st.idle, 0);
+    ck_assert_int_eq(st.broken, 0);
+    ck_assert_int_eq(atomic_load(&s.ran), 2);
+    for (int i = 0; i < 5; i++)
+        fut_release(t[i]);
+    fut_executor_free(loop);
+}
+END_TEST
+
 START_TEST(loop_bad_arguments)
 {
     ck_assert_int_eq(fut_loop_new(NULL), EINVAL);
@@ -485,6 +534,7 @@ Suite *fut_test_loop_suite(void)
     tcase_add_test(tc, loop_shutdown_refuses_new_work_and_runs_queued_work);
     tcase_add_test(tc, loop_shutdown_cancel_pending_cancels_queued_work);
     tcase_add_test(tc, loop_bad_arguments);
+    tcase_add_test(tc, loop_stats_count_queued_ran_and_cancelled);
     suite_add_tcase(s, tc);
     return s;
 }
