@@ -11,11 +11,16 @@
  *   W7 a batch whose blocking tasks are submitted with FUT_BLOCKING, on a
  *   pool of max_threads = threads + PEER_W7_EXTRA_THREADS (66 for the
  *   default 2 workers: all 64 blocking tasks can block at once).
- * Then the memory figures that only fut can report, counted through the
- * pluggable allocator: bytes per pending future (workloads.json's "mem"
- * queued tasks) and allocator calls per task in steady state.
+ * Then the figures only fut can report: W9, workloads.json's W9 tasks
+ * started through a task group (FUT_GROUP_ALL) against the same tasks
+ * through fut_when_all, timed in alternating pairs in one process (the
+ * group's cost is the median of the pairs' time ratios); and the memory
+ * figures, counted through the pluggable allocator: bytes per pending
+ * future (the "mem" queued tasks) and allocator calls per task in steady
+ * state.
  *
- * Usage: fut_bench [--quick] [--only W1[,W2...|mem]] [--runs R] [--threads N]
+ * Usage: fut_bench [--quick] [--only W1[,W2...|W9|mem]] [--runs R]
+ *                  [--threads N]
  * Output: RESULT lines (see bench/compare.py), progress on stderr.
  */
 #include "harness.h"
@@ -39,8 +44,8 @@ static int start(int threads)
     /* max_threads only matters when tasks declare blocking calls (W7). */
     return fut_pool_new(
         &(fut_pool_config_t){.threads = (size_t)threads,
-                             .max_threads = (size_t)threads +
-                                            PEER_W7_EXTRA_THREADS},
+                             .max_threads =
+                                 (size_t)threads + PEER_W7_EXTRA_THREADS},
         &pool);
 }
 
@@ -178,6 +183,101 @@ static int chain(size_t n, uint64_t *tail)
     return rc;
 }
 
+static void result(const char *workload, double value, const char *unit,
+                   size_t n, const char *note)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("RESULT system=fut workload=%s value=%.2f unit=%s n=%zu runs=1 "
+           "min=%.2f max=%.2f rss_kib=%ld note=\"%s\"\n",
+           workload, value, unit, n, value, value, ru.ru_maxrss, note);
+    fflush(stdout);
+}
+
+/* --- W9: a task group against fut_when_all ---------------------------- */
+
+static int group_fan_in(size_t n, uint64_t *sum)
+{
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    if (!g)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fut_release(fut_group_submit(g, return_index, (void *)(uintptr_t)i));
+    fut_t *all = fut_group_close(g);
+    void *v;
+    int rc = fut_get(all, FUT_FOREVER, &v);
+    uint64_t s = 0;
+    if (rc == 0)
+        for (size_t i = 0; i < n; i++)
+            s += (uintptr_t)((void **)v)[i];
+    fut_release(all);
+    fut_group_release(g);
+    *sum = s;
+    return rc;
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+enum { W9_PAIRS_MAX = 64 };
+
+/* One warm-up pair, then pairs timed in alternating order (so neither
+ * side always runs on a warmer pool); every run's sum is checked. */
+static int groups(bool quick, int threads, int pairs)
+{
+    size_t n = quick ? PEER_W9_QUICK_N : PEER_W9_STANDARD_N;
+    uint64_t expect = (uint64_t)n * (n - 1) / 2;
+    double tg[W9_PAIRS_MAX], tw[W9_PAIRS_MAX], ratio[W9_PAIRS_MAX];
+    int rc = start(threads);
+    if (rc)
+        return rc;
+    for (int r = -1; r < pairs && rc == 0; r++) {
+        double t[2];
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            bool group = (k == 0) == (r % 2 == 0);
+            uint64_t sum = 0;
+            double t0 = seconds();
+            rc = group ? group_fan_in(n, &sum) : fan_in(n, &sum);
+            t[group] = seconds() - t0;
+            if (rc == 0 && sum != expect)
+                rc = EPROTO; /* a wrong sum fails the run */
+        }
+        if (r >= 0) {
+            tg[r] = t[1];
+            tw[r] = t[0];
+            ratio[r] = t[1] / t[0];
+        }
+    }
+    stop();
+    if (rc)
+        return rc;
+    char note[160];
+    snprintf(note, sizeof note, "median of %d alternating pairs, %d threads",
+             pairs, threads);
+    result("W9group", (double)n / median(tg, pairs), "inputs/s", n, note);
+    result("W9when_all", (double)n / median(tw, pairs), "inputs/s", n, note);
+    result("W9", median(ratio, pairs), "x", n,
+           "time through a FUT_GROUP_ALL group / through fut_when_all, "
+           "same tasks (median of the pairs' ratios)");
+    return 0;
+}
+
 /* --- memory ----------------------------------------------------------- */
 
 typedef struct counting {
@@ -211,17 +311,6 @@ static void *wait_gate(fut_ctx_t *ctx, void *arg)
     while (!atomic_load(&gate))
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     return NULL;
-}
-
-static void result(const char *workload, double value, const char *unit,
-                   size_t n, const char *note)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("RESULT system=fut workload=%s value=%.2f unit=%s n=%zu runs=1 "
-           "min=%.2f max=%.2f rss_kib=%ld note=\"%s\"\n",
-           workload, value, unit, n, value, value, ru.ru_maxrss, note);
-    fflush(stdout);
 }
 
 /* Pool and allocator set up before counting starts; the pool's own
@@ -295,20 +384,37 @@ static const peer_ops_t fut_ops = {
 
 int main(int argc, char **argv)
 {
-    bool quick = false, mem = true;
+    bool quick = false, mem = true, w9 = true;
+    int threads = 2, runs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
-        if (!strcmp(argv[i], "--only") && i + 1 < argc)
+        if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             mem = strstr(argv[i + 1], "mem") != NULL;
+            w9 = strstr(argv[i + 1], "W9") != NULL;
+        }
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--child"))
-            mem = false;
+            mem = w9 = false;
     }
     int status = peer_main(argc, argv, &fut_ops);
     if (status == 0 && last_spawned) {
         result("W7spawned", (double)last_spawned, "threads", 0,
                "extra threads the W7 pool started over its warm-up and "
                "timed runs (an idle one lives 10 s: later runs reuse it)");
+    }
+    if (status == 0 && w9) {
+        int pairs = runs > 0 ? runs : quick ? 3 : 7;
+        if (pairs > W9_PAIRS_MAX)
+            pairs = W9_PAIRS_MAX;
+        int rc = groups(quick, threads > 0 ? threads : 2, pairs);
+        if (rc) {
+            fprintf(stderr, "fut_bench: W9: %s\n", strerror(rc));
+            status = 1;
+        }
     }
     if (status == 0 && mem) {
         int rc = memory(quick);

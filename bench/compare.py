@@ -52,6 +52,9 @@ ROWS = [  # (workload, label)
     ("W7ideal", "W7 blocking ideal"),
     ("W7blockeff", "W7 blocking eff."),
     ("W7spawned", "W7 extra threads"),
+    ("W9", "W9 group cost"),
+    ("W9group", "W9 group"),
+    ("W9when_all", "W9 when_all"),
     ("W1rss", "W1 peak RSS"),
     ("mem", "peak RSS"),
     ("mem_future", "B/pending fut"),
@@ -59,16 +62,19 @@ ROWS = [  # (workload, label)
 ]
 WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 HIGHER_IS_BETTER = {"tasks/s", "cont/s", "inputs/s", "x"}
-# Figures in "x" where lower is better: W7's slowdown of the tiny tasks.
-LOWER_IS_BETTER = {"W7"}
+# Figures in "x" where lower is better: W7's slowdown of the tiny tasks,
+# W9's cost of a group over fut_when_all.
+LOWER_IS_BETTER = {"W7", "W9"}
 # W4 floor: the same sleeps for everyone, a reference, no contest.  W7's
 # ideal and efficiency depend on how many blocking tasks each system can
 # block at once, so they are not compared across systems (W7block is).
 NO_RATIO = {"W4floor", "W7ideal", "W7blockeff"}
 # W7 figures whose n is the number of blocking tasks, not the tiny tasks'.
 W7_BLOCKING_ROWS = {"W7block", "W7ideal", "W7blockeff"}
-# fut's own memory figures (counted through its allocator): no peer has one.
-FUT_ONLY = {"mem_future", "mallocs_per_task", "W7spawned"}
+# fut's own figures: memory counted through its allocator, and W9 (a task
+# group against fut_when_all, the same tasks): no peer has one.
+FUT_ONLY = {"mem_future", "mallocs_per_task", "W7spawned", "W9",
+            "W9group", "W9when_all"}
 THROUGHPUTS = ["W1", "W2", "W3"]
 SWEEP_THREADS = [1, 2, 4, 8]
 DEFAULT_THREADS = 2
@@ -308,6 +314,9 @@ system (its notes say how many and why), eff. = ideal / wall, no ratio.
 The last blocking task is submitted after ~98% of the tiny ones, so a
 system that takes tasks in order cannot finish it before the tiny tasks'
 time plus one sleep.
+W9 (fut only): the same tasks started through a task group (FUT_GROUP_ALL)
+and through fut_when_all, in alternating pairs in one process; group cost =
+group time / when_all time (lower is better; fut's target is 1.2 at most).
 Peak RSS is a high-water mark (getrusage ru_maxrss): a process's peak over
 all the workloads it ran, not the memory of one workload; the rss_kib
 column of results.csv is the mark right after each workload.""")
@@ -512,7 +521,7 @@ def main():
     only = None
     if a.only:
         only = sorted({w[:2] for w in a.only.split(",") if w != "mem"})
-        bad = [w for w in only if w not in WORKLOADS]
+        bad = [w for w in only if w not in WORKLOADS + ["W9"]]
         if bad:
             ap.error(f"unknown workloads: {', '.join(bad)}")
     procs = a.procs or (1 if a.quick else 3)

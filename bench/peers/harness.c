@@ -41,9 +41,8 @@ extern char **environ;
 #define MAX_FIGURES 3 /* figures one timed run can produce */
 
 static const char *const workload_names[PEER_NWORKLOADS] = {
-    [PEER_W1] = "W1", [PEER_W2] = "W2", [PEER_W3] = "W3",
-    [PEER_W4] = "W4", [PEER_W5] = "W5", [PEER_W6] = "W6",
-    [PEER_W7] = "W7",
+    [PEER_W1] = "W1", [PEER_W2] = "W2", [PEER_W3] = "W3", [PEER_W4] = "W4",
+    [PEER_W5] = "W5", [PEER_W6] = "W6", [PEER_W7] = "W7",
 };
 
 /* Standard sizes (tasks, continuations, inputs, sleeping tasks, ints,
@@ -590,13 +589,13 @@ static int run_latency(const peer_ops_t *ops, const options_t *o, size_t n,
  */
 typedef struct mixed_state {
     const peer_ops_t *ops;
-    size_t tiny;             /* tiny tasks */
-    size_t nblocking;        /* blocking tasks */
-    size_t n;                /* all tasks of the mixed batch */
-    unsigned char *marks;    /* per task of the mixed batch: 1 if it blocks */
-    unsigned char *none;     /* all 0: the tiny tasks alone */
+    size_t tiny;          /* tiny tasks */
+    size_t nblocking;     /* blocking tasks */
+    size_t n;             /* all tasks of the mixed batch */
+    unsigned char *marks; /* per task of the mixed batch: 1 if it blocks */
+    unsigned char *none;  /* all 0: the tiny tasks alone */
     const unsigned char *blocking; /* marks or none, for mixed_check */
-    uint64_t *slots;         /* a tiny task's value, a blocking task's 1 */
+    uint64_t *slots; /* a tiny task's value, a blocking task's 1 */
     uint64_t t0;
     atomic_size_t tiny_left, blocking_left;
     _Atomic uint64_t tiny_done, blocking_done; /* ns since t0 */
@@ -614,8 +613,7 @@ static void stamp_if_last(atomic_size_t *left, _Atomic uint64_t *done,
                           uint64_t t0)
 {
     if (atomic_fetch_sub_explicit(left, 1, memory_order_acq_rel) == 1)
-        atomic_store_explicit(done, peer_now_ns() - t0,
-                              memory_order_release);
+        atomic_store_explicit(done, peer_now_ns() - t0, memory_order_release);
 }
 
 static void tiny_task(void *ctx, size_t i)
@@ -711,12 +709,12 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
     int status = timed_runs(ops, o, "W7", mixed_once, &s,
                             (double *[MAX_FIGURES]){alone, mixed, block});
     if (!status) {
-        size_t conc = ops->max_blocking ? ops->max_blocking
-                                        : (size_t)o->threads;
+        size_t conc =
+            ops->max_blocking ? ops->max_blocking : (size_t)o->threads;
         if (conc > nb)
             conc = nb;
-        double ideal = (double)((nb + conc - 1) / conc) *
-                       (double)W7_SLEEP_NS / 1e6;
+        double ideal =
+            (double)((nb + conc - 1) / conc) * (double)W7_SLEEP_NS / 1e6;
         for (int r = 0; r < runs; r++) {
             ratio[r] = mixed[r] / alone[r];
             eff[r] = ideal / block[r];
@@ -731,12 +729,11 @@ static int run_mixed(const peer_ops_t *ops, const options_t *o, size_t n,
                  "until the last of %zu blocking tasks finished; ideal "
                  "%.0f ms (%zu blocking at once)",
                  nb, ideal, conc);
-        report(ops, "W7block", summarise(block, runs), "ms", nb,
-               runs, text);
-        report(ops, "W7ideal", (stats_t){ideal, ideal, ideal}, "ms",
-               nb, runs, text);
-        report(ops, "W7blockeff", summarise(eff, runs), "x", nb,
-               runs, "ideal wall time of the blocking tasks / measured");
+        report(ops, "W7block", summarise(block, runs), "ms", nb, runs, text);
+        report(ops, "W7ideal", (stats_t){ideal, ideal, ideal}, "ms", nb, runs,
+               text);
+        report(ops, "W7blockeff", summarise(eff, runs), "x", nb, runs,
+               "ideal wall time of the blocking tasks / measured");
     }
     free(eff);
     free(ratio);
@@ -839,27 +836,29 @@ static int run_workload(const peer_ops_t *ops, const options_t *o,
 
 /* Parses "W1,W4eff,..." into workload bits; derived figures select their
  * workload, "mem" is always printed.  Returns 0 on an unknown name. */
-static unsigned parse_only(const char *list)
+/* The workloads a --only list names; "mem" and "W9" name fut_bench's own
+ * figures (no peer has them) and set no bit.  False on an unknown name. */
+static bool parse_only(const char *list, unsigned *bits)
 {
-    unsigned bits = 0;
+    bool ok = true;
+    *bits = 0;
     char *copy = xmalloc(strlen(list) + 1);
     strcpy(copy, list);
-    for (char *save, *tok = strtok_r(copy, ",", &save); tok;
+    for (char *save, *tok = strtok_r(copy, ",", &save); tok && ok;
          tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "mem") || !strcmp(tok, "W9"))
+            continue;
         int w = -1;
         for (int k = 0; k < PEER_NWORKLOADS; k++)
             if (!strncmp(tok, workload_names[k], 2))
                 w = k;
-        if (!strcmp(tok, "mem"))
-            continue;
-        if (w < 0) {
-            free(copy);
-            return 0;
-        }
-        bits |= 1u << w;
+        if (w < 0)
+            ok = false;
+        else
+            *bits |= 1u << w;
     }
     free(copy);
-    return bits;
+    return ok;
 }
 
 static int usage(const char *argv0)
@@ -868,7 +867,8 @@ static int usage(const char *argv0)
             "usage: %s [--quick] [--only W1[,W2...]] [--runs R] "
             "[--threads N]\n"
             "  --quick      smaller sizes and %d runs (a smoke test)\n"
-            "  --only LIST  the workloads to run (default: all)\n"
+            "  --only LIST  the workloads to run (default: all; fut_bench "
+            "also has W9 and mem)\n"
             "  --runs R     timed runs per figure after one warm-up "
             "(default %d)\n"
             "  --threads N  pool size for every workload but W4, which "
@@ -889,8 +889,7 @@ int peer_main(int argc, char **argv, const peer_ops_t *ops)
         } else if (!strcmp(argv[i], "--child")) {
             o.child = true;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            o.only = parse_only(argv[++i]);
-            if (!o.only && strcmp(argv[i], "mem"))
+            if (!parse_only(argv[++i], &o.only))
                 return usage(argv[0]);
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             o.runs = atoi(argv[++i]);
