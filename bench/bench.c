@@ -127,15 +127,10 @@ static int submit_sum(size_t n, uint64_t *sum)
     return rc;
 }
 
-static int fan_in(size_t n, uint64_t *sum)
+/* Waits for a combined future whose value is a void ** of n indexes and
+ * sums them (0 on failure); releases it. */
+static int get_index_sum(fut_t *all, size_t n, uint64_t *sum)
 {
-    fut_t **fs = malloc(n * sizeof *fs);
-    if (!fs)
-        return ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
-    fut_t *all = fut_when_all(fs, n);
-    free(fs);
     void *v;
     int rc = fut_get(all, FUT_FOREVER, &v);
     uint64_t s = 0;
@@ -145,6 +140,18 @@ static int fan_in(size_t n, uint64_t *sum)
     fut_release(all);
     *sum = s;
     return rc;
+}
+
+static int fan_in(size_t n, uint64_t *sum)
+{
+    fut_t **fs = malloc(n * sizeof *fs);
+    if (!fs)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = fut_submit(pool, return_index, (void *)(uintptr_t)i);
+    fut_t *all = fut_when_all(fs, n);
+    free(fs);
+    return get_index_sum(all, n, sum);
 }
 
 static int round_trip(uint64_t in, uint64_t *out)
@@ -203,16 +210,8 @@ static int group_fan_in(size_t n, uint64_t *sum)
         return ENOMEM;
     for (size_t i = 0; i < n; i++)
         fut_release(fut_group_submit(g, return_index, (void *)(uintptr_t)i));
-    fut_t *all = fut_group_close(g);
-    void *v;
-    int rc = fut_get(all, FUT_FOREVER, &v);
-    uint64_t s = 0;
-    if (rc == 0)
-        for (size_t i = 0; i < n; i++)
-            s += (uintptr_t)((void **)v)[i];
-    fut_release(all);
+    int rc = get_index_sum(fut_group_close(g), n, sum);
     fut_group_release(g);
-    *sum = s;
     return rc;
 }
 
