@@ -4,9 +4,9 @@
  * of hanging; the parent's pool is unaffected.  Also forks while another
  * thread is busy inside the library (its locks must not be inherited held).
  *
- * The child reports through its exit status (0: all good; otherwise the
- * number of the check that failed) and always leaves with _exit().  An
- * alarm turns a hang in the child into a failure instead of a stuck test.
+ * Each check runs in a child through fut_test_in_child (test_util.c): it
+ * reports through a pipe and always leaves with _exit(); an alarm turns a
+ * hang in the child into a failure instead of a stuck test.
  */
 #include "test_util.h"
 
@@ -20,119 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { CHILD_ALARM_S = 120 };
-
-/* libgcov's: in a coverage build (FUT_TEST_COVERAGE), the child writes its
- * coverage counters before _exit(), so that its paths count. */
-#ifdef FUT_TEST_COVERAGE
-void __gcov_dump(void);
-#endif
-
 static void *task_add_one(fut_ctx_t *ctx, void *arg)
 {
     (void)ctx;
     return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
-}
-
-/* The child's report: a pipe to the parent.  child_note() records why a
- * check failed; the child writes "ok" last when fn returned 0.  The parent
- * trusts the pipe, not the exit status (valgrind may replace that with its
- * error exit code when it finds the parent's thread stacks "possibly lost"
- * in the child). */
-static int child_fd = -1;
-
-static void child_note(const char *fmt, ...) FUT_PRINTF(1, 2);
-
-static void child_note(const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof buf - 2)
-        n = (int)sizeof buf - 2;
-    buf[n++] = '\n';
-    if (write(child_fd, buf, (size_t)n) < 0)
-        _exit(99);
-}
-
-/* Forks; the child runs fn(arg), reports and _exits.  Returns true if the
- * child reported "ok" and was not killed; else puts the reason in why.
- * Asserts nothing itself (callers may have threads to stop first). */
-static bool child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
-{
-    int fds[2];
-    if (pipe(fds) != 0) {
-        snprintf(why, whylen, "pipe: %s", strerror(errno));
-        return false;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(why, whylen, "fork: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return false;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        child_fd = fds[1];
-        alarm(CHILD_ALARM_S);
-        int rc = fn(arg);
-        if (rc == 0)
-            child_note("ok");
-        else
-            child_note("failed check %d", rc);
-#ifdef FUT_TEST_COVERAGE
-        __gcov_dump();
-#endif
-        _exit(rc == 0 ? 0 : 1);
-    }
-    close(fds[1]);
-    char report[1024];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], report + len, sizeof report - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof report - 1)
-            break;
-    }
-    report[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    pid_t got;
-    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
-    }
-    if (got != pid) {
-        snprintf(why, whylen, "waitpid: %s", strerror(errno));
-        return false;
-    }
-    if (WIFSIGNALED(status)) {
-        snprintf(why, whylen, "child killed by signal %d%s; it said: %s",
-                 WTERMSIG(status),
-                 WTERMSIG(status) == SIGALRM ? " (it hung)" : "", report);
-        return false;
-    }
-    size_t rl = strlen(report);
-    if (rl < 3 || strcmp(report + rl - 3, "ok\n") != 0) {
-        snprintf(why, whylen, "child said: %s", report);
-        return false;
-    }
-    return true;
-}
-
-static void in_child(int (*fn)(void *), void *arg, const char *what)
-{
-    char why[1200];
-    bool ok = child_run(fn, arg, why, sizeof why);
-    ck_assert_msg(ok, "%s: %s", what, why);
 }
 
 /* A parent pool whose threads exist (they ran a task), optionally kept
@@ -155,7 +46,7 @@ static int child_uses_new_pool(void *arg)
     fut_executor_t *pool = NULL;
     int prc = fut_pool_new(&cfg, &pool);
     if (prc != 0) {
-        child_note("fut_pool_new in the child: %d", prc);
+        fut_test_child_note("fut_pool_new in the child: %d", prc);
         return 1;
     }
     enum { N = 8 };
@@ -168,11 +59,11 @@ static int child_uses_new_pool(void *arg)
         int rc = fut_get(fs[i], FUT_S(60), &v);
         if (rc != 0) {
             const fut_error_t *e = fut_error(fs[i]);
-            child_note("task %d of a new pool in the child: fut_get %d after "
-                       "%lld ns, state %d (%s)",
-                       i, rc, (long long)(fut_test_now_ns() - t0),
-                       (int)fut_state(fs[i]),
-                       e && e->message ? e->message : "-");
+            fut_test_child_note(
+                "task %d of a new pool in the child: fut_get %d after "
+                "%lld ns, state %d (%s)",
+                i, rc, (long long)(fut_test_now_ns() - t0),
+                (int)fut_state(fs[i]), e && e->message ? e->message : "-");
             return 2;
         }
         if (FUT_TEST_INT(v) != i + 1)
@@ -207,8 +98,8 @@ static int child_inherited_pool_is_shut_down(void *arg)
     int rc = fut_get(f, FUT_S(60), NULL);
     fut_release(f);
     if (rc != ESHUTDOWN) {
-        child_note("submit to the inherited pool: fut_get %d, want ESHUTDOWN",
-                   rc);
+        fut_test_child_note(
+            "submit to the inherited pool: fut_get %d, want ESHUTDOWN", rc);
         return 10;
     }
     fut_stats_t st;
@@ -241,17 +132,20 @@ static int child_waits_end_eshutdown(void *arg)
     held_t *h = arg;
     int rc = fut_get(h->running, FUT_FOREVER, NULL);
     if (rc != ESHUTDOWN) {
-        child_note("running task at fork: fut_get %d, want ESHUTDOWN", rc);
+        fut_test_child_note("running task at fork: fut_get %d, want ESHUTDOWN",
+                            rc);
         return 20;
     }
     rc = fut_get(h->queued, FUT_FOREVER, NULL);
     if (rc != ESHUTDOWN) {
-        child_note("queued task at fork: fut_get %d, want ESHUTDOWN", rc);
+        fut_test_child_note("queued task at fork: fut_get %d, want ESHUTDOWN",
+                            rc);
         return 21;
     }
     rc = fut_get(h->then, FUT_FOREVER, NULL);
     if (rc != ESHUTDOWN) {
-        child_note("continuation of it: fut_get %d, want ESHUTDOWN", rc);
+        fut_test_child_note("continuation of it: fut_get %d, want ESHUTDOWN",
+                            rc);
         return 22;
     }
     return 0;
@@ -262,7 +156,7 @@ static int child_waits_end_eshutdown(void *arg)
 START_TEST(fork_child_can_create_and_use_new_pool)
 {
     fut_executor_t *pool = started_pool(2);
-    in_child(child_uses_new_pool, NULL, "new pool in child");
+    fut_test_in_child(child_uses_new_pool, NULL, "new pool in child");
     fut_executor_free(pool);
 }
 END_TEST
@@ -270,8 +164,8 @@ END_TEST
 START_TEST(fork_inherited_pool_reports_eshutdown)
 {
     fut_executor_t *pool = started_pool(2);
-    in_child(child_inherited_pool_is_shut_down, pool,
-             "inherited pool in child");
+    fut_test_in_child(child_inherited_pool_is_shut_down, pool,
+                      "inherited pool in child");
     /* The parent's pool is unaffected. */
     fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(41));
     void *v = NULL;
@@ -292,7 +186,8 @@ START_TEST(fork_child_waits_on_inherited_tasks_end_eshutdown)
     h.queued = fut_submit(pool, task_add_one, FUT_TEST_PTR(1));
     h.then = fut_then(fut_retain(h.running), h_identity, NULL);
     fut_test_wait_atomic(&b.started, 1);
-    in_child(child_waits_end_eshutdown, &h, "waits on inherited tasks");
+    fut_test_in_child(child_waits_end_eshutdown, &h,
+                      "waits on inherited tasks");
     /* In the parent, everything runs as usual. */
     fut_test_latch_open(&b.latch);
     ck_assert_int_eq(fut_get(h.then, FUT_FOREVER, NULL), 0);
@@ -313,8 +208,8 @@ START_TEST(fork_while_task_running_in_parent)
     fut_t *running = fut_submit(pool, fut_test_task_block, &b);
     fut_t *queued = fut_submit(pool, task_add_one, FUT_TEST_PTR(1));
     fut_test_wait_atomic(&b.started, 1);
-    in_child(child_inherited_pool_is_shut_down, pool,
-             "fork with a running task");
+    fut_test_in_child(child_inherited_pool_is_shut_down, pool,
+                      "fork with a running task");
     fut_test_latch_open(&b.latch);
     ck_assert_int_eq(fut_get(running, FUT_FOREVER, NULL), 0);
     void *v = NULL;
@@ -365,8 +260,8 @@ static void fork_while_busy(int forks)
     char why[1200] = "";
     int failed_fork = -1;
     for (int i = 0; i < forks && failed_fork < 0; i++)
-        if (!child_run(child_inherited_pool_is_shut_down, pool, why,
-                       sizeof why))
+        if (!fut_test_child_run(child_inherited_pool_is_shut_down, pool, why,
+                                sizeof why))
             failed_fork = i;
     atomic_store(&c.stop, 1);
     fut_test_join(t);

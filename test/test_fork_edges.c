@@ -5,10 +5,9 @@
  * head the pool held, and cancel what it held.  The parent's pool is
  * unaffected.
  *
- * As in test_fork.c, the child reports through a pipe ("ok" last) and
- * leaves with _exit(); in a gcc --coverage build it first writes its
- * coverage counters (__gcov_dump, FUT_TEST_COVERAGE), so that the
- * child's paths count.  Left out under AddressSanitizer, whose allocator
+ * As in test_fork.c, each check runs in a child through fut_test_in_child
+ * (test_util.c), which reports through a pipe ("ok" last) and leaves with
+ * _exit().  Left out under AddressSanitizer, whose allocator
  * is not fork-safe (see test_fork.c).
  */
 #include "test_util.h"
@@ -20,85 +19,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* libgcov's: in a coverage build (FUT_TEST_COVERAGE), the child writes its
- * coverage counters before _exit(), so that its paths count. */
-#ifdef FUT_TEST_COVERAGE
-void __gcov_dump(void);
-#endif
-
-enum { CHILD_ALARM_S = 120 };
-
-static int child_fd = -1;
-
-/* Forks; the child runs fn(arg) and reports "ok" (or the failed check's
- * number).  Returns true if the child reported "ok". */
-static bool child_ok(int (*fn)(void *), void *arg, char *why, size_t len)
-{
-    int fds[2];
-    if (pipe(fds) != 0) {
-        snprintf(why, len, "pipe: %s", strerror(errno));
-        return false;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(why, len, "fork: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return false;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        child_fd = fds[1];
-        alarm(CHILD_ALARM_S);
-        int rc = fn(arg);
-        char msg[32];
-        int n = rc == 0 ? snprintf(msg, sizeof msg, "ok")
-                        : snprintf(msg, sizeof msg, "failed check %d", rc);
-        if (write(child_fd, msg, (size_t)n) < 0)
-            rc = 99;
-#ifdef FUT_TEST_COVERAGE
-        __gcov_dump();
-#endif
-        _exit(rc == 0 ? 0 : 1);
-    }
-    close(fds[1]);
-    char report[64];
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], report + got, sizeof report - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (got == sizeof report - 1)
-            break;
-    }
-    report[got] = '\0';
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFSIGNALED(status)) {
-        snprintf(why, len, "child killed by signal %d; it said: %s",
-                 WTERMSIG(status), report);
-        return false;
-    }
-    if (strcmp(report, "ok") != 0) {
-        snprintf(why, len, "child said: %s", report);
-        return false;
-    }
-    return true;
-}
-
-static void in_child(int (*fn)(void *), void *arg)
-{
-    char why[256] = "";
-    bool ok = child_ok(fn, arg, why, sizeof why);
-    ck_assert_msg(ok, "%s", why);
-}
 
 static void *task_add_one(fut_ctx_t *ctx, void *arg)
 {
@@ -261,7 +181,7 @@ static void held_case(child_fn fn)
     fut_test_blocker_init(&b, 1);
     held_t h;
     held_start(&h, &b);
-    in_child(fn, &h);
+    fut_test_in_child(fn, &h, "inherited pool");
     held_finish(&h, &b);
     fut_test_blocker_destroy(&b);
 }
@@ -295,7 +215,7 @@ START_TEST(fork_child_uses_new_bounded_pool)
     fut_pool_config_t cfg = {.threads = 1, .max_queued = 2};
     fut_executor_t *pool = NULL;
     ck_assert_int_eq(fut_pool_new(&cfg, &pool), 0);
-    in_child(child_uses_bounded_pool, NULL);
+    fut_test_in_child(child_uses_bounded_pool, NULL, "bounded pool in child");
     fut_t *f = fut_submit(pool, task_add_one, FUT_TEST_PTR(0));
     ck_assert_int_eq(fut_get(f, FUT_FOREVER, NULL), 0);
     fut_release(f);
@@ -320,7 +240,7 @@ START_TEST(fork_child_waits_on_loop_and_adopting_futures)
     ck_assert_int_eq(fut_state(u.adopting), FUT_RUNNING);
     u.queued_on_loop = fut_then_on(loop, fut_resolved(FUT_TEST_PTR(3), NULL),
                                    then_identity, NULL);
-    in_child(child_waits_time_out_on_unpinned, &u);
+    fut_test_in_child(child_waits_time_out_on_unpinned, &u, "waits time out");
     ck_assert_int_eq(fut_resolve(p1, FUT_TEST_PTR(1), NULL), 0);
     ck_assert_int_eq(fut_resolve(p2, FUT_TEST_PTR(2), NULL), 0);
     ck_assert_int_eq(fut_loop_run_until(loop, u.on_loop, FUT_S(60)), 0);

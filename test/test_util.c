@@ -5,8 +5,13 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -354,4 +359,112 @@ void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed))
         unsigned seed = base + (unsigned)i;
         round(seed != 0 ? seed : 1u);
     }
+}
+
+/* ------------------------------------------------ checks in a child */
+
+/* fork()'s child reports through a pipe to the parent: fut_test_child_note
+ * records why a check failed, and the child writes "ok" last when fn
+ * returned 0.  The parent trusts the pipe, not the exit status (valgrind
+ * may replace that with its error exit code when it finds the parent's
+ * thread stacks "possibly lost" in the child).  The child always leaves
+ * with _exit(); in a gcc --coverage build (FUT_TEST_COVERAGE) it first
+ * writes its coverage counters, so that its paths count.  An alarm turns a
+ * hang in the child into a failure instead of a stuck test. */
+enum { CHILD_ALARM_S = 120 };
+
+/* libgcov's. */
+#ifdef FUT_TEST_COVERAGE
+void __gcov_dump(void);
+#endif
+
+static int child_fd = -1;
+
+void fut_test_child_note(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    if (write(child_fd, buf, (size_t)n) < 0)
+        _exit(99);
+}
+
+bool fut_test_child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(why, whylen, "pipe: %s", strerror(errno));
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_fd = fds[1];
+        alarm(CHILD_ALARM_S);
+        int rc = fn(arg);
+        if (rc == 0)
+            fut_test_child_note("ok");
+        else
+            fut_test_child_note("failed check %d", rc);
+#ifdef FUT_TEST_COVERAGE
+        __gcov_dump();
+#endif
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    char report[1024];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], report + len, sizeof report - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof report - 1)
+            break;
+    }
+    report[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (got != pid) {
+        snprintf(why, whylen, "waitpid: %s", strerror(errno));
+        return false;
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(why, whylen, "child killed by signal %d%s; it said: %s",
+                 WTERMSIG(status),
+                 WTERMSIG(status) == SIGALRM ? " (it hung)" : "", report);
+        return false;
+    }
+    size_t rl = strlen(report);
+    if (rl < 3 || strcmp(report + rl - 3, "ok\n") != 0) {
+        snprintf(why, whylen, "child said: %s", report);
+        return false;
+    }
+    return true;
+}
+
+void fut_test_in_child(int (*fn)(void *), void *arg, const char *what)
+{
+    char why[1200];
+    bool ok = fut_test_child_run(fn, arg, why, sizeof why);
+    ck_assert_msg(ok, "%s: %s", what, why);
 }

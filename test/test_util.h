@@ -56,6 +56,16 @@ void fut_test_sleep_ms(int ms);
  * atomic_int. */
 int fut_test_thread_id(void);
 
+/* fork(): the child runs fn(arg) (0: all good, else the number of the
+ * check that failed), reports through a pipe and leaves with _exit().
+ * fut_test_child_run returns true if the child reported "ok" and was not
+ * killed, else puts the reason in why; it asserts nothing itself (callers
+ * may have threads to stop first).  fut_test_in_child asserts it, naming
+ * what.  In the child, fut_test_child_note says why a check failed. */
+bool fut_test_child_run(int (*fn)(void *), void *arg, char *why, size_t whylen);
+void fut_test_in_child(int (*fn)(void *), void *arg, const char *what);
+void fut_test_child_note(const char *fmt, ...) FUT_PRINTF(1, 2);
+
 /* Starts a joinable thread running fn(arg); fails the test if it cannot. */
 pthread_t fut_test_spawn(void *(*fn)(void *), void *arg);
 void fut_test_join(pthread_t t);
