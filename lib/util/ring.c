@@ -6,22 +6,36 @@
 
 #include <stdint.h>
 
-enum { MASK = FUT__RING_CAPACITY - 1 };
+enum {
+    MASK = FUT__RING_CAPACITY - 1,
+    /* Cells per cache line (16 bytes each), and lines in the ring. */
+    PER_LINE = 4,
+    LINES = FUT__RING_CAPACITY / PER_LINE,
+};
+
+/* The cell of position pos.  Consecutive positions go to different cache
+ * lines, so that two consumers taking neighbouring positions do not write
+ * the same line (their seq stores would bounce it between them). */
+static fut__ring_cell_t *cell_of(fut__ring_t *r, size_t pos)
+{
+    size_t i = pos & MASK;
+    return &r->cell[(i % LINES) * PER_LINE + i / LINES];
+}
 
 void fut__ring_init(fut__ring_t *r)
 {
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     for (size_t i = 0; i < FUT__RING_CAPACITY; i++) {
-        atomic_init(&r->cell[i].seq, i);
-        r->cell[i].item = NULL;
+        atomic_init(&cell_of(r, i)->seq, i);
+        cell_of(r, i)->item = NULL;
     }
 }
 
 bool fut__ring_push_alone(fut__ring_t *r, void *item)
 {
     size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    fut__ring_cell_t *c = &r->cell[pos & MASK];
+    fut__ring_cell_t *c = cell_of(r, pos);
     if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos)
         return false; /* a lap behind: full */
     atomic_store_explicit(&r->tail, pos + 1, memory_order_relaxed);
@@ -35,7 +49,7 @@ void *fut__ring_pop(fut__ring_t *r)
     size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
     fut__ring_cell_t *c;
     for (;;) {
-        c = &r->cell[pos & MASK];
+        c = cell_of(r, pos);
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         intptr_t diff = (intptr_t)(seq - (pos + 1));
         if (diff == 0) {
