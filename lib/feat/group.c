@@ -16,21 +16,48 @@
  * every member (after its function, its free_arg and its settling), so it
  * frees the record.
  *
- * Deciding.  A member's slot counts it settled under the lock and, by the
- * mode, may end the group early: the first failure (ALL) or the first
- * success (RACE) cancels the other members.  The first cause of a cancel
- * is kept (a member's failure, the race's winner, the deadline, the user),
- * and decides R once every member has settled.
+ * Counting.  `pending` is one per member whose slot has not fired, plus
+ * one while the group is open; close drops the open one.  Whoever drops
+ * the last settles R (fut__group_settle), so R settles exactly once, after
+ * every member and the close.  The adder takes `pending` 64 at a time
+ * (credits, under the lock) so that it writes the slots' cache line once
+ * per 64 members; close gives back what it did not use.  A slot touches
+ * the block only before its drop: until then R is pending, and R's
+ * reference keeps the block.
+ *
+ * Deciding.  A member that fulfils (ALL), or settles any way (SETTLED),
+ * decides nothing: its slot counts it without the lock, and ALL reads the
+ * values from the members, in start order, when R settles.  That is the
+ * hot path of a group of many tasks, and it is as cheap as fut_when_all's.
+ * The lock is taken by the slots that may end the group early: the first
+ * failure (ALL) or the first success (RACE) cancels the other members.
+ * The first cause of a cancel is kept (a member's failure, the race's
+ * winner, the deadline, the user), and decides R once every member has
+ * settled.
+ *
+ * Starting.  With no limit, a task member starts at once (COUNTED): the
+ * adder counts it in `fast_started` (under the lock), its slot in
+ * `fast_done` (atomic).  Behind a limit, members wait (DEFERRED,
+ * `waiting`) and start in start order as running ones settle
+ * (fut__group_start_members, under the lock: running_now[i] says a
+ * deferred member was started and not yet uncounted, by its slot or by a
+ * start that failed, whichever comes first).  Running members are
+ * fast_started - fast_done + deferred_running, so a limit set after
+ * members started counts those still running.  A COUNTED slot counts
+ * itself done, then looks at `waiting`; a deferral counts itself in
+ * `waiting`, then looks at `fast_done`: all seq_cst, so one of them sees
+ * the other and no waiting member is left unstarted.
  *
  * References to the block: the handle's, R's while R is pending (then the
- * value's, if R's value lives in the block), one per member whose slot has
- * not fired, and the deadline timer's callback.  The last one releases the
- * members and frees the block.
+ * value's, if R's value lives in the block), and the deadline timer's
+ * callback.  The last one releases the members and frees the block.
  *
- * Lock: `lock` guards the member list, the counters and the flags; no user
- * code runs under it (cancelling and starting members happen after
- * unlocking, one member at a time).  Memory ordering: everything the slots
- * write is under the lock; R is published by the release CAS of settling.
+ * Lock: `lock` guards the member list, the cause, the flags and the
+ * starting of deferred members; no user code runs under it (cancelling and
+ * starting members happen after unlocking).  Memory ordering: what a slot
+ * wrote, under the lock or not, comes before its acq_rel drop of
+ * `pending`, which the last drop acquires; R is published by the release
+ * CAS of settling.
  */
 #include "feat/group.h"
 
@@ -113,7 +140,19 @@ bool fut__group_grow(fut_group_t *g)
 
 /* --- settling R ------------------------------------------------------- */
 
-void fut__group_finish(fut_group_t *g)
+/* ALL's value: each member's, in start order (a member cancelled by
+ * itself reads NULL).  Every member has settled and the group is closed. */
+static void collect_values(fut_group_t *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        fut_t *m = g->members[i];
+        g->values[i] = (fut__load(m) & FUT__STATE_MASK) == FUT_FULFILLED
+                           ? m->u.ok.value
+                           : NULL;
+    }
+}
+
+static void finish(fut_group_t *g)
 {
     fut_t *r = g->result;
     if (g->timer)
@@ -128,7 +167,7 @@ void fut__group_finish(fut_group_t *g)
         break;
     case CAUSE_FAILED: {
         const fut_error_t *e = &g->first_failed->u.err;
-        size_t others = g->rejected - 1;
+        size_t others = atomic_load(&g->rejected) - 1;
         char *msg = others ? fut__msg_format("%s (and %zu other members "
                                              "failed)",
                                              e->message, others)
@@ -151,6 +190,8 @@ void fut__group_finish(fut_group_t *g)
                                  "fut_group: a race without "
                                  "members");
         } else {
+            if (g->mode == FUT_GROUP_ALL)
+                collect_values(g);
             value = g->mode == FUT_GROUP_ALL ? (void *)g->values
                                              : (void *)g->members;
         }
@@ -164,6 +205,16 @@ void fut__group_finish(fut_group_t *g)
     if (!value)
         fut__group_unref(g); /* R's reference goes with R's pending state */
     fut_release(r);          /* the block's reference to R */
+}
+
+void fut__group_settle(fut_group_t *g, size_t k)
+{
+    if (atomic_fetch_sub_explicit(&g->pending, k, memory_order_acq_rel) != k)
+        return;
+    pthread_mutex_lock(&g->lock);
+    g->finished = true; /* no cause, no deadline from now on */
+    pthread_mutex_unlock(&g->lock);
+    finish(g);
 }
 
 /* --- cancelling and starting members ---------------------------------- */
@@ -229,7 +280,8 @@ fut_group_t *fut_group_new(fut_executor_t *ex, unsigned flags)
     }
     memset(g, 0, sizeof *g);
     pthread_mutex_init(&g->lock, NULL);
-    atomic_init(&g->refs, 2); /* the handle's and R's */
+    atomic_init(&g->refs, 2);    /* the handle's and R's */
+    atomic_init(&g->pending, 1); /* open */
     g->ex = fut__exec_retain(ex);
     g->mode = flags;
     g->self = g;
@@ -310,13 +362,11 @@ fut_t *fut_group_close(fut_group_t *g)
         return fut_rejected(EALREADY, "fut_group_close: closed already");
     }
     g->closed = true;
+    size_t unused = g->credits;
+    g->credits = 0;
     fut_t *r = fut_retain(g->result);
-    bool done = g->settled == g->n && !g->finished;
-    if (done)
-        g->finished = true;
     pthread_mutex_unlock(&g->lock);
-    if (done)
-        fut__group_finish(g);
+    fut__group_settle(g, unused + 1); /* the open one, and unused credits */
     return r;
 }
 

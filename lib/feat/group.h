@@ -22,31 +22,52 @@ typedef enum fut__group_cause {
     CAUSE_CANCEL,   /* fut_group_cancel, fut_cancel on R, a parent */
 } cause_t;
 
+/* Three parts, each on cache lines of its own (padding: the block comes
+ * from the allocator, which aligns to 16 bytes), so that the slots of
+ * members settling on the workers and the thread adding members do not
+ * bounce one line: measured, W9's group cost went from 6x to ... */
 struct fut_group {
-    pthread_mutex_t lock;
-    _Atomic size_t refs;
+    /* Read-mostly: set at creation, or rarely. */
     fut_executor_t *ex; /* a reference */
     unsigned mode;
-    fut_t *result;              /* R: RUNNING until every member settled */
+    _Atomic size_t refs;
+    fut_t *result;          /* R: RUNNING until every member settled */
+    _Atomic size_t waiting; /* members behind `started` */
+    fut_group_t *self;      /* the word before `won`: see value_free */
+    fut_any_t won;          /* RACE, under the lock */
+    char pad0[64];
+    /* Under the lock. */
+    pthread_mutex_t lock;
     fut_t **members;            /* in start order, a reference each */
-    void **values;              /* ALL: filled as members fulfil */
-    unsigned char *running_now; /* per member: started by us, not settled */
+    void **values;              /* ALL: filled from the members at finish */
+    unsigned char *running_now; /* per deferred member: started, not settled */
     size_t n, cap;
-    size_t settled, rejected;
-    size_t started, running, max_running; /* tasks queued or run so far */
+    size_t started;          /* members[0..started) were started or skipped */
+    size_t fast_started;     /* members started at once (COUNTED) */
+    size_t deferred_running; /* deferred members with running_now set */
+    size_t credits;          /* of `pending`, taken ahead for members to add */
+    size_t max_running;
     fut_t *first_failed; /* a reference: ALL's first failure, RACE's last */
-    fut_group_t *self;   /* the word before `won`: see value_free */
-    fut_any_t won;       /* RACE */
     cause_t cause;
     bool closed, finished;
     fut_t *timer; /* the deadline (a reference), or NULL */
+    char pad1[64];
+    /* Written by the slots without the lock. */
+    _Atomic size_t pending;   /* slots to fire + credits, + 1 while open */
+    _Atomic size_t fast_done; /* COUNTED members settled */
+    _Atomic size_t rejected;  /* members that rejected */
 };
+
+/* The member's flags, in the high bits of its record's index. */
+#define FUT__MEMBER_COUNTED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+#define FUT__MEMBER_DEFERRED ((size_t)1 << (sizeof(size_t) * 8 - 2))
+#define FUT__MEMBER_INDEX (FUT__MEMBER_DEFERRED - 1)
 
 typedef struct member {
     fut__cb_t slot; /* first: on the member's callback stack */
     fut_group_t *g;
-    size_t index;
-    fut_fn fn; /* a task member's function, argument and destructor */
+    size_t index; /* and the flags above */
+    fut_fn fn;    /* a task member's function, argument and destructor */
     void *arg;
     fut_free_fn free_arg;
 } member_t;
@@ -59,8 +80,8 @@ void fut__group_retain(fut_group_t *g);
 void fut__group_unref(fut_group_t *g);
 /* Lock held: room for one more member; false on ENOMEM (group.c). */
 bool fut__group_grow(fut_group_t *g);
-/* Every member settled and the group closed: settles R (group.c). */
-void fut__group_finish(fut_group_t *g);
+/* Drops k of `pending`; who drops the last settles R (group.c). */
+void fut__group_settle(fut_group_t *g, size_t k);
 /* Lock held: records the first cause; true if this was it (group.c). */
 bool fut__group_set_cause(fut_group_t *g, cause_t cause);
 /* Sets the cause and cancels the members; true if this was the first

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+enum { CREDITS = 64 }; /* of `pending`, taken at once by add_member */
+
 static _Thread_local fut_group_t *current;
 
 fut_group_t *fut_group_current(void)
@@ -19,45 +21,55 @@ fut_group_t *fut_group_current(void)
     return current;
 }
 
-/* Lock held.  Member i stops counting against the limit. */
+/* Lock held.  Deferred member i stops counting against the limit. */
 static void stop_running(fut_group_t *g, size_t i)
 {
     if (g->running_now[i]) {
         g->running_now[i] = 0;
-        g->running--;
+        g->deferred_running--;
     }
 }
 
-/* Starts waiting task members while the limit allows.  A member counts as
- * running from the moment it is picked; whichever comes first of its slot
- * and a failed start stops it counting. */
+/* Lock held.  Task members started and not settled. */
+static size_t running(fut_group_t *g)
+{
+    return g->fast_started - atomic_load(&g->fast_done) + g->deferred_running;
+}
+
+/* Lock held.  Moves `started` past member i, which waited. */
+static void pass_waiting(fut_group_t *g)
+{
+    g->started++;
+    atomic_fetch_sub(&g->waiting, 1);
+}
+
+/* Starts waiting members while the limit allows.  A deferred task counts
+ * as running from the moment it is picked; whichever comes first of its
+ * slot and a failed start stops it counting. */
 void fut__group_start_members(fut_group_t *g)
 {
     for (;;) {
-        pthread_mutex_lock(&g->lock);
-        size_t i = g->started;
-        bool room =
-            i < g->n && (g->max_running == 0 || g->running < g->max_running);
         fut_t *m = NULL;
-        if (room) {
-            m = fut_retain(g->members[i]);
-            g->started++;
-            uint32_t s = fut__load(m);
+        size_t i = 0;
+        pthread_mutex_lock(&g->lock);
+        while (g->started < g->n &&
+               (g->max_running == 0 || running(g) < g->max_running)) {
+            i = g->started;
+            pass_waiting(g);
+            fut_t *c = g->members[i];
+            uint32_t s = fut__load(c);
             /* Only tasks the group made wait to start (no executor yet). */
-            if (fut__kind(s) == FUT__KIND_TASK && !m->ex &&
+            if (fut__kind(s) == FUT__KIND_TASK && !c->ex &&
                 !fut__is_settled(s)) {
+                m = fut_retain(c);
                 g->running_now[i] = 1;
-                g->running++;
-            } else {
-                fut_release(m);
-                m = NULL;
+                g->deferred_running++;
+                break;
             }
         }
         pthread_mutex_unlock(&g->lock);
-        if (!room)
-            return;
         if (!m)
-            continue;
+            return;
         unsigned flags = (fut__load(m) & FUT__BLOCKING) ? FUT_BLOCKING : 0;
         if (fut__task_start(m, g->ex, flags) != 0) {
             pthread_mutex_lock(&g->lock);
@@ -70,48 +82,63 @@ void fut__group_start_members(fut_group_t *g)
 
 /* --- members ---------------------------------------------------------- */
 
+/* Lock held.  A member that may end the group early (ALL's failure,
+ * RACE's outcome): true if it is the first cause, and the others are to
+ * be cancelled. */
+static bool decide(fut_group_t *g, fut_t *f, unsigned st, size_t index)
+{
+    if (st == FUT_FULFILLED && g->mode == FUT_GROUP_RACE) {
+        if (!fut__group_set_cause(g, CAUSE_WON))
+            return false;
+        g->won.index = index;
+        g->won.value = f->u.ok.value;
+        return true;
+    }
+    if (st != FUT_REJECTED)
+        return false;
+    if (g->mode == FUT_GROUP_ALL) {
+        if (!fut__group_set_cause(g, CAUSE_FAILED))
+            return false;
+        g->first_failed = fut_retain(f);
+        return true;
+    }
+    if (g->mode == FUT_GROUP_RACE) {
+        fut_release(g->first_failed); /* keep the last */
+        g->first_failed = fut_retain(f);
+    }
+    return false;
+}
+
 static void slot_fired(fut_t *f, void *node)
 {
     member_t *rec = node;
     fut_group_t *g = rec->g;
+    size_t index = rec->index & FUT__MEMBER_INDEX;
+    bool counted = rec->index & FUT__MEMBER_COUNTED;
+    bool deferred = rec->index & FUT__MEMBER_DEFERRED;
+    fut__free(rec, sizeof *rec);
     unsigned st = fut__load(f) & FUT__STATE_MASK;
-    bool ok = st == FUT_FULFILLED;
-    bool cancel_others = false, done;
     if (st != FUT_FULFILLED)
         fut__observe(f); /* the group read it */
-    pthread_mutex_lock(&g->lock);
-    g->settled++;
-    stop_running(g, rec->index);
-    if (ok && g->mode == FUT_GROUP_ALL) {
-        g->values[rec->index] = f->u.ok.value;
-    } else if (ok && g->mode == FUT_GROUP_RACE) {
-        if (fut__group_set_cause(g, CAUSE_WON)) {
-            g->won.index = rec->index;
-            g->won.value = f->u.ok.value;
-            cancel_others = true;
-        }
-    } else if (st == FUT_REJECTED) {
-        g->rejected++;
-        if (g->mode == FUT_GROUP_ALL && fut__group_set_cause(g, CAUSE_FAILED)) {
-            g->first_failed = fut_retain(f);
-            cancel_others = true;
-        } else if (g->mode == FUT_GROUP_RACE) {
-            fut_release(g->first_failed); /* keep the last */
-            g->first_failed = fut_retain(f);
-        }
+    if (st == FUT_REJECTED)
+        atomic_fetch_add(&g->rejected, 1);
+    if (counted)
+        atomic_fetch_add(&g->fast_done, 1);
+    bool cancel_others = false;
+    /* The lock only for what may decide the group or a deferred start. */
+    if (deferred || g->mode == FUT_GROUP_RACE ||
+        (g->mode == FUT_GROUP_ALL && st == FUT_REJECTED)) {
+        pthread_mutex_lock(&g->lock);
+        if (deferred)
+            stop_running(g, index);
+        cancel_others = decide(g, f, st, index);
+        pthread_mutex_unlock(&g->lock);
     }
-    done = g->closed && g->settled == g->n && !g->finished;
-    if (done)
-        g->finished = true;
-    pthread_mutex_unlock(&g->lock);
-    fut__free(rec, sizeof *rec);
     if (cancel_others)
         fut__group_cancel_members(g);
-    else if (!done)
+    else if ((counted || deferred) && atomic_load(&g->waiting))
         fut__group_start_members(g);
-    if (done)
-        fut__group_finish(g);
-    fut__group_unref(g); /* the slot's */
+    fut__group_settle(g, 1); /* last: g may be gone after it */
 }
 
 static void *member_run(fut_ctx_t *ctx, void *arg)
@@ -132,10 +159,12 @@ static void member_free_arg(void *arg)
 }
 
 /* Adds f (a reference, consumed) as a member with record rec (freed by
- * its slot).  EINVAL if the group is closed (nothing added: the caller
- * still owns f, and rec is freed), ECANCELED if it was cancelled (f is
- * added and cancelled), ENOMEM. */
-static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool *cancel)
+ * its slot); task: f is a task the group starts.  EINVAL if the group is
+ * closed (nothing added: the caller still owns f, and rec is freed),
+ * ECANCELED if it was cancelled (f is added and cancelled), ENOMEM.  *start
+ * says the caller is to start f now (no limit, nobody waiting before it). */
+static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
+                      bool *cancel, bool *start)
 {
     pthread_mutex_lock(&g->lock);
     if (g->closed || !fut__group_grow(g)) {
@@ -144,14 +173,31 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool *cancel)
         fut__free(rec, sizeof *rec);
         return rc;
     }
+    size_t i = g->n++;
     rec->g = g;
-    rec->index = g->n;
-    g->members[g->n] = f;
-    g->values[g->n] = NULL;
-    g->running_now[g->n] = 0;
-    g->n++;
+    rec->index = i;
+    g->members[i] = f;
+    g->values[i] = NULL;
+    g->running_now[i] = 0;
     *cancel = g->cause != CAUSE_NONE;
-    fut__group_retain(g); /* the slot's */
+    *start = false;
+    if (g->started == i && (!task || g->max_running == 0)) {
+        g->started++; /* nothing to wait for */
+        if (task && !*cancel) {
+            rec->index |= FUT__MEMBER_COUNTED;
+            g->fast_started++;
+            *start = true;
+        }
+    } else {
+        rec->index |= FUT__MEMBER_DEFERRED;
+        atomic_fetch_add(&g->waiting, 1);
+    }
+    if (g->credits == 0) {
+        /* One write to the slots' line per CREDITS members added. */
+        atomic_fetch_add_explicit(&g->pending, CREDITS, memory_order_relaxed);
+        g->credits = CREDITS;
+    }
+    g->credits--;
     pthread_mutex_unlock(&g->lock);
     rec->slot.fn = slot_fired;
     rec->slot.arg = rec;
@@ -187,8 +233,8 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
     if (flags & FUT_BLOCKING)
         atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
                                  memory_order_relaxed);
-    bool cancel = false;
-    int rc = add_member(g, f, rec, &cancel);
+    bool cancel = false, start = false;
+    int rc = add_member(g, f, rec, true, &cancel, &start);
     if (rc != 0) {
         /* Not a member (rec is freed): it never runs, and is settled here
          * without its own free_arg; the user's still runs. */
@@ -199,10 +245,14 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
         fut_release(f); /* the group's, never taken */
         return f;
     }
-    if (cancel)
+    if (cancel) {
         fut_cancel(f);
-    else
+    } else if (start) {
+        /* A failed start settles f: its slot uncounts it. */
+        (void)fut__task_start(f, g->ex, flags & FUT_BLOCKING);
+    } else {
         fut__group_start_members(g);
+    }
     return f;
 }
 
@@ -223,8 +273,8 @@ int fut_group_add(fut_group_t *g, fut_t *f)
         return ENOMEM;
     }
     memset(rec, 0, sizeof *rec);
-    bool cancel = false;
-    int rc = add_member(g, f, rec, &cancel);
+    bool cancel = false, start = false;
+    int rc = add_member(g, f, rec, false, &cancel, &start);
     if (rc != 0) {
         fut_release(f);
         return rc;
@@ -233,6 +283,6 @@ int fut_group_add(fut_group_t *g, fut_t *f)
     if (cancel)
         fut_cancel(f);
     else
-        fut__group_start_members(g); /* moves `started` past it */
+        fut__group_start_members(g); /* moves `started` past it if waiting */
     return 0;
 }
