@@ -313,6 +313,38 @@ START_TEST(group_limit_never_more_than_max_running)
 }
 END_TEST
 
+/* A limit set while members run counts them: three members hold, the
+ * limit becomes 2, and the members submitted after it wait until the
+ * running ones have settled, then run at most two at once. */
+START_TEST(group_limit_set_late_counts_the_members_already_running)
+{
+    fut_executor_t *pool = fut_test_pool(4);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    hold_t h;
+    hold_init(&h);
+    for (int i = 0; i < 3; i++)
+        fut_release(fut_group_submit(g, task_hold, &h));
+    while (atomic_load(&h.started) < 3)
+        fut_test_sleep_ms(1);
+    ck_assert_int_eq(fut_group_limit(g, 2), 0);
+    gauge_t gg = {0};
+    for (int i = 0; i < 6; i++)
+        fut_release(fut_group_submit(g, task_gauge, &gg));
+    fut_test_sleep_ms(30);
+    ck_assert_int_eq(atomic_load(&gg.runs), 0); /* 3 running >= 2 */
+    ck_assert_int_eq(atomic_load(&gg.peak), 0);
+    fut_test_latch_open(&h.latch);
+    fut_t *r = fut_group_close(g);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), 0);
+    ck_assert_int_eq(atomic_load(&gg.runs), 6);
+    ck_assert_int_le(atomic_load(&gg.peak), 2);
+    fut_release(r);
+    fut_group_release(g);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&h.latch);
+}
+END_TEST
+
 START_TEST(group_of_100k_members)
 {
     enum { N = 100000 };
@@ -565,6 +597,7 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_deadline_cancels_members_and_rejects_etimedout);
     tcase_add_test(tc, group_nesting_three_levels_cancel_from_the_top);
     tcase_add_test(tc, group_limit_never_more_than_max_running);
+    tcase_add_test(tc, group_limit_set_late_counts_the_members_already_running);
     tcase_add_test(tc, group_of_100k_members);
     tcase_add_test(tc, group_cancel_racing_completion_loses_nothing);
     tcase_add_test(tc, group_release_before_close_cancels_and_waits);
