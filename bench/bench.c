@@ -11,7 +11,11 @@
  *   W7 a batch whose blocking tasks are submitted with FUT_BLOCKING, on a
  *   pool of max_threads = threads + PEER_W7_EXTRA_THREADS (66 for the
  *   default 2 workers: all 64 blocking tasks can block at once).
- * Then the figures only fut can report: W9, workloads.json's W9 tasks
+ * Then W8, fibers (peers: Boost.Fiber and Go): W8 fibers started at once
+ * with 16 KiB stacks, each awaiting its own promise, which the main thread
+ * then resolves (fibers/s, and resident KiB per suspended fiber), and a
+ * ping-pong of two fibers over promises (switches/s).  Then the figures
+ * only fut can report: W9, workloads.json's W9 tasks
  * started through a task group (FUT_GROUP_ALL) against the same tasks
  * through fut_when_all, timed in alternating pairs in one process (the
  * group's cost is the median of the pairs' time ratios); and the memory
@@ -19,7 +23,7 @@
  * future (the "mem" queued tasks) and allocator calls per task in steady
  * state.
  *
- * Usage: fut_bench [--quick] [--only W1[,W2...|W9|mem]] [--runs R]
+ * Usage: fut_bench [--quick] [--only W1[,W2...|W8|W9|mem]] [--runs R]
  *                  [--threads N]
  * Output: RESULT lines (see bench/compare.py), progress on stderr.
  */
@@ -36,6 +40,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static fut_executor_t *pool;
 
@@ -277,6 +282,243 @@ static int groups(bool quick, int threads, int pairs)
     return 0;
 }
 
+/* --- W8: fibers ------------------------------------------------------ */
+
+enum { W8_STACK = 16 * 1024 }; /* the smallest stack fut_async_ex takes */
+
+static fut_t **w8_inbox;         /* fiber i awaits w8_inbox[i] */
+static _Atomic size_t w8_parked; /* fibers about to await */
+
+static void *w8_fiber(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    size_t i = (size_t)(uintptr_t)arg;
+    atomic_fetch_add_explicit(&w8_parked, 1, memory_order_relaxed);
+    void *v = NULL;
+    int rc = fut_await(w8_inbox[i], FUT_FOREVER, &v);
+    return rc == 0 ? v : NULL; /* a wrong sum reports a failed await */
+}
+
+/* The process's resident set now, in KiB (/proc/self/statm). */
+static long rss_now_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+            resident = -1;
+        fclose(f);
+    }
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* One W8 run: n fibers started at once, each awaiting its own promise;
+ * once all are about to wait, the resident set is read (*kib_per_fiber)
+ * and the main thread resolves every promise.  *secs: starting the fibers
+ * plus resolving until all finished (the poll for "all waiting" between
+ * the two is not timed). */
+static int w8_once(size_t n, double *secs, double *kib_per_fiber)
+{
+    fut_promise_t **ps = malloc(n * sizeof *ps);
+    fut_t **fs = malloc(n * sizeof *fs);
+    w8_inbox = malloc(n * sizeof *w8_inbox);
+    if (!ps || !fs || !w8_inbox) {
+        free(ps);
+        free(fs);
+        free(w8_inbox);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ps[i] = fut_promise_new();
+        w8_inbox[i] = fut_promise_future(ps[i]);
+    }
+    atomic_store(&w8_parked, 0);
+    long rss0 = rss_now_kib();
+    double t0 = seconds();
+    for (size_t i = 0; i < n; i++)
+        fs[i] =
+            fut_async_ex(pool, w8_fiber, (void *)(uintptr_t)i, NULL, W8_STACK);
+    double started = seconds() - t0;
+    int rc = 0;
+    while (atomic_load(&w8_parked) < n && rc == 0) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+        for (size_t i = 0; i < n && rc == 0; i += n / 64 + 1)
+            if (fut_state(fs[i]) == FUT_REJECTED)
+                rc = fut_get(fs[i], 0, NULL); /* no stack: ENOMEM */
+    }
+    *kib_per_fiber = (double)(rss_now_kib() - rss0) / (double)n;
+    double t1 = seconds();
+    for (size_t i = 0; i < n; i++)
+        fut_resolve(ps[i], (void *)(uintptr_t)(i + 1), NULL);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *v = NULL;
+        int r = fut_get(fs[i], FUT_FOREVER, &v);
+        if (r && !rc)
+            rc = r;
+        sum += (uintptr_t)v;
+        fut_release(fs[i]);
+        fut_release(w8_inbox[i]);
+        fut_promise_release(ps[i]);
+    }
+    *secs = started + (seconds() - t1);
+    if (rc == 0 && sum != (uint64_t)n * (n + 1) / 2)
+        rc = EPROTO;
+    free(ps);
+    free(fs);
+    free(w8_inbox);
+    return rc;
+}
+
+/* The ping-pong: each side's inbox is a promise it makes before it
+ * signals the other (so the other's reply has somewhere to go), then
+ * awaits; the receiver of a message releases its future, the sender the
+ * promise it resolved. */
+typedef struct pingpong {
+    fut_promise_t *_Atomic slot[2]; /* each side's current inbox */
+    size_t rounds;
+} pingpong_t;
+
+static pingpong_t pp;
+static fut_t *pp_first; /* side 1's first inbox */
+
+/* Side me resolves the other side's inbox; unless last, first makes its
+ * own next one and returns its future. */
+static fut_t *pp_send(int me, bool last)
+{
+    fut_t *next = NULL;
+    if (!last) {
+        fut_promise_t *p = fut_promise_new();
+        next = fut_promise_future(p);
+        atomic_store(&pp.slot[me], p);
+    }
+    fut_promise_t *other = atomic_load(&pp.slot[1 - me]);
+    fut_resolve(other, NULL, NULL);
+    fut_promise_release(other);
+    return next;
+}
+
+static void *pp_fiber(fut_ctx_t *ctx, void *arg)
+{
+    int me = (int)(uintptr_t)arg;
+    size_t rounds = pp.rounds;
+    int rc = 0;
+    if (me == 0) {
+        for (size_t r = 0; r < rounds && rc == 0; r++) {
+            fut_t *f = pp_send(0, false);
+            rc = fut_await(f, FUT_FOREVER, NULL);
+            fut_release(f);
+        }
+    } else {
+        fut_t *f = fut_retain(pp_first);
+        for (size_t r = 0; r < rounds && rc == 0; r++) {
+            rc = fut_await(f, FUT_FOREVER, NULL);
+            fut_release(f);
+            f = pp_send(1, r + 1 == rounds);
+        }
+    }
+    return rc ? fut_fail(ctx, rc, "ping-pong await") : NULL;
+}
+
+static int pingpong_once(size_t rounds, double *secs)
+{
+    fut_promise_t *p = fut_promise_new();
+    pp_first = fut_promise_future(p);
+    atomic_store(&pp.slot[1], p);
+    pp.rounds = rounds;
+    double t0 = seconds();
+    fut_t *a = fut_async_ex(pool, pp_fiber, (void *)0, NULL, W8_STACK);
+    fut_t *b = fut_async_ex(pool, pp_fiber, (void *)1, NULL, W8_STACK);
+    int rc = fut_get(a, FUT_FOREVER, NULL);
+    int rb = fut_get(b, FUT_FOREVER, NULL);
+    *secs = seconds() - t0;
+    fut_release(a);
+    fut_release(b);
+    fut_release(pp_first);
+    return rc ? rc : rb;
+}
+
+/* A RESULT line for the median of runs figures, with their range. */
+static void result_runs(const char *workload, double *v, int runs,
+                        const char *unit, size_t n, const char *note)
+{
+    double med = median(v, runs); /* sorts v */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("RESULT system=fut workload=%s value=%.6g unit=%s n=%zu runs=%d "
+           "min=%.6g max=%.6g rss_kib=%ld note=\"%s\"\n",
+           workload, med, unit, n, runs, v[0], v[runs - 1], ru.ru_maxrss, note);
+    fflush(stdout);
+}
+
+/* vm.max_map_count: each fiber stack is two mappings (stack and guard
+ * page).  Raised for the run when it is too low and we may (root), and
+ * put back after; otherwise W8 runs as many fibers as fit and says so. */
+static long map_count(long set)
+{
+    FILE *f = fopen("/proc/sys/vm/max_map_count", set ? "w" : "r");
+    long have = 0;
+    if (!f)
+        return 0;
+    if (set)
+        have = fprintf(f, "%ld\n", set) > 0 ? set : 0;
+    else if (fscanf(f, "%ld", &have) != 1)
+        have = 0;
+    if (fclose(f) != 0)
+        have = 0;
+    return have;
+}
+
+static int fibers(bool quick, int threads, int runs)
+{
+    size_t n = quick ? PEER_W8_QUICK_N : PEER_W8_STANDARD_N;
+    size_t rounds = quick ? PEER_W8SWITCH_QUICK_N : PEER_W8SWITCH_STANDARD_N;
+    long need = 2 * (long)n + 65536, before = map_count(0), raised = 0;
+    char note[160] = "";
+    if (before > 0 && before < need) {
+        raised = map_count(need);
+        if (!raised) {
+            size_t fit = (size_t)(before > 40000 ? (before - 30000) / 2 : 0);
+            snprintf(note, sizeof note,
+                     "n reduced from %zu: vm.max_map_count is %ld", n, before);
+            n = fit;
+        }
+    }
+    int rc = n ? start(threads) : EINVAL;
+    double t[W9_PAIRS_MAX], kib[W9_PAIRS_MAX], sw[W9_PAIRS_MAX];
+    for (int r = -1; r < runs && rc == 0; r++) {
+        double secs = 0, k = 0, ps = 0;
+        fprintf(stderr, "\rfut W8 %s %d/%d ", r < 0 ? "warm-up" : "run",
+                r < 0 ? 1 : r + 1, r < 0 ? 1 : runs);
+        rc = w8_once(n, &secs, &k);
+        if (rc == 0)
+            rc = pingpong_once(rounds, &ps);
+        if (r >= 0) {
+            t[r] = (double)n / secs;
+            kib[r] = k;
+            sw[r] = 2.0 * (double)rounds / ps;
+        }
+    }
+    fprintf(stderr, "\n");
+    if (n)
+        stop();
+    if (raised)
+        map_count(before); /* the machine's setting, as it was */
+    if (rc)
+        return rc;
+    char w8note[240];
+    snprintf(w8note, sizeof w8note,
+             "%s%sfibers (fut_async_ex, 16 KiB stacks) each awaiting its "
+             "own promise, %d workers; start + resolve until all finished",
+             note, *note ? "; " : "", threads);
+    result_runs("W8", t, runs, "fibers/s", n, w8note);
+    result_runs("W8switch", sw, runs, "switches/s", rounds,
+                "ping-pong of two fibers, a new promise per message");
+    result_runs("W8rss", kib, runs, "KiB", n,
+                "resident KiB per suspended fiber (16 KiB stacks)");
+    return 0;
+}
+
 /* --- memory ----------------------------------------------------------- */
 
 typedef struct counting {
@@ -383,7 +625,7 @@ static const peer_ops_t fut_ops = {
 
 int main(int argc, char **argv)
 {
-    bool quick = false, mem = true, w9 = true;
+    bool quick = false, mem = true, w9 = true, w8 = true;
     int threads = 2, runs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -391,13 +633,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             mem = strstr(argv[i + 1], "mem") != NULL;
             w9 = strstr(argv[i + 1], "W9") != NULL;
+            w8 = strstr(argv[i + 1], "W8") != NULL;
         }
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--child"))
-            mem = w9 = false;
+            mem = w9 = w8 = false;
     }
     int status = peer_main(argc, argv, &fut_ops);
     if (status == 0 && last_spawned) {
@@ -412,6 +655,16 @@ int main(int argc, char **argv)
         int rc = groups(quick, threads > 0 ? threads : 2, pairs);
         if (rc) {
             fprintf(stderr, "fut_bench: W9: %s\n", strerror(rc));
+            status = 1;
+        }
+    }
+    if (status == 0 && w8) {
+        int r8 = runs > 0 ? runs : quick ? 3 : 5;
+        if (r8 > W9_PAIRS_MAX)
+            r8 = W9_PAIRS_MAX;
+        int rc = fibers(quick, threads > 0 ? threads : 2, r8);
+        if (rc) {
+            fprintf(stderr, "fut_bench: W8: %s\n", strerror(rc));
             status = 1;
         }
     }

@@ -52,6 +52,9 @@ ROWS = [  # (workload, label)
     ("W7ideal", "W7 blocking ideal"),
     ("W7blockeff", "W7 blocking eff."),
     ("W7spawned", "W7 extra threads"),
+    ("W8", "W8 fibers"),
+    ("W8switch", "W8 switches"),
+    ("W8rss", "W8 KiB/fiber"),
     ("W9", "W9 group cost"),
     ("W9group", "W9 group"),
     ("W9when_all", "W9 when_all"),
@@ -61,7 +64,8 @@ ROWS = [  # (workload, label)
     ("mallocs_per_task", "mallocs/task"),
 ]
 WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
-HIGHER_IS_BETTER = {"tasks/s", "cont/s", "inputs/s", "x"}
+HIGHER_IS_BETTER = {"tasks/s", "cont/s", "inputs/s", "x", "fibers/s",
+                    "switches/s"}
 # Figures in "x" where lower is better: W7's slowdown of the tiny tasks,
 # W9's cost of a group over fut_when_all.
 LOWER_IS_BETTER = {"W7", "W9"}
@@ -314,6 +318,10 @@ system (its notes say how many and why), eff. = ideal / wall, no ratio.
 The last blocking task is submitted after ~98% of the tiny ones, so a
 system that takes tasks in order cannot finish it before the tiny tasks'
 time plus one sleep.
+W8 (fibers: fut, Boost.Fiber, Go): W8 fibers = n / (time to start n
+fibers that each await their own promise + time from resolving them all
+to all finished); W8 switches = 2 x round trips / time of a ping-pong of
+two fibers; W8 KiB/fiber = resident memory per suspended fiber.
 W9 (fut only): the same tasks started through a task group (FUT_GROUP_ALL)
 and through fut_when_all, in alternating pairs in one process; group cost =
 group time / when_all time (lower is better; fut's target is 1.2 at most).
@@ -521,7 +529,7 @@ def main():
     only = None
     if a.only:
         only = sorted({w[:2] for w in a.only.split(",") if w != "mem"})
-        bad = [w for w in only if w not in WORKLOADS + ["W9"]]
+        bad = [w for w in only if w not in WORKLOADS + ["W8", "W9"]]
         if bad:
             ap.error(f"unknown workloads: {', '.join(bad)}")
     procs = a.procs or (1 if a.quick else 3)

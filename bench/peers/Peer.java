@@ -566,7 +566,10 @@ public final class Peer {
             chosen.addAll(Arrays.asList(WORKLOADS));
         } else {
             for (String name : only.split(",")) {
-                if (name.equals("mem"))
+                // mem is always printed; W8 (fibers) and W9 (groups) are
+                // fut_bench's and the fiber peers': accepted, not run.
+                if (name.equals("mem") || name.startsWith("W8")
+                    || name.startsWith("W9"))
                     continue;
                 String found = null;
                 for (String w : WORKLOADS)

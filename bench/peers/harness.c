@@ -834,10 +834,10 @@ static int run_workload(const peer_ops_t *ops, const options_t *o,
     return status;
 }
 
-/* Parses "W1,W4eff,..." into workload bits; derived figures select their
- * workload, "mem" is always printed.  Returns 0 on an unknown name. */
-/* The workloads a --only list names; "mem" and "W9" name fut_bench's own
- * figures (no peer has them) and set no bit.  False on an unknown name. */
+/* The workloads a --only list names ("W1,W4eff,...": a derived figure
+ * selects its workload).  "mem", "W9" (fut_bench's own figures) and "W8*"
+ * (fibers: fut_bench and the fiber peers) set no bit: no harness peer has
+ * them.  False on an unknown name. */
 static bool parse_only(const char *list, unsigned *bits)
 {
     bool ok = true;
@@ -846,7 +846,7 @@ static bool parse_only(const char *list, unsigned *bits)
     strcpy(copy, list);
     for (char *save, *tok = strtok_r(copy, ",", &save); tok && ok;
          tok = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(tok, "mem") || !strcmp(tok, "W9"))
+        if (!strcmp(tok, "mem") || !strcmp(tok, "W9") || !strncmp(tok, "W8", 2))
             continue;
         int w = -1;
         for (int k = 0; k < PEER_NWORKLOADS; k++)

@@ -29,7 +29,7 @@ const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 const SYSTEM = 'node';
 const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'];
 // Workloads of the benchmark this peer accepts in --only but does not run.
-const NOT_RUN = ['W7'];
+const NOT_RUN = ['W7', 'W8', 'W9'];
 // The sizes and parameters of the workloads belong to bench/workloads.json,
 // shared with the harness, compare.py and the Python peer.
 const SPEC = JSON.parse(

@@ -38,7 +38,7 @@ import time
 
 SYSTEM = "python"
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
-NOT_RUN = ()  # workloads of the benchmark this peer does not run
+NOT_RUN = ("W8", "W9")  # workloads of the benchmark this peer does not run
 # The sizes and parameters of the workloads belong to bench/workloads.json,
 # shared with the harness, compare.py and the Node peer.
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
