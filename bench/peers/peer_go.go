@@ -24,6 +24,10 @@
 //	    blocking call: time.Sleep would only park the goroutine), so the
 //	    runtime's hand-off of the processor is what keeps the tiny tasks
 //	    running.
+//	W8  fibers: n goroutines started at once, each blocking on its own
+//	    unbuffered channel until the main goroutine sends it i + 1; the
+//	    resident set per parked goroutine (W8rss); and a ping-pong between
+//	    two goroutines over two unbuffered channels (W8switch).
 //
 // Every result is verified as the harness verifies it; a failure prints
 // why on stderr, produces no figure, and makes the program exit 1.  The
@@ -38,7 +42,9 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +54,7 @@ import (
 
 const system = "go"
 
-var workloadNames = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7"}
+var workloadNames = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
 
 // Set with -ldflags "-X main.workloadsPath=..." by the build.
 var workloadsPath = "bench/workloads.json"
@@ -594,6 +600,133 @@ func runMixed(n, runs int, quick bool) error {
 	return nil
 }
 
+// --- W8: fibers ----------------------------------------------------------
+
+// rssNowKib is the process's resident set now (/proc/self/statm).
+func rssNowKib() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize()) / 1024
+}
+
+// w8Once: n goroutines, each parked on its own channel; returns the time
+// spent starting them plus resolving until all finished (the poll for
+// "all parked" between the two is not timed), and the KiB of resident
+// set per parked goroutine.
+func w8Once(n int) (float64, float64, error) {
+	chans := make([]chan uint64, n)
+	for i := range chans {
+		chans[i] = make(chan uint64)
+	}
+	got := make([]uint64, n)
+	var parked int64
+	var wg sync.WaitGroup
+	wg.Add(n)
+	// The stacks of the previous run go back to the OS first, so that
+	// the difference below counts this run's goroutines.
+	debug.FreeOSMemory()
+	rss0 := rssNowKib()
+	t0 := nowNs()
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			atomic.AddInt64(&parked, 1)
+			got[i] = <-chans[i]
+			wg.Done()
+		}(i)
+	}
+	started := nowNs() - t0
+	for atomic.LoadInt64(&parked) < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	kib := float64(rssNowKib()-rss0) / float64(n)
+	t1 := nowNs()
+	for i := 0; i < n; i++ {
+		chans[i] <- uint64(i + 1)
+	}
+	wg.Wait()
+	t := started + (nowNs() - t1)
+	var sum uint64
+	for _, v := range got {
+		sum += v
+	}
+	if want := uint64(n) * uint64(n+1) / 2; sum != want {
+		return 0, 0, fail("W8: sum %d, want %d", sum, want)
+	}
+	return float64(t) * 1e-9, kib, nil
+}
+
+// pingPong: m round trips between two goroutines over two unbuffered
+// channels; returns the seconds.
+func pingPong(m int) (float64, error) {
+	ping := make(chan int)
+	pong := make(chan int)
+	bad := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	t0 := nowNs()
+	go func() {
+		defer wg.Done()
+		for r := 1; r <= m; r++ {
+			ping <- r
+			if v := <-pong; v != r {
+				bad <- fail("W8switch: round %d returned %d", r, v)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for r := 1; r <= m; r++ {
+			pong <- <-ping
+		}
+	}()
+	wg.Wait()
+	t := nowNs() - t0
+	select {
+	case err := <-bad:
+		return 0, err
+	default:
+	}
+	return float64(t) * 1e-9, nil
+}
+
+func runW8(n, m, runs int) error {
+	figs, err := timedRuns("W8", runs, func() ([]float64, error) {
+		secs, kib, err := w8Once(n)
+		if err != nil {
+			return nil, err
+		}
+		ps, err := pingPong(m)
+		if err != nil {
+			return nil, err
+		}
+		return []float64{float64(n) / secs, kib, 2 * float64(m) / ps}, nil
+	})
+	if err != nil {
+		return err
+	}
+	note := "goroutines with channels; stacks grow from 2 KiB (" +
+		runtime.Version() + ": _StackMin, adaptive start)"
+	report("W8", column(figs, 0), "fibers/s", n, runs, fmt.Sprintf(
+		"%s; each parked on its own unbuffered channel, GOMAXPROCS=%d; "+
+			"start + resolve until all finished", note, threads))
+	report("W8switch", column(figs, 2), "switches/s", m, runs, note+
+		"; a ping-pong over two unbuffered channels, two switches a round trip")
+	report("W8rss", column(figs, 1), "KiB", n, runs, note+
+		"; resident set per parked goroutine (statm, after debug.FreeOSMemory)")
+	return nil
+}
+
 // --- driver -------------------------------------------------------------
 
 func main() {
@@ -673,6 +806,8 @@ func main() {
 			err = runLatency(n, *runs)
 		case "W7":
 			err = runMixed(n, *runs, *quick)
+		case "W8":
+			err = runW8(n, sizes["W8switch"], *runs)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "\n%s verification failed: %v\n", system,
