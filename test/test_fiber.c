@@ -334,6 +334,63 @@ START_TEST(fiber_stack_overflow_hits_the_guard_page)
 }
 END_TEST
 
+/* Mappings in this process (/proc/self/maps lines). */
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static atomic_int waiting_fibers;
+
+static void *fiber_count_await(fut_ctx_t *ctx, void *arg)
+{
+    atomic_fetch_add(&waiting_fibers, 1);
+    return fiber_await_arg(ctx, arg);
+}
+
+/* Stacks of finished fibers are kept for the next ones; fut_trim gives
+ * them back (their mappings go), and fibers still run after it. */
+START_TEST(fiber_trim_gives_back_idle_stacks)
+{
+    enum { N = 320 }; /* five chunks of 64 stacks */
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *fs[N];
+    atomic_store(&waiting_fibers, 0);
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_async_ex(pool, fiber_count_await, pf, NULL, 20 * 1024);
+    while (atomic_load(&waiting_fibers) < N) /* all alive at once */
+        fut_test_sleep_ms(1);
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(1), NULL), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        fut_release(fs[i]);
+    }
+    long kept = count_maps();
+    fut_trim();
+    long trimmed = count_maps();
+    ck_assert_msg(kept > 0 && trimmed < kept - 2 * 64,
+                  "mappings: %ld kept, %ld after fut_trim", kept, trimmed);
+    fut_t *again = fut_async_ex(pool, fiber_await_arg, pf, NULL, 20 * 1024);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(again, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(again);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* 100,000 fibers suspended at once, each on its own promise, resolved by
  * the main thread.  Each stack needs two kernel mappings (stack and guard),
  * so the case raises vm.max_map_count when it may and skips otherwise. */
@@ -432,6 +489,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_await_outside_a_fiber_is_fut_get);
     tcase_add_test(tc, fiber_on_the_loop_executor_resumes_on_the_loop_thread);
     tcase_add_test(tc, fiber_without_a_stack_rejects_enomem);
+    tcase_add_test(tc, fiber_trim_gives_back_idle_stacks);
     tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
     suite_add_tcase(s, tc);

@@ -1,6 +1,6 @@
 /*
- * stack.h - fiber stacks: mmap'ed, a guard page below each, reused from a
- * cache (private; util layer).
+ * stack.h - fiber stacks: mmap'ed in chunks, a guard page below each,
+ * reused (private; util layer).
  *
  * A stack overflow runs into the guard page (SIGSEGV), never into another
  * fiber's memory.  Only the pages a fiber touches cost memory.  Each stack
@@ -19,12 +19,16 @@ enum { FUT__STACK_DEFAULT = 64 * 1024, FUT__STACK_MIN = 16 * 1024 };
 typedef struct fut__stack {
     void *base; /* the usable bottom (above the guard page) */
     size_t size;
+    void *chunk;    /* the chunk it came from, or NULL: a mapping of its own */
+    unsigned slot;  /* its place in the chunk */
     unsigned vg_id; /* valgrind's id for it, or 0 */
 } fut__stack_t;
 
 /* A stack of at least size bytes (rounded up to pages); false on ENOMEM. */
 bool fut__stack_get(fut__stack_t *s, size_t size);
-/* Gives the stack back (to the cache, or to the kernel). */
+/* Gives the stack back (to its chunk, or to the kernel). */
 void fut__stack_put(fut__stack_t *s);
+/* Unmaps every idle chunk but the few newest of each size (fut_trim). */
+void fut__stack_trim(void);
 
 #endif /* FUT_UTIL_STACK_H */
