@@ -34,6 +34,9 @@ typedef struct fut__pool fut__pool_t;
 
 typedef struct fut__worker {
     fut__deque_t deque; /* first: its own cache lines */
+    /* The newest task this worker spawned, run next by it (see "Next" in
+     * pool_worker.c); on the deque's line of owner-written fields. */
+    fut_t *_Atomic next;
     fut__pool_t *pool;
     pthread_t thread;
     size_t index;
@@ -46,6 +49,10 @@ typedef struct fut__worker {
     int blocking; /* nested declared blocking calls of its task */
     int depth;    /* nested help-while-wait levels */
     unsigned rng;
+    /* A thief's last look at another worker's next slot. */
+    struct fut__worker *seen_victim;
+    fut_t *seen_next;
+    int64_t seen_at;
     /* The task run at each help depth (NULL: none): read only in a fork()
      * child, whose waits settle them (pool.c, reap). */
     fut_t *running[FUT__HELP_DEPTH_MAX + 1];
