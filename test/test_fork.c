@@ -269,6 +269,56 @@ static void fork_while_busy(int forks)
     ck_assert_msg(failed_fork < 0, "fork %d while busy: %s", failed_fork, why);
 }
 
+/* A future whose worker was running its callbacks when the parent forked:
+ * settled, its callback list taken, not closed.  The child drops the last
+ * reference the test held, then shuts the inherited pool down, which
+ * drops the worker's: the future must be freed cleanly (the callbacks the
+ * dead worker was running are gone with it). */
+typedef struct in_callback {
+    fut_test_latch_t entered, release;
+} in_callback_t;
+
+static void cb_block(fut_t *f, void *arg)
+{
+    (void)f;
+    in_callback_t *c = arg;
+    fut_test_latch_open(&c->entered);
+    fut_test_latch_wait(&c->release);
+}
+
+static fut_t *dispatching; /* the child drops the test's reference */
+
+static int child_frees_future_dispatching_at_fork(void *pool)
+{
+    fut_release(dispatching);
+    fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT);
+    return 0; /* an abort in the shutdown is the failure */
+}
+
+START_TEST(fork_while_worker_runs_callbacks_frees_cleanly_in_child)
+{
+    fut_executor_t *pool = started_pool(1);
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    in_callback_t c;
+    fut_test_latch_init(&c.entered);
+    fut_test_latch_init(&c.release);
+    dispatching = fut_submit(pool, fut_test_task_block, &b);
+    ck_assert_int_eq(fut_on_done(dispatching, cb_block, &c), 0);
+    fut_test_latch_open(&b.latch);
+    fut_test_latch_wait(&c.entered); /* the worker is in cb_block */
+    fut_test_in_child(child_frees_future_dispatching_at_fork, pool,
+                      "fork while a worker runs a future's callbacks");
+    fut_test_latch_open(&c.release);
+    ck_assert_int_eq(fut_get(dispatching, FUT_FOREVER, NULL), 0);
+    fut_release(dispatching);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&c.entered);
+    fut_test_latch_destroy(&c.release);
+    fut_test_blocker_destroy(&b);
+}
+END_TEST
+
 START_TEST(fork_while_other_thread_busy_in_library)
 {
     fork_while_busy(3);
@@ -310,6 +360,7 @@ Suite *fut_test_fork_suite(void)
     tcase_add_test(tc, fork_while_task_running_in_parent);
     tcase_add_test(tc, fork_child_waits_on_inherited_tasks_end_eshutdown);
     tcase_add_test(tc, fork_while_other_thread_busy_in_library);
+    tcase_add_test(tc, fork_while_worker_runs_callbacks_frees_cleanly_in_child);
     suite_add_tcase(s, tc);
 
     TCase *st = tcase_create("fork_stress");

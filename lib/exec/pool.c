@@ -137,7 +137,12 @@ static void reap_running(fut_t *f)
                                                                 started */
     else if (st == FUT_RUNNING && !(s & FUT__ADOPTING))
         fut__fail_static(f, ESHUTDOWN, forked_message);
-    /* Settled, or following another future: nothing to do. */
+    else if (fut__is_settled(s) && !fut__cbs_closed(f))
+        /* The worker had settled it and not yet closed its callbacks: do
+         * it here, or the last release would find them open (seen with a
+         * waiter that returned on the settled state and let go). */
+        fut__dispatch(f);
+    /* Settled, or following another future: nothing more to do. */
     fut_release(f); /* the worker's reference */
 }
 
