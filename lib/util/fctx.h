@@ -14,7 +14,8 @@
 
 #include <stddef.h>
 
-#if defined(__x86_64__) && !defined(FUT_FIBER_UCONTEXT)
+#if (defined(__x86_64__) || defined(__aarch64__)) &&                         \
+    !defined(FUT_FIBER_UCONTEXT)
 #define FUT__FCTX_ASM 1
 typedef struct fut__fctx {
     void *sp;
