@@ -520,7 +520,7 @@ static int fibers(bool quick, int threads, int runs)
     result_runs("W8", t, runs, "fibers/s", n, w8note);
     result_runs("W8switch", sw, runs, "switches/s", rounds,
                 "ping-pong of two fibers, a new promise per message");
-    result("W8rss", kib, "KiB", n,
+    result("W8rss", kib, "KiB/fiber", n,
            "resident KiB per suspended fiber (16 KiB stacks; the warm-up "
            "run, after fut_trim)");
     return 0;

@@ -321,7 +321,9 @@ time plus one sleep.
 W8 (fibers: fut, Boost.Fiber, Go): W8 fibers = n / (time to start n
 fibers that each await their own promise + time from resolving them all
 to all finished); W8 switches = 2 x round trips / time of a ping-pong of
-two fibers; W8 KiB/fiber = resident memory per suspended fiber.
+two fibers; W8 KiB/fiber = resident memory per suspended fiber (the
+warm-up run, after giving back the memory earlier runs left; the timed
+runs reuse it, as each system's allocator would).
 W9 (fut only): the same tasks started through a task group (FUT_GROUP_ALL)
 and through fut_when_all, in alternating pairs in one process; group cost =
 group time / when_all time (lower is better; fut's target is 1.2 at most).
