@@ -185,6 +185,17 @@ typedef struct fut_allocator {
  * function is missing. */
 FUT_API int fut_set_allocator(const fut_allocator_t *allocator);
 
+/* Gives back the memory fut keeps for reuse: the stacks of finished
+ * fibers (which otherwise wait a few seconds for the next fibers: a burst
+ * of fibers costs one mapping per 64 of them the first time and none
+ * after; an idle stack keeps the pages its fiber touched), and, with the
+ * built-in allocator, the slabs whose futures and callback records are
+ * all free (first this thread's cache of them is handed back; pool
+ * workers hand theirs back when idle, and beyond a watermark give the
+ * slabs back themselves).  Any thread, any time; nothing alive is
+ * affected. */
+FUT_API void fut_trim(void);
+
 /* ------------------------------------------------------------ executors */
 
 /* fut_pool_new's settings.  A NULL cfg is a zeroed one: each field left 0
@@ -651,12 +662,6 @@ FUT_API void fut_yield(void);
 /* True on a fiber. */
 FUT_API bool fut_in_fiber(void);
 
-/* Gives back to the system the memory fut keeps for reuse: the stacks of
- * finished fibers, which otherwise wait a few seconds for the next fibers
- * (so that a burst of fibers costs one mapping per 64 of them the first
- * time and none after; an idle stack keeps the pages its fiber touched).
- * Any thread, any time; fibers running meanwhile are not affected. */
-FUT_API void fut_trim(void);
 
 /* ----------------------------------------------------------- task groups */
 

@@ -298,6 +298,82 @@ START_TEST(alloc_builtin_slabs_pack_reuse_and_give_back)
 }
 END_TEST
 
+/* fut_trim gives back the slabs whose objects are all free, and keeps the
+ * ones that still hold a live object (the live ones stay usable): a
+ * burst of 100,000 futures, one in 1,000 kept. */
+START_TEST(alloc_trim_gives_back_whole_free_slabs)
+{
+    enum { N = 100000, KEEP_EVERY = 1000 };
+    fut_t **fs = malloc(N * sizeof *fs);
+    ck_assert_ptr_nonnull(fs);
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+    size_t base = heap_in_use();
+    for (size_t i = 0; i < N; i++)
+        fs[i] = fut_resolved(FUT_TEST_PTR(i), NULL);
+    size_t grew = heap_in_use() - base;
+    for (size_t i = 0; i < N; i++)
+        if (i % KEEP_EVERY != 0)
+            fut_release(fs[i]);
+    fut_trim();
+    size_t pinned = heap_in_use() - base;
+    for (size_t i = 0; i < N; i += KEEP_EVERY) {
+        void *v = NULL;
+        ck_assert_int_eq(fut_get(fs[i], 0, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), (int)i);
+        fut_release(fs[i]);
+    }
+    fut_trim();
+    size_t end = heap_in_use();
+    free(fs);
+    if (getenv("FUT_DIRECT_ALLOC") || base == 0 || grew < (size_t)N * 16) {
+        printf("alloc_trim_gives_back_whole_free_slabs: skipped, the caches "
+               "are off or malloc is not glibc's here\n");
+        return;
+    }
+    /* 100 live futures pin at most 100 slabs of 256: under 40% of them. */
+    ck_assert_msg(pinned <= grew * 2 / 5, "pinned %zu of %zu bytes", pinned,
+                  grew);
+    ck_assert_msg(end <= base + grew / 50, "%zu bytes left of %zu",
+                  end - base, grew);
+}
+END_TEST
+
+/* A pool's burst goes back when the pool is freed: its workers' caches
+ * reach the depot as they exit, and fut_executor_free trims. */
+static void *return_arg(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return arg;
+}
+
+START_TEST(alloc_pool_free_gives_back_its_burst)
+{
+    enum { N = 100000 };
+    fut_t **fs = malloc(N * sizeof *fs);
+    ck_assert_ptr_nonnull(fs);
+    ck_assert_int_eq(fut_set_allocator(NULL), 0);
+    size_t base = heap_in_use();
+    fut_executor_t *pool = fut_test_pool(2);
+    for (size_t i = 0; i < N; i++)
+        fs[i] = fut_submit(pool, return_arg, FUT_TEST_PTR(i));
+    size_t grew = heap_in_use() - base;
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_int_eq(fut_wait(fs[i], FUT_FOREVER), 0);
+        fut_release(fs[i]);
+    }
+    fut_executor_free(pool);
+    size_t end = heap_in_use();
+    free(fs);
+    if (getenv("FUT_DIRECT_ALLOC") || base == 0 || grew < (size_t)N * 16) {
+        printf("alloc_pool_free_gives_back_its_burst: skipped, the caches "
+               "are off or malloc is not glibc's here\n");
+        return;
+    }
+    ck_assert_msg(end <= base + grew / 10, "%zu bytes left of %zu",
+                  end > base ? end - base : 0, grew);
+}
+END_TEST
+
 /* Threads that exit with part of a batch in their caches leave those
  * blocks to the depot, counted right, and later threads use them: each
  * thread frees futures another thread made (its cache then ends between
@@ -733,6 +809,8 @@ Suite *fut_test_alloc_suite(void)
     tcase_add_test(tc, alloc_set_allocator_requires_both_functions);
     tcase_add_test(tc, alloc_objects_come_from_the_installed_allocator);
     tcase_add_test(tc, alloc_builtin_slabs_pack_reuse_and_give_back);
+    tcase_add_test(tc, alloc_trim_gives_back_whole_free_slabs);
+    tcase_add_test(tc, alloc_pool_free_gives_back_its_burst);
     tcase_add_test(tc, alloc_thread_exit_leaves_partial_caches_usable);
     tcase_add_test(tc, rule2_enomem_when_every_allocation_fails);
     tcase_add_test(tc, rule4_alloc_failure_promise_scenario);

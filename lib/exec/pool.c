@@ -194,9 +194,6 @@ static int pool_shutdown(fut_executor_t *ex, unsigned flags)
 
 /* The pool and its workers are cache-line aligned; the allocator promises
  * only malloc's alignment, so ask for a line more and keep the address it
- * gave in the word before the aligned block. */
-/* The pool and its workers are cache-line aligned; the allocator promises
- * only malloc's alignment, so ask for a line more and keep the address it
  * gave in the word before the aligned block.  fut's own pools, which live
  * as long as the process, take their memory from malloc, not from the
  * installed allocator, which could not get it back. */
@@ -237,6 +234,9 @@ static void pool_destroy(fut_executor_t *ex)
     bool internal = p->flush_idle;
     free_aligned(p->workers, p->nthreads * sizeof *p->workers, internal);
     free_aligned(p, sizeof *p, internal);
+    /* Its workers' caches went to the depot as they exited: what a burst
+     * on this pool left free goes back to malloc (fut_trim). */
+    fut__alloc_trim();
 }
 
 /* fut_executor_free: shut down and wait; from one of its own workers,

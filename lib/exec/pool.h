@@ -53,6 +53,7 @@ typedef struct fut__worker {
     struct fut__worker *seen_victim;
     fut_t *seen_next;
     int64_t seen_at;
+    uint64_t flushed_at; /* `taken` when it last flushed its cache */
     /* The task run at each help depth (NULL: none): read only in a fork()
      * child, whose waits settle them (pool.c, reap). */
     fut_t *running[FUT__HELP_DEPTH_MAX + 1];

@@ -84,6 +84,7 @@ enum {
     SPIN_ROUNDS = 64,     /* looks for work before parking */
     STEAL_TRIES = 4,      /* retries of a steal that lost a race */
     NEXT_STEAL_NS = 5000, /* how long a next task waits before a thief */
+    FLUSH_EVERY = 4096,   /* tasks between an idle worker's cache flushes */
 };
 
 typedef fut__pool_t pool_t;
@@ -422,8 +423,14 @@ static void run_one(worker_t *w, fut_t *f)
 static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
 {
     pool_t *p = w->pool;
-    if (p->flush_idle)
+    /* Hand the cache of free blocks back now and then (always, for fut's
+     * own pools): the flush is also where a burst's free slabs go back to
+     * malloc beyond a watermark (util/alloc.c). */
+    uint64_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
+    if (p->flush_idle || taken - w->flushed_at >= FLUSH_EVERY) {
+        w->flushed_at = taken;
         fut__alloc_flush();
+    }
     pthread_mutex_lock(&p->lock);
     idle_push(p, w);
     uint32_t seen = fut__parker_prepare(w->parker);

@@ -421,8 +421,3 @@ bool fut_in_fiber(void)
 {
     return running != NULL;
 }
-
-void fut_trim(void)
-{
-    fut__stack_trim();
-}

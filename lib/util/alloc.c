@@ -15,8 +15,14 @@
  * the depot are empty carves SLAB_BLOCKS blocks out of one malloc'd slab:
  * a block then costs its size and no malloc chunk header (malloc rounds a
  * 56-byte request up to a 64-byte chunk, 72 to 80), and one call serves
- * SLAB_BLOCKS objects.  Slabs are kept for reuse, listed in the depot, and
- * freed when fut_set_allocator finds every block of their class free.  An
+ * SLAB_BLOCKS objects.  Slabs are kept for reuse, listed in the depot.
+ * A slab all of whose blocks are in the depot goes back to malloc: when
+ * fut_trim asks, when an idle pool worker's flush leaves more than
+ * TRIM_WATERMARK free blocks of its class (keeping TRIM_KEEP_SLABS), and
+ * when fut_set_allocator finds every block of the class free.  (Before,
+ * slabs were kept for good, so a program that once had a burst of a
+ * million pending futures kept their memory: fut_bench's process peaked
+ * at 247 MiB across the workloads, the high-water marks adding up.)  An
  * installed allocator gets one call per object instead, with the object's
  * own size, so it sees (and can count, place or fail) every object.
  *
@@ -35,6 +41,7 @@
 
 #include "fut.h"
 #include "util/assert.h"
+#include "util/stack.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +52,9 @@
 #include <string.h>
 
 enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256, SLAB_BLOCKS = BATCH };
+/* Free blocks of a class beyond which an idle pool worker's flush gives
+ * whole free slabs back to malloc, keeping TRIM_KEEP_SLABS of them. */
+enum { TRIM_WATERMARK = 64 * SLAB_BLOCKS, TRIM_KEEP_SLABS = 16 };
 
 static const size_t class_size[NCLASS] = {
     FUT__CLASS_SMALL,
@@ -156,14 +166,15 @@ static void raw_free(void *p, size_t size)
 typedef struct depot {
     pthread_mutex_t lock;
     block_t *batches; /* each a list of count blocks */
+    size_t nfree;     /* blocks in batches */
     slab_t *slabs;    /* every slab of this class */
     size_t nslabs;
 } depot_t;
 
 static depot_t depot[NCLASS] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0},
 };
 
 static void depot_put(int c, block_t *batch, size_t count)
@@ -173,6 +184,7 @@ static void depot_put(int c, block_t *batch, size_t count)
     pthread_mutex_lock(&depot[c].lock);
     batch->next_batch = depot[c].batches;
     depot[c].batches = batch;
+    depot[c].nfree += count;
     pthread_mutex_unlock(&depot[c].lock);
 }
 
@@ -180,8 +192,10 @@ static block_t *depot_take(int c)
 {
     pthread_mutex_lock(&depot[c].lock);
     block_t *batch = depot[c].batches;
-    if (batch)
+    if (batch) {
         depot[c].batches = batch->next_batch;
+        depot[c].nfree -= batch->count;
+    }
     pthread_mutex_unlock(&depot[c].lock);
     return batch;
 }
@@ -263,13 +277,19 @@ static void cache_thread_exit(void *unused)
     cache.registered = false; /* a later free registers again */
 }
 
+static void trim_class(int c, size_t keep, size_t min_free);
+
 void fut__alloc_flush(void)
 {
     for (int c = 0; c < NCLASS; c++) {
+        bool flushed = cache.count[c] > 0;
         while (cache.count[c] > 0) {
             size_t n = cache.count[c] < BATCH ? cache.count[c] : BATCH;
             depot_put(c, cache_cut(c, n), n);
         }
+        /* The watermark: a burst's slabs go back once its blocks are. */
+        if (flushed)
+            trim_class(c, TRIM_KEEP_SLABS, TRIM_WATERMARK);
     }
 }
 
@@ -396,6 +416,159 @@ static void release_class(int c, bool slabs, bool keep_default)
         raw_free(sl, sl->bytes);
         sl = next;
     }
+}
+
+/* --- trimming: whole free slabs go back to malloc --------------------- */
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (slab_t *const *)a;
+    uintptr_t y = (uintptr_t) * (slab_t *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* The slab of sorted[0..n) that holds b (every free block is in one). */
+static size_t slab_index(slab_t **sorted, size_t n, const block_t *b)
+{
+    size_t lo = 0, hi = n; /* the last slab starting at or below b */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)sorted[mid] <= (uintptr_t)b)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Frees the slabs of `slabs` (n of them) all of whose blocks are in
+ * `batches` (nfree blocks), but for the first keep of them by address.
+ * Both were taken out of the depot, so nobody else sees them meanwhile.
+ * Returns the free blocks of the slabs kept, in batches (*left: how many),
+ * and the kept slabs in *slabs (*n: how many). */
+static block_t *trim_detached(slab_t **slabs, size_t *n, block_t *batches,
+                              size_t *left, size_t keep)
+{
+    size_t ns = *n;
+    slab_t **sorted = malloc(ns * sizeof *sorted);
+    unsigned short *free_in = calloc(ns, sizeof *free_in);
+    if (!sorted || !free_in) { /* no memory to trim with: later */
+        free(sorted);
+        free(free_in);
+        return batches;
+    }
+    size_t i = 0;
+    for (slab_t *sl = *slabs; sl; sl = sl->next)
+        sorted[i++] = sl;
+    qsort(sorted, ns, sizeof *sorted, by_address);
+    for (block_t *batch = batches; batch; batch = batch->next_batch)
+        for (block_t *b = batch; b; b = b->next)
+            free_in[slab_index(sorted, ns, b)]++;
+    enum { GOING = 0xffff };
+    size_t kept_whole = 0;
+    for (i = 0; i < ns; i++)
+        if (free_in[i] == SLAB_BLOCKS && kept_whole++ >= keep)
+            free_in[i] = GOING;
+    /* The free blocks of the slabs that stay, in batches of BATCH. */
+    block_t *out = NULL, *cur = NULL;
+    size_t count = 0, total = 0;
+    for (block_t *batch = batches; batch;) {
+        block_t *next_batch = batch->next_batch;
+        for (block_t *b = batch; b;) {
+            block_t *next = b->next;
+            if (free_in[slab_index(sorted, ns, b)] != GOING) {
+                b->next = cur;
+                cur = b;
+                if (++count == BATCH) {
+                    cur->count = count;
+                    cur->next_batch = out;
+                    out = cur;
+                    total += count;
+                    cur = NULL;
+                    count = 0;
+                }
+            }
+            b = next;
+        }
+        batch = next_batch;
+    }
+    if (cur) {
+        cur->count = count;
+        cur->next_batch = out;
+        out = cur;
+        total += count;
+    }
+    *slabs = NULL;
+    *n = 0;
+    for (i = 0; i < ns; i++) {
+        if (free_in[i] == GOING) {
+            raw_free(sorted[i], sorted[i]->bytes);
+        } else {
+            sorted[i]->next = *slabs;
+            *slabs = sorted[i];
+            (*n)++;
+        }
+    }
+    free(sorted);
+    free(free_in);
+    *left = total;
+    return out;
+}
+
+/* Frees class c's whole free slabs but keep of them, if the depot holds
+ * more than min_free free blocks.  The depot's batches and slabs are taken
+ * out under the lock and the work is done without it (a thread that finds
+ * the depot empty meanwhile carves a new slab), then what stays is put
+ * back.  Only with the built-in allocator: an installed one gets its
+ * objects back one by one already. */
+static void trim_class(int c, size_t keep, size_t min_free)
+{
+    if (!carving())
+        return;
+    depot_t *d = &depot[c];
+    pthread_mutex_lock(&d->lock);
+    if (d->nfree <= min_free || d->nfree < SLAB_BLOCKS * (keep + 1)) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    block_t *batches = d->batches;
+    slab_t *slabs = d->slabs;
+    size_t n = d->nslabs, left = d->nfree;
+    d->batches = NULL;
+    d->slabs = NULL;
+    d->nfree = 0;
+    d->nslabs = 0;
+    pthread_mutex_unlock(&d->lock);
+    batches = trim_detached(&slabs, &n, batches, &left, keep);
+    pthread_mutex_lock(&d->lock);
+    while (batches) {
+        block_t *next = batches->next_batch;
+        batches->next_batch = d->batches;
+        d->batches = batches;
+        batches = next;
+    }
+    d->nfree += left;
+    while (slabs) {
+        slab_t *next = slabs->next;
+        slabs->next = d->slabs;
+        d->slabs = slabs;
+        slabs = next;
+    }
+    d->nslabs += n;
+    pthread_mutex_unlock(&d->lock);
+}
+
+void fut__alloc_trim(void)
+{
+    fut__alloc_flush();
+    for (int c = 0; c < NCLASS; c++)
+        trim_class(c, 0, 0);
+}
+
+void fut_trim(void)
+{
+    fut__alloc_trim();
+    fut__stack_trim();
 }
 
 enum { MAX_SWITCH_HOOKS = 4 };

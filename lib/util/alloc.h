@@ -28,6 +28,10 @@ void fut__free(void *p, size_t size);
  * timer thread) that would otherwise keep them until it exits. */
 void fut__alloc_flush(void);
 
+/* Flushes this thread's cache, then gives every slab whose blocks are all
+ * free back to malloc (fut_trim; nothing with an installed allocator). */
+void fut__alloc_trim(void);
+
 /* Registers fn to run at the start of every fut_set_allocator, before the
  * caches are emptied: a layer with a thread of its own (the timer) waits
  * there until that thread holds no block.  At most a few, for good. */
