@@ -84,7 +84,7 @@ typedef struct peer_ops {
     size_t max_blocking;
 
     /* The sort routine of W5 (its serial baseline uses the same one);
-     * NULL: qsort. */
+     * NULL: the harness's introsort of ints. */
     void (*sort)(int *a, size_t n);
     /* Upper bounds on the task counts for systems too slow for the standard
      * sizes (0: standard); the harness adds "n reduced from N" to the note. */
