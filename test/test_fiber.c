@@ -348,6 +348,43 @@ static long count_maps(void)
     return n;
 }
 
+/* Touches most of a megabyte of its stack. */
+static void *fiber_big_frame(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    volatile char buf[1 << 20];
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        buf[i] = (char)i;
+    buf[sizeof buf - 1] = 1;
+    return FUT_TEST_PTR(FUT_TEST_INT(arg) + buf[sizeof buf - 1]);
+}
+
+/* Stacks of every size: above the chunked sizes (a mapping each), and
+ * more distinct sizes than there are chunk classes (the rest a mapping
+ * each); every fiber runs, and its stack is given back. */
+START_TEST(fiber_stacks_of_many_sizes_and_a_large_one)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_t *big =
+        fut_async_ex(pool, fiber_big_frame, FUT_TEST_PTR(1), NULL, 2 << 20);
+    enum { SIZES = 12 };
+    fut_t *fs[SIZES];
+    for (int i = 0; i < SIZES; i++)
+        fs[i] = fut_async_ex(pool, fiber_in_fiber, NULL, NULL,
+                             (size_t)(16 + 4 * i) * 1024);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(big, FUT_FOREVER, &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 2);
+    fut_release(big);
+    for (int i = 0; i < SIZES; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        fut_release(fs[i]);
+    }
+    fut_trim();
+    fut_executor_free(pool);
+}
+END_TEST
+
 static atomic_int waiting_fibers;
 
 static void *fiber_count_await(fut_ctx_t *ctx, void *arg)
@@ -490,6 +527,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_on_the_loop_executor_resumes_on_the_loop_thread);
     tcase_add_test(tc, fiber_without_a_stack_rejects_enomem);
     tcase_add_test(tc, fiber_trim_gives_back_idle_stacks);
+    tcase_add_test(tc, fiber_stacks_of_many_sizes_and_a_large_one);
     tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
     suite_add_tcase(s, tc);

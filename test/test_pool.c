@@ -863,6 +863,55 @@ static void *task_nested(fut_ctx_t *ctx, void *arg)
     return FUT_TEST_PTR(FUT_TEST_INT(v) + 1);
 }
 
+/* Work a worker spawns runs next on that worker (its next slot), but not
+ * only there: a task that settles a promise, whose continuation is on the
+ * pool, and then blocks must not hold the continuation back while another
+ * worker is free (a thief takes a next task that stays put). */
+typedef struct settle_then_block {
+    fut_promise_t *p;
+    fut_test_latch_t release;
+} settle_then_block_t;
+
+static void *task_settle_then_block(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    settle_then_block_t *s = arg;
+    fut_resolve(s->p, FUT_TEST_PTR(1), NULL); /* the continuation: next */
+    fut_test_latch_wait(&s->release);
+    return NULL;
+}
+
+static void *then_plus_one(fut_ctx_t *ctx, void *value, void *arg)
+{
+    (void)ctx, (void)arg;
+    return FUT_TEST_PTR(FUT_TEST_INT(value) + 1);
+}
+
+START_TEST(pool_spawned_work_runs_elsewhere_while_its_worker_blocks)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    for (int round = 0; round < 20; round++) {
+        settle_then_block_t s;
+        s.p = fut_promise_new();
+        fut_test_latch_init(&s.release);
+        fut_t *then =
+            fut_then_on(pool, fut_promise_future(s.p), then_plus_one, NULL);
+        fut_t *blocker = fut_submit(pool, task_settle_then_block, &s);
+        void *v = NULL;
+        /* Well before the blocker ends (it waits for this). */
+        ck_assert_int_eq(fut_get(then, FUT_S(10), &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), 2);
+        fut_test_latch_open(&s.release);
+        ck_assert_int_eq(fut_get(blocker, FUT_FOREVER, NULL), 0);
+        fut_release(blocker);
+        fut_release(then);
+        fut_promise_release(s.p);
+        fut_test_latch_destroy(&s.release);
+    }
+    fut_executor_free(pool);
+}
+END_TEST
+
 START_TEST(rule7_nested_wait_one_thread_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -1126,6 +1175,8 @@ Suite *fut_test_pool_suite(void)
     tcase_add_test(tc, pool_one_thread_runs_outside_submits_in_order);
     tcase_add_test(tc, pool_worker_spawns_past_its_deque_one_thread);
     tcase_add_test(tc, pool_worker_spawns_past_its_deque_two_threads);
+    tcase_add_test(tc,
+                   pool_spawned_work_runs_elsewhere_while_its_worker_blocks);
     tcase_add_test(tc, rule7_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_deeply_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_all_workers_waiting_still_complete);

@@ -53,6 +53,7 @@ typedef struct fut__worker {
     struct fut__worker *seen_victim;
     fut_t *seen_next;
     int64_t seen_at;
+    bool next_waiting;   /* its last look saw a next task not yet its to take */
     uint64_t flushed_at; /* `taken` when it last flushed its cache */
     /* The task run at each help depth (NULL: none): read only in a fork()
      * child, whose waits settle them (pool.c, reap). */
