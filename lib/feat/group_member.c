@@ -166,18 +166,10 @@ static void member_free_arg(void *arg)
 static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
                       bool *cancel, bool *start)
 {
-    rec->slot.fn = slot_fired;
-    rec->slot.arg = rec;
-    uintptr_t entry = (uintptr_t)&rec->slot | FUT__TAG_SLOT;
-    if (task) /* ours, seen by nobody yet: no CAS (the lock publishes it) */
-        atomic_store_explicit(&f->cbs, entry, memory_order_relaxed);
     pthread_mutex_lock(&g->lock);
     if (g->closed || !fut__group_grow(g)) {
         int rc = g->closed ? EINVAL : ENOMEM;
         pthread_mutex_unlock(&g->lock);
-        if (task)
-            atomic_store_explicit(&f->cbs, FUT__CBS_EMPTY,
-                                  memory_order_relaxed);
         fut__free(rec, sizeof *rec);
         return rc;
     }
@@ -192,12 +184,8 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     if (g->started == i && (!task || g->max_running == 0)) {
         g->started++; /* nothing to wait for */
         if (task && !*cancel) {
-            /* Ready to submit before anyone can see it (fut__task_start's
-             * claim is for members that wait): a cancel from now on finds
-             * it queued, or about to be, as fut_submit's tasks are. */
             rec->index |= FUT__MEMBER_COUNTED;
             g->fast_started++;
-            f->ex = g->ex; /* it holds the queue's reference already */
             *start = true;
         }
     } else {
@@ -211,8 +199,10 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     }
     g->credits--;
     pthread_mutex_unlock(&g->lock);
-    if (!task && !fut__cbs_push(f, entry))
-        slot_fired(f, &rec->slot); /* it had settled already */
+    rec->slot.fn = slot_fired;
+    rec->slot.arg = rec;
+    if (!fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
+        slot_fired(f, &rec->slot);
     return 0;
 }
 
@@ -234,9 +224,8 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
     rec->fn = fn;
     rec->arg = arg;
     rec->free_arg = free_arg;
-    /* The caller's reference, the group's, and the queue's (dropped here
-     * unless the member starts at once, most often: no atomic for it). */
-    fut_t *f = fut__task_new(member_run, rec, member_free_arg, 3);
+    /* The caller's reference and the group's. */
+    fut_t *f = fut__task_new(member_run, rec, member_free_arg, 2);
     if (!f) {
         fut__free(rec, sizeof *rec);
         return &fut__enomem;
@@ -254,22 +243,16 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
         FUT__MUST(fut__claim(f)); /* nobody else has seen it */
         fut__fail_static(f, rc, rc == EINVAL ? "fut_group: closed" : NULL);
         fut_release(f); /* the group's, never taken */
-        fut_release(f); /* the queue's, never taken */
         return f;
     }
-    if (start) {
-        int src = g->ex->ops->submit(g->ex, f, flags & FUT_BLOCKING);
-        if (src != 0) {
-            fut__reject_unstarted(f, src, NULL); /* its slot uncounts it */
-            fut_release(f);                      /* the queue's, never taken */
-        }
-        return f;
-    }
-    fut_release(f); /* the queue's: fut__task_start takes its own */
-    if (cancel)
+    if (cancel) {
         fut_cancel(f);
-    else
+    } else if (start) {
+        /* A failed start settles f: its slot uncounts it. */
+        (void)fut__task_start(f, g->ex, flags & FUT_BLOCKING);
+    } else {
         fut__group_start_members(g);
+    }
     return f;
 }
 
