@@ -68,10 +68,18 @@ int fut__wait_until(fut__waiter_t *w, int64_t deadline)
     fut_executor_t *ex = fut__exec_current();
     if (ex && ex->ops->help_wait && ex->ops->help_wait(ex, w, deadline, &rc))
         return rc;
-    for (int i = 0; i < 64; i++) {
+    /* Eight looks before parking, with a pause that doubles between them
+     * (255 pauses in all): the line looked at is the one the settling
+     * thread is about to write, and a waiter that polled it 64 times
+     * without pause took it away from that thread at every look.  Measured
+     * (fut_bench, alternating processes, medians): W6 p50 0.74 -> 0.35 us,
+     * p99 1.26 -> 0.48; W1 with one worker 9.8 -> 12.2 M tasks/s; W1, W2,
+     * W3 with two unchanged. */
+    for (int i = 0, pause = 1; i < 8; i++, pause *= 2) {
         if (w->ready(w))
             return 0;
-        fut__cpu_relax();
+        for (int k = 0; k < pause; k++)
+            fut__cpu_relax();
     }
     fut__parker_t *self = fut__parker_self();
     rc = self ? w->arm(w, self) : ENOMEM;
