@@ -469,6 +469,9 @@ static bool run_loop(worker_t *w)
             f = find_work(w, false);
             if (!f && spin >= SPIN_ROUNDS / 2)
                 sched_yield();
+            else if (!f) /* a growing pause between the first looks */
+                for (int k = 0; k < 1 << (spin / 4); k++)
+                    fut__cpu_relax();
         }
         if (!f && atomic_load(&p->closed)) {
             /* Closed: no submit is in flight any more, but one may have
