@@ -195,17 +195,6 @@ static int chain(size_t n, uint64_t *tail)
     return rc;
 }
 
-static void result(const char *workload, double value, const char *unit,
-                   size_t n, const char *note)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("RESULT system=fut workload=%s value=%.2f unit=%s n=%zu runs=1 "
-           "min=%.2f max=%.2f rss_kib=%ld note=\"%s\"\n",
-           workload, value, unit, n, value, value, ru.ru_maxrss, note);
-    fflush(stdout);
-}
-
 /* --- W9: a task group against fut_when_all ---------------------------- */
 
 static int group_fan_in(size_t n, uint64_t *sum)
@@ -237,6 +226,27 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, by_value);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A RESULT line: the median of runs figures (sorted here), with their
+ * range, and the process's peak RSS so far. */
+static void result_runs(const char *workload, double *v, int runs,
+                        const char *unit, size_t n, const char *note)
+{
+    double med = median(v, runs);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("RESULT system=fut workload=%s value=%.6g unit=%s n=%zu runs=%d "
+           "min=%.6g max=%.6g rss_kib=%ld note=\"%s\"\n",
+           workload, med, unit, n, runs, v[0], v[runs - 1], ru.ru_maxrss, note);
+    fflush(stdout);
+}
+
+/* A RESULT line for one figure. */
+static void result(const char *workload, double value, const char *unit,
+                   size_t n, const char *note)
+{
+    result_runs(workload, &value, 1, unit, n, note);
 }
 
 enum { W9_PAIRS_MAX = 64 };
@@ -441,19 +451,6 @@ static int pingpong_once(size_t rounds, double *secs)
     fut_release(b);
     fut_release(pp_first);
     return rc ? rc : rb;
-}
-
-/* A RESULT line for the median of runs figures, with their range. */
-static void result_runs(const char *workload, double *v, int runs,
-                        const char *unit, size_t n, const char *note)
-{
-    double med = median(v, runs); /* sorts v */
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("RESULT system=fut workload=%s value=%.6g unit=%s n=%zu runs=%d "
-           "min=%.6g max=%.6g rss_kib=%ld note=\"%s\"\n",
-           workload, med, unit, n, runs, v[0], v[runs - 1], ru.ru_maxrss, note);
-    fflush(stdout);
 }
 
 /* vm.max_map_count: each fiber stack is two mappings (stack and guard

@@ -42,6 +42,7 @@
 
 #include "fut.h"
 #include "util/assert.h"
+#include "util/park.h"
 #include "util/stack.h"
 
 #include <errno.h>
@@ -51,7 +52,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -525,13 +525,6 @@ static block_t *trim_detached(slab_t **slabs, size_t *n, block_t *batches,
     return out;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Lock held.  Whether the watermark lets class c trim now: its free
  * blocks have stayed above TRIM_WATERMARK for TRIM_AFTER_NS (a burst that
  * is over, not the gap between two bursts, whose blocks are taken again
@@ -543,7 +536,7 @@ static bool surplus_expired(depot_t *d)
         d->surplus_since = 0;
         return false;
     }
-    int64_t now = now_ns();
+    int64_t now = fut__now();
     if (d->surplus_since == 0) {
         d->surplus_since = now;
         return false;

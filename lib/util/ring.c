@@ -16,6 +16,9 @@ enum {
 /* The cell of position pos.  Consecutive positions go to different cache
  * lines, so that two consumers taking neighbouring positions do not write
  * the same line (their seq stores would bounce it between them). */
+_Static_assert(sizeof(fut__ring_cell_t) * PER_LINE == 64,
+               "PER_LINE cells fill a cache line");
+
 static fut__ring_cell_t *cell_of(fut__ring_t *r, size_t pos)
 {
     size_t i = pos & MASK;

@@ -33,10 +33,10 @@
  * fiber's frames for what they are.
  */
 #include "util/stack.h"
+#include "util/park.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -120,13 +120,6 @@ static void list_remove(list_t *l, chunk_t *k)
     else
         l->tail = k->prev;
     k->prev = k->next = NULL;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The class of size, made if there is room for one; NULL if not. */
@@ -227,7 +220,7 @@ static bool give_slot(chunk_t *k, unsigned i)
     if (k->free != ALL_SLOTS)
         return false;
     list_remove(&c->room, k);
-    k->idle_since = now_ns();
+    k->idle_since = fut__now();
     list_push(&c->idle, k);
     c->nidle++;
     return true;
@@ -328,7 +321,7 @@ void fut__stack_put(fut__stack_t *s)
     bool idle = give_slot(k, s->slot);
     pthread_mutex_unlock(&lock);
     if (idle)
-        expire(k->cls, now_ns() - KEEP_NS, page);
+        expire(k->cls, fut__now() - KEEP_NS, page);
 }
 
 void fut__stack_trim(void)
