@@ -6,6 +6,7 @@
 #define FUT_FEAT_GROUP_H
 
 #include "feat/kinds.h"
+#include "feat/task.h"
 
 #include <pthread.h>
 
@@ -59,10 +60,14 @@ struct fut_group {
     _Atomic size_t rejected;  /* members that rejected */
 };
 
-/* The member's flags, in the high bits of its record's index. */
+/* The member's flags, in the high bits of its record's index.  OWN: the
+ * record is an allocation of its own (a future handed to fut_group_add),
+ * freed by its slot; a task member's record is the room of its roomy task
+ * (task.h), and goes with the future. */
 #define FUT__MEMBER_COUNTED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 #define FUT__MEMBER_DEFERRED ((size_t)1 << (sizeof(size_t) * 8 - 2))
-#define FUT__MEMBER_INDEX (FUT__MEMBER_DEFERRED - 1)
+#define FUT__MEMBER_OWN ((size_t)1 << (sizeof(size_t) * 8 - 3))
+#define FUT__MEMBER_INDEX (FUT__MEMBER_OWN - 1)
 
 typedef struct member {
     fut__cb_t slot; /* first: on the member's callback stack */
@@ -75,6 +80,8 @@ typedef struct member {
 
 _Static_assert(sizeof(member_t) == FUT__CLASS_LARGE,
                "member records are cached by the allocator");
+_Static_assert(sizeof(member_t) <= FUT__TASK_ROOM,
+               "a task member's record fits its task's room");
 
 /* The block's references (group.c). */
 void fut__group_retain(fut_group_t *g);

@@ -57,10 +57,8 @@ void fut__group_start_members(fut_group_t *g)
             i = g->started;
             pass_waiting(g);
             fut_t *c = g->members[i];
-            uint32_t s = fut__load(c);
-            /* Only tasks the group made wait to start (no executor yet). */
-            if (fut__kind(s) == FUT__KIND_TASK && !c->ex &&
-                !fut__is_settled(s)) {
+            /* Only tasks the group made wait to start. */
+            if (fut__task_unstarted(c)) {
                 m = fut_retain(c);
                 g->running_now[i] = 1;
                 g->deferred_running++;
@@ -116,7 +114,8 @@ static void slot_fired(fut_t *f, void *node)
     size_t index = rec->index & FUT__MEMBER_INDEX;
     bool counted = rec->index & FUT__MEMBER_COUNTED;
     bool deferred = rec->index & FUT__MEMBER_DEFERRED;
-    fut__free(rec, sizeof *rec);
+    if (rec->index & FUT__MEMBER_OWN)
+        fut__free(rec, sizeof *rec);
     unsigned st = fut__load(f) & FUT__STATE_MASK;
     if (st != FUT_FULFILLED)
         fut__observe(f); /* the group read it */
@@ -158,9 +157,10 @@ static void member_free_arg(void *arg)
         rec->free_arg(rec->arg);
 }
 
-/* Adds f (a reference, consumed) as a member with record rec (freed by
- * its slot); task: f is a task the group starts.  EINVAL if the group is
- * closed (nothing added: the caller still owns f, and rec is freed),
+/* Adds f (a reference, consumed) as a member with record rec (its room,
+ * or an allocation of its own that its slot frees); task: f is a task the
+ * group starts.  EINVAL if the group is closed (nothing added: the caller
+ * still owns f, and a record of its own is freed),
  * ECANCELED if it was cancelled (f is added and cancelled), ENOMEM.  *start
  * says the caller is to start f now (no limit, nobody waiting before it). */
 static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
@@ -170,12 +170,13 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     if (g->closed || !fut__group_grow(g)) {
         int rc = g->closed ? EINVAL : ENOMEM;
         pthread_mutex_unlock(&g->lock);
-        fut__free(rec, sizeof *rec);
+        if (!task)
+            fut__free(rec, sizeof *rec);
         return rc;
     }
     size_t i = g->n++;
     rec->g = g;
-    rec->index = i;
+    rec->index = task ? i : i | FUT__MEMBER_OWN;
     g->members[i] = f;
     g->values[i] = NULL;
     g->running_now[i] = 0;
@@ -214,30 +215,28 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
             free_arg(arg);
         return fut_rejected(EINVAL, "fut_group_submit: a NULL group or fn");
     }
-    member_t *rec = fut__alloc(sizeof *rec);
-    if (!rec) {
+    /* The caller's reference and the group's; the record in its room. */
+    fut_t *f = fut__task_new(member_run, NULL, NULL, 2, true);
+    if (!f) {
         if (free_arg)
             free_arg(arg);
         return &fut__enomem;
     }
+    member_t *rec = fut__task_room(f);
     memset(rec, 0, sizeof *rec);
     rec->fn = fn;
     rec->arg = arg;
     rec->free_arg = free_arg;
-    /* The caller's reference and the group's. */
-    fut_t *f = fut__task_new(member_run, rec, member_free_arg, 2);
-    if (!f) {
-        fut__free(rec, sizeof *rec);
-        return &fut__enomem;
-    }
+    f->u.task.arg = rec;
+    f->u.task.free_arg = member_free_arg;
     if (flags & FUT_BLOCKING)
         atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
                                  memory_order_relaxed);
     bool cancel = false, start = false;
     int rc = add_member(g, f, rec, true, &cancel, &start);
     if (rc != 0) {
-        /* Not a member (rec is freed): it never runs, and is settled here
-         * without its own free_arg; the user's still runs. */
+        /* Not a member: it never runs, and is settled here without its own
+         * free_arg; the user's still runs. */
         if (free_arg)
             free_arg(arg);
         FUT__MUST(fut__claim(f)); /* nobody else has seen it */

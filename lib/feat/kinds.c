@@ -19,4 +19,5 @@ const fut__kind_ops_t *const fut__kinds[FUT__KINDS] = {
     [FUT__KIND_TIMER] = &fut__timer_kind,
     [FUT__KIND_GROUP] = &fut__group_kind,
     [FUT__KIND_FIBER] = &fut__fiber_kind,
+    [FUT__KIND_TASK_ROOMY] = &fut__task_roomy_kind,
 };

@@ -60,9 +60,10 @@ static void task_discard(fut_t *f)
         f->u.task.free_arg(f->u.task.arg);
 }
 
-fut_t *fut__task_new(fut_fn fn, void *arg, fut_free_fn free_arg, uint32_t refs)
+fut_t *fut__task_new(fut_fn fn, void *arg, fut_free_fn free_arg, uint32_t refs,
+                     bool roomy)
 {
-    fut_t *f = fut__new(FUT__KIND_TASK, refs);
+    fut_t *f = fut__new(roomy ? FUT__KIND_TASK_ROOMY : FUT__KIND_TASK, refs);
     if (!f) {
         if (free_arg)
             free_arg(arg);
@@ -134,9 +135,25 @@ static void task_cancel(fut_t *f)
     task_discard(f);
 }
 
+bool fut__task_unstarted(fut_t *f)
+{
+    uint32_t s = fut__load(f);
+    unsigned k = fut__kind(s);
+    return (k == FUT__KIND_TASK || k == FUT__KIND_TASK_ROOMY) && !f->ex &&
+           !fut__is_settled(s);
+}
+
 const fut__kind_ops_t fut__task_kind = {
     .name = "task",
     .size = sizeof(struct fut),
+    .run = task_run,
+    .cancel = task_cancel,
+    .discard = task_discard,
+};
+
+const fut__kind_ops_t fut__task_roomy_kind = {
+    .name = "task",
+    .size = FUT__CLASS_ROOMY,
     .run = task_run,
     .cancel = task_cancel,
     .discard = task_discard,

@@ -1,8 +1,9 @@
 /*
  * alloc.c - the pluggable allocator, and per-thread freelists over it.
  *
- * The hot objects have three fixed sizes (alloc.h: 32 for callback nodes
- * and progress listeners, 56 for futures, 72 for continuations).  Each thread
+ * The hot objects have four fixed sizes (alloc.h: 32 for callback nodes
+ * and progress listeners, 56 for futures, 72 for continuations, 128 for a
+ * group's task members, each with its record).  Each thread
  * keeps a stack of free blocks per size class, so the steady state allocates
  * nothing from the allocator.  Blocks migrate: a pool worker frees the futures
  * the submitting thread allocated, so a cache that grows past CACHE_MAX hands
@@ -56,7 +57,7 @@
 #include <malloc.h>
 #endif
 
-enum { NCLASS = 3, CACHE_MAX = 512, BATCH = 256, SLAB_BLOCKS = BATCH };
+enum { NCLASS = 4, CACHE_MAX = 512, BATCH = 256, SLAB_BLOCKS = BATCH };
 /* Free blocks of a class beyond which a pool worker's flush gives whole
  * free slabs back to malloc, keeping TRIM_KEEP_SLABS of them, once the
  * surplus has lasted TRIM_AFTER_NS. */
@@ -67,6 +68,7 @@ static const size_t class_size[NCLASS] = {
     FUT__CLASS_SMALL,
     FUT__CLASS_MEDIUM,
     FUT__CLASS_LARGE,
+    FUT__CLASS_ROOMY,
 };
 
 /* Leak checkers see every object when the caches are off, so that a
@@ -131,7 +133,8 @@ _Static_assert(sizeof(slab_t) % 16 == 0, "blocks start malloc-aligned");
 /* So slab_new's (void *) casts of a slab's bytes to blocks are aligned. */
 _Static_assert(FUT__CLASS_SMALL % _Alignof(block_t) == 0 &&
                    FUT__CLASS_MEDIUM % _Alignof(block_t) == 0 &&
-                   FUT__CLASS_LARGE % _Alignof(block_t) == 0,
+                   FUT__CLASS_LARGE % _Alignof(block_t) == 0 &&
+                   FUT__CLASS_ROOMY % _Alignof(block_t) == 0,
                "every block of a slab is aligned for block_t");
 
 /* --- the allocator ---------------------------------------------------- */
@@ -180,6 +183,7 @@ typedef struct depot {
 } depot_t;
 
 static depot_t depot[NCLASS] = {
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0},

@@ -3,7 +3,7 @@
  * util layer).
  *
  * fut__alloc / fut__free go through the allocator installed with
- * fut_set_allocator.  Three fixed sizes are cached per thread (and, with the
+ * fut_set_allocator.  Four fixed sizes are cached per thread (and, with the
  * built-in allocator, carved from slabs): the sizes of fut's hot objects.
  * The layers above assert that their objects have exactly these sizes, so
  * an object that grows falls out of the caches loudly, not silently.
@@ -18,6 +18,8 @@ enum {
     FUT__CLASS_SMALL = 32,  /* callback nodes, progress listeners */
     FUT__CLASS_MEDIUM = 56, /* futures */
     FUT__CLASS_LARGE = 72,  /* futures with two more words (continuations) */
+    FUT__CLASS_ROOMY =
+        128, /* tasks with their owner's record (group members) */
 };
 
 void *fut__alloc(size_t size);
