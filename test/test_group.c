@@ -488,6 +488,92 @@ START_TEST(group_cancel_reaches_a_fiber_members_await)
 }
 END_TEST
 
+/* Fail-fast does not wait for close: a member that fails while the
+ * group is still open cancels the running ones at once (the group is
+ * closed only after the running member saw the cancel). */
+START_TEST(group_all_failure_cancels_others_before_close)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    hold_t h;
+    hold_init(&h);
+    fut_release(fut_group_submit(g, task_hold, &h));
+    fut_test_wait_atomic(&h.started, 1);
+    fut_release(fut_group_submit(g, task_fail, FUT_TEST_PTR(1)));
+    fut_test_wait_atomic(&h.saw_cancel, 1);
+    fut_t *r = fut_group_close(g);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), EIO);
+    fut_release(r);
+    fut_group_release(g);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&h.latch);
+}
+END_TEST
+
+static void *task_follow(fut_ctx_t *ctx, void *arg)
+{
+    return fut_adopt(ctx, fut_retain(arg));
+}
+
+/* The same for a member that follows a future (fut_adopt) which rejects
+ * later: its failure cancels the others before close. */
+START_TEST(group_all_adopted_failure_cancels_others_before_close)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    hold_t h;
+    hold_init(&h);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_release(fut_group_submit(g, task_hold, &h));
+    fut_test_wait_atomic(&h.started, 1);
+    fut_t *follower = fut_group_submit(g, task_follow, pf);
+    while (fut_state(follower) == FUT_PENDING)
+        fut_test_sleep_ms(1); /* running: following pf */
+    ck_assert_int_eq(fut_reject(p, EPERM, "later"), 0);
+    fut_test_wait_atomic(&h.saw_cancel, 1);
+    fut_t *r = fut_group_close(g);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), EPERM);
+    fut_release(r);
+    fut_release(follower);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_group_release(g);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&h.latch);
+}
+END_TEST
+
+/* Members that settled before close and members still running at close
+ * are both counted, once: values in start order, the group settles after
+ * the last one. */
+START_TEST(group_close_counts_members_settled_before_and_after)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    hold_t h;
+    hold_init(&h);
+    fut_t *done = fut_group_submit(g, task_value, FUT_TEST_PTR(7));
+    ck_assert_int_eq(fut_wait(done, FUT_FOREVER), 0);
+    fut_release(fut_group_submit(g, task_hold, &h));
+    fut_test_wait_atomic(&h.started, 1);
+    fut_t *r = fut_group_close(g);
+    fut_test_sleep_ms(5);
+    ck_assert(!fut_done(r)); /* the held member still runs */
+    fut_test_latch_open(&h.latch);
+    void **values = NULL;
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, (void **)&values), 0);
+    ck_assert_int_eq(FUT_TEST_INT(values[0]), 7);
+    ck_assert_ptr_null(values[1]);
+    ck_assert_int_eq(atomic_load(&h.finished), 1);
+    fut_release(done);
+    fut_release(r);
+    fut_group_release(g);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&h.latch);
+}
+END_TEST
+
 START_TEST(group_bad_arguments)
 {
     ck_assert_ptr_null(fut_group_new(NULL, 0));
@@ -603,6 +689,9 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_release_before_close_cancels_and_waits);
     tcase_add_test(tc, group_member_starts_a_sibling_through_current);
     tcase_add_test(tc, group_cancel_reaches_a_fiber_members_await);
+    tcase_add_test(tc, group_all_failure_cancels_others_before_close);
+    tcase_add_test(tc, group_all_adopted_failure_cancels_others_before_close);
+    tcase_add_test(tc, group_close_counts_members_settled_before_and_after);
     tcase_add_test(tc, group_bad_arguments);
     tcase_add_test(tc, group_allocation_failure_at_every_site_loses_nothing);
     suite_add_tcase(s, tc);

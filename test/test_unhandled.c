@@ -284,6 +284,37 @@ START_TEST(unhandled_finally_passes_the_rejection_on)
 }
 END_TEST
 
+static void *fail_a(fut_ctx_t *ctx, void *arg)
+{
+    (void)arg;
+    return fut_fail(ctx, CODE_A, "member");
+}
+
+/* A group reads its members, in every mode, whether a member settled
+ * before the group was closed (counted at close) or after. */
+START_TEST(unhandled_not_called_for_group_members)
+{
+    expect(CODE_A, NULL);
+    const unsigned modes[] = {FUT_GROUP_ALL, FUT_GROUP_SETTLED, FUT_GROUP_RACE};
+    fut_executor_t *pool = fut_test_pool(2);
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+        fut_group_t *g = fut_group_new(pool, modes[k]);
+        fut_t *early = fut_group_submit(g, fail_a, NULL);
+        ck_assert_int_eq(fut_wait(early, FUT_FOREVER), 0);
+        fut_release(early); /* the group's reference is the last */
+        fut_release(fut_group_submit(g, fail_a, NULL));
+        fut_t *r = fut_group_close(g);
+        ck_assert_int_eq(fut_wait(r, FUT_FOREVER), 0);
+        (void)fut_get(r, 0, NULL);
+        fut_release(r);
+        fut_group_release(g);
+        ck_assert_msg(calls() == 0, "mode %u reported a member it had read",
+                      modes[k]);
+    }
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* Combinators read their inputs, including rejections that arrive after
  * the result was decided. */
 START_TEST(unhandled_not_called_for_combinator_inputs)
@@ -342,6 +373,7 @@ Suite *fut_test_unhandled_suite(void)
     tcase_add_test(tc, unhandled_chain_reports_only_its_unread_end);
     tcase_add_test(tc, unhandled_finally_passes_the_rejection_on);
     tcase_add_test(tc, unhandled_not_called_for_combinator_inputs);
+    tcase_add_test(tc, unhandled_not_called_for_group_members);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,24 +11,46 @@
  * on its future's callback stack, its index in start order, and, for a
  * task, the user's function: the task runs member_run, which names the
  * group for fut_group_current, so a member can start siblings.  A task
- * member beyond the limit is made (fut__task_new) but not queued; it starts
- * (fut__task_start) as running members settle.  The slot fires last for
- * every member (after its function, its free_arg and its settling), so it
- * frees the record.
+ * member's record is the room of its task (a roomy task, task.h: one
+ * allocation); a future handed to fut_group_add gets a record of its own,
+ * which its slot frees.  A task member beyond the limit is made
+ * (fut__task_new) but not queued; it starts (fut__task_start) as running
+ * members settle.  The slot fires last for every member (after its
+ * function, its free_arg and its settling).
  *
- * Counting.  `pending` is one per member whose slot has not fired, plus
- * one while the group is open; close drops the open one.  Whoever drops
- * the last settles R (fut__group_settle), so R settles exactly once, after
- * every member and the close.  The adder takes `pending` 64 at a time
- * (credits, under the lock) so that it writes the slots' cache line once
- * per 64 members; close gives back what it did not use.  A slot touches
- * the block only before its drop: until then R is pending, and R's
- * reference keeps the block.
+ * Watching.  A slot costs the worker that settles the member a callback
+ * and two writes to the block's shared line; fut_when_all, given the
+ * futures after they ran, pays neither.  So a task member started at once
+ * (no limit) in ALL or SETTLED mode, whose fulfilment decides nothing, is
+ * added UNWATCHED (its mark; `unwatched` counts them): no slot, nothing in
+ * `pending`.  Whoever moves its mark from UNWATCHED (a CAS, so once)
+ * watches it: pushes its slot, or, if the member was dispatched already,
+ * does the slot's counting on the spot.  That is
+ *   - the member itself, when its function failed or adopted a future
+ *     (member_run, watch_self), so a failure cancels the others at once,
+ *     not at close; also the submitter when a start was refused;
+ *   - fut_group_close, which walks the members once (they can no longer
+ *     grow), as fut_when_all walks its inputs;
+ *   - fut_group_limit, under the lock: a limit counts the running members,
+ *     so they must say when they end.  With a limit set nothing is added
+ *     unwatched, so while a limit holds every member is watched.
+ * A member that rejects without running its function (its executor
+ * dropped it) is seen at close.  A watcher first adds one to `pending`
+ * per member it takes off `unwatched`, and gives back those it did not
+ * push a slot for (fut__group_watch).
+ *
+ * Counting.  `pending` is one per watched member whose slot has not
+ * fired, plus one per unwatched member being watched, plus one while the
+ * group is open; close drops the open one.  Whoever drops the last settles
+ * R (fut__group_settle), so R settles exactly once, after every member and
+ * the close.  The adder takes `pending` 64 at a time (credits, under the
+ * lock) so that it writes the slots' cache line once per 64 members; close
+ * gives back what it did not use.  A slot touches the block only before
+ * its drop: until then R is pending, and R's reference keeps the block.
  *
  * Deciding.  A member that fulfils (ALL), or settles any way (SETTLED),
- * decides nothing: its slot counts it without the lock, and ALL reads the
- * values from the members, in start order, when R settles.  That is the
- * hot path of a group of many tasks, and it is as cheap as fut_when_all's.
+ * decides nothing: it is counted without the lock, and ALL reads the
+ * values from the members, in start order, when R settles.
  * The lock is taken by the slots that may end the group early: the first
  * failure (ALL) or the first success (RACE) cancels the other members.
  * The first cause of a cancel is kept (a member's failure, the race's
@@ -36,10 +58,10 @@
  * settled.
  *
  * Starting.  With no limit, a task member starts at once (COUNTED): the
- * adder counts it in `fast_started` (under the lock), its slot in
- * `fast_done` (atomic).  Behind a limit, members wait (DEFERRED,
+ * adder counts it in `fast_started` (under the lock), its slot (or its
+ * watcher) in `fast_done` (atomic).  Behind a limit, members wait (DEFERRED,
  * `waiting`) and start in start order as running ones settle
- * (fut__group_start_members, under the lock: running_now[i] says a
+ * (fut__group_start_members, under the lock: marks[i] RUNNING says a
  * deferred member was started and not yet uncounted, by its slot or by a
  * start that failed, whichever comes first).  Running members are
  * fast_started - fast_done + deferred_running, so a limit set after
@@ -86,7 +108,7 @@ void fut__group_unref(fut_group_t *g)
     if (g->cap) {
         fut__free(g->members - 1, (g->cap + 1) * sizeof *g->members);
         fut__free(g->values - 1, (g->cap + 1) * sizeof *g->values);
-        fut__free(g->running_now, g->cap);
+        fut__free((void *)g->marks, g->cap);
     }
     fut__exec_release(g->ex);
     pthread_mutex_destroy(&g->lock);
@@ -112,7 +134,7 @@ bool fut__group_grow(fut_group_t *g)
     size_t cap = g->cap ? g->cap * 2 : 8;
     fut_t **m = fut__alloc((cap + 1) * sizeof *m);
     void **v = m ? fut__alloc((cap + 1) * sizeof *v) : NULL;
-    unsigned char *r = v ? fut__alloc(cap) : NULL;
+    _Atomic unsigned char *r = v ? fut__alloc(cap) : NULL;
     if (!r) {
         fut__free(v, (cap + 1) * sizeof *v);
         fut__free(m, (cap + 1) * sizeof *m);
@@ -120,20 +142,24 @@ bool fut__group_grow(fut_group_t *g)
     }
     memcpy(m, &g, sizeof g); /* the word before the array: the block */
     memcpy(v, &g, sizeof g);
-    memset(r, 0, cap);
     if (g->n) {
         memcpy(m + 1, g->members, g->n * sizeof *m);
         memcpy(v + 1, g->values, g->n * sizeof *v);
-        memcpy(r, g->running_now, g->n);
     }
+    /* The marks one by one: atomics (nobody else touches them while the
+     * lock is held and the group open). */
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&r[i], i < g->n ? atomic_load_explicit(&g->marks[i],
+                                                           memory_order_relaxed)
+                                    : MARK_NONE);
     if (g->cap) {
         fut__free(g->members - 1, (g->cap + 1) * sizeof *m);
         fut__free(g->values - 1, (g->cap + 1) * sizeof *v);
-        fut__free(g->running_now, g->cap);
+        fut__free((void *)g->marks, g->cap);
     }
     g->members = m + 1;
     g->values = v + 1;
-    g->running_now = r;
+    g->marks = r;
     g->cap = cap;
     return true;
 }
@@ -311,9 +337,22 @@ int fut_group_limit(fut_group_t *g, size_t max_running)
 {
     if (!g)
         return EINVAL;
+    bool cancel_others = false;
+    size_t back = 0;
     pthread_mutex_lock(&g->lock);
     g->max_running = max_running;
+    if (max_running && g->unwatched) {
+        /* A limit counts the running members: each must say when it ends. */
+        size_t u = g->unwatched;
+        g->unwatched = 0;
+        atomic_fetch_add(&g->pending, u);
+        back = u - fut__group_watch(g, g->n, true, &cancel_others);
+    }
     pthread_mutex_unlock(&g->lock);
+    if (back)
+        fut__group_settle(g, back); /* open: not the last */
+    if (cancel_others)
+        fut__group_cancel_members(g);
     fut__group_start_members(g); /* a higher limit lets waiting members start */
     return 0;
 }
@@ -364,8 +403,20 @@ fut_t *fut_group_close(fut_group_t *g)
     g->closed = true;
     size_t unused = g->credits;
     g->credits = 0;
+    size_t u = g->unwatched, n = g->n;
+    g->unwatched = 0;
     fut_t *r = fut_retain(g->result);
     pthread_mutex_unlock(&g->lock);
+    if (u) {
+        /* The members are fixed now: watch the unwatched ones. */
+        bool cancel_others = false;
+        atomic_fetch_add(&g->pending, u);
+        unused += u - fut__group_watch(g, n, false, &cancel_others);
+        if (cancel_others)
+            fut__group_cancel_members(g);
+        else if (atomic_load(&g->waiting))
+            fut__group_start_members(g);
+    }
     fut__group_settle(g, unused + 1); /* the open one, and unused credits */
     return r;
 }

@@ -40,13 +40,14 @@ struct fut_group {
     char pad0[64];
     /* Under the lock. */
     pthread_mutex_t lock;
-    fut_t **members;            /* in start order, a reference each */
-    void **values;              /* ALL: filled from the members at finish */
-    unsigned char *running_now; /* per deferred member: started, not settled */
+    fut_t **members;              /* in start order, a reference each */
+    void **values;                /* ALL: filled from the members at finish */
+    _Atomic unsigned char *marks; /* per member: MARK_RUNNING, _UNWATCHED */
     size_t n, cap;
+    size_t unwatched;        /* members marked UNWATCHED (0 once closed) */
     size_t started;          /* members[0..started) were started or skipped */
     size_t fast_started;     /* members started at once (COUNTED) */
-    size_t deferred_running; /* deferred members with running_now set */
+    size_t deferred_running; /* deferred members marked RUNNING */
     size_t credits;          /* of `pending`, taken ahead for members to add */
     size_t max_running;
     fut_t *first_failed; /* a reference: ALL's first failure, RACE's last */
@@ -59,6 +60,12 @@ struct fut_group {
     _Atomic size_t fast_done; /* COUNTED members settled */
     _Atomic size_t rejected;  /* members that rejected */
 };
+
+/* A member's mark.  RUNNING: a deferred member started and not settled
+ * (under the lock).  UNWATCHED: a task member started at once, whose
+ * slot is not pushed yet (group.c, Watching); whoever exchanges the mark
+ * away from UNWATCHED watches it, once. */
+enum { MARK_NONE = 0, MARK_RUNNING = 1, MARK_UNWATCHED = 2 };
 
 /* The member's flags, in the high bits of its record's index.  OWN: the
  * record is an allocation of its own (a future handed to fut_group_add),
@@ -99,5 +106,14 @@ bool fut__group_cancel(fut_group_t *g, cause_t cause);
 void fut__group_cancel_members(fut_group_t *g);
 /* Starts waiting task members while the limit allows (group_member.c). */
 void fut__group_start_members(fut_group_t *g);
+/* Watches the unwatched members among the first n, with the lock held
+ * (locked: the members may still grow) or not (closed: they cannot).  The
+ * caller has added one to `pending` for each member it took off
+ * `unwatched`; returns how many slots it pushed, so the caller gives the
+ * rest back: members dispatched already (counted here) and members that
+ * watched themselves.  *cancel_others: a member counted here decided the
+ * group (group_member.c). */
+size_t fut__group_watch(fut_group_t *g, size_t n, bool locked,
+                        bool *cancel_others);
 
 #endif /* FUT_FEAT_GROUP_H */

@@ -24,8 +24,9 @@ fut_group_t *fut_group_current(void)
 /* Lock held.  Deferred member i stops counting against the limit. */
 static void stop_running(fut_group_t *g, size_t i)
 {
-    if (g->running_now[i]) {
-        g->running_now[i] = 0;
+    if (atomic_load_explicit(&g->marks[i], memory_order_relaxed) ==
+        MARK_RUNNING) {
+        atomic_store_explicit(&g->marks[i], MARK_NONE, memory_order_relaxed);
         g->deferred_running--;
     }
 }
@@ -60,7 +61,8 @@ void fut__group_start_members(fut_group_t *g)
             /* Only tasks the group made wait to start. */
             if (fut__task_unstarted(c)) {
                 m = fut_retain(c);
-                g->running_now[i] = 1;
+                atomic_store_explicit(&g->marks[i], MARK_RUNNING,
+                                      memory_order_relaxed);
                 g->deferred_running++;
                 break;
             }
@@ -69,12 +71,11 @@ void fut__group_start_members(fut_group_t *g)
         if (!m)
             return;
         unsigned flags = (fut__load(m) & FUT__BLOCKING) ? FUT_BLOCKING : 0;
-        if (fut__task_start(m, g->ex, flags) != 0) {
+        if (fut__task_start(m, g->ex, flags) != 0) { /* m is the queue's */
             pthread_mutex_lock(&g->lock);
             stop_running(g, i); /* cancelled meanwhile, or refused */
             pthread_mutex_unlock(&g->lock);
         }
-        fut_release(m);
     }
 }
 
@@ -107,46 +108,105 @@ static bool decide(fut_group_t *g, fut_t *f, unsigned st, size_t index)
     return false;
 }
 
-static void slot_fired(fut_t *f, void *node)
+/* What member f's settling means to the group, counted once per member:
+ * by its slot, or by fut__group_watch for a member dispatched before
+ * anyone watched it.  ix: the member's index and flags; lock held if
+ * locked.  True if f decided the group: the others are to be cancelled. */
+static bool count_settled(fut_group_t *g, fut_t *f, size_t ix, bool locked)
 {
-    member_t *rec = node;
-    fut_group_t *g = rec->g;
-    size_t index = rec->index & FUT__MEMBER_INDEX;
-    bool counted = rec->index & FUT__MEMBER_COUNTED;
-    bool deferred = rec->index & FUT__MEMBER_DEFERRED;
-    if (rec->index & FUT__MEMBER_OWN)
-        fut__free(rec, sizeof *rec);
+    bool deferred = ix & FUT__MEMBER_DEFERRED;
     unsigned st = fut__load(f) & FUT__STATE_MASK;
     if (st != FUT_FULFILLED)
         fut__observe(f); /* the group read it */
     if (st == FUT_REJECTED)
         atomic_fetch_add(&g->rejected, 1);
-    if (counted)
-        atomic_fetch_add(&g->fast_done, 1);
-    bool cancel_others = false;
     /* The lock only for what may decide the group or a deferred start. */
-    if (deferred || g->mode == FUT_GROUP_RACE ||
-        (g->mode == FUT_GROUP_ALL && st == FUT_REJECTED)) {
+    if (!deferred && g->mode != FUT_GROUP_RACE &&
+        !(g->mode == FUT_GROUP_ALL && st == FUT_REJECTED))
+        return false;
+    if (!locked)
         pthread_mutex_lock(&g->lock);
-        if (deferred)
-            stop_running(g, index);
-        cancel_others = decide(g, f, st, index);
+    if (deferred)
+        stop_running(g, ix & FUT__MEMBER_INDEX);
+    bool cancel_others = decide(g, f, st, ix & FUT__MEMBER_INDEX);
+    if (!locked)
         pthread_mutex_unlock(&g->lock);
-    }
-    if (cancel_others)
+    return cancel_others;
+}
+
+static void slot_fired(fut_t *f, void *node)
+{
+    member_t *rec = node;
+    fut_group_t *g = rec->g;
+    size_t ix = rec->index;
+    if (ix & FUT__MEMBER_OWN)
+        fut__free(rec, sizeof *rec);
+    if (ix & FUT__MEMBER_COUNTED)
+        atomic_fetch_add(&g->fast_done, 1);
+    if (count_settled(g, f, ix, false))
         fut__group_cancel_members(g);
-    else if ((counted || deferred) && atomic_load(&g->waiting))
+    else if ((ix & (FUT__MEMBER_COUNTED | FUT__MEMBER_DEFERRED)) &&
+             atomic_load(&g->waiting))
         fut__group_start_members(g);
     fut__group_settle(g, 1); /* last: g may be gone after it */
+}
+
+size_t fut__group_watch(fut_group_t *g, size_t n, bool locked,
+                        bool *cancel_others)
+{
+    size_t pushed = 0, done = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char mark = MARK_UNWATCHED;
+        if (atomic_load_explicit(&g->marks[i], memory_order_relaxed) !=
+                MARK_UNWATCHED ||
+            !atomic_compare_exchange_strong(&g->marks[i], &mark, MARK_NONE))
+            continue; /* watched, or watching itself (watch_self) */
+        fut_t *m = g->members[i];
+        member_t *rec = fut__task_room(m);
+        if (fut__cbs_push(m, (uintptr_t)&rec->slot | FUT__TAG_SLOT)) {
+            pushed++;
+            continue;
+        }
+        /* Dispatched already: its slot's work, here (an unwatched member
+         * is COUNTED, never deferred, and its index is i). */
+        done++;
+        if (count_settled(g, m, i | FUT__MEMBER_COUNTED, locked))
+            *cancel_others = true;
+    }
+    if (done)
+        atomic_fetch_add(&g->fast_done, done);
+    return pushed;
+}
+
+/* Watches member f now if nobody has (it is marked UNWATCHED): a member
+ * that failed, or follows a future, so that a failure cancels the others
+ * at once instead of at close; or one whose start failed. */
+static void watch_self(fut_group_t *g, member_t *rec, fut_t *f)
+{
+    unsigned char mark = MARK_UNWATCHED;
+    pthread_mutex_lock(&g->lock); /* the marks do not move meanwhile */
+    bool mine = atomic_compare_exchange_strong(
+        &g->marks[rec->index & FUT__MEMBER_INDEX], &mark, MARK_NONE);
+    if (mine) {
+        if (!g->closed)
+            g->unwatched--; /* else the closer counted it, and gives back */
+        atomic_fetch_add(&g->pending, 1);
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (mine && !fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
+        slot_fired(f, &rec->slot); /* dispatched already */
 }
 
 static void *member_run(fut_ctx_t *ctx, void *arg)
 {
     member_t *rec = arg;
+    fut_group_t *g = rec->g;
     fut_group_t *outer = current;
-    current = rec->g;
+    current = g;
     void *v = rec->fn(ctx, rec->arg);
     current = outer;
+    if ((ctx->code || ctx->adopt) && g->mode == FUT_GROUP_ALL)
+        watch_self(g, rec, ctx->f);
     return v;
 }
 
@@ -177,9 +237,10 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     size_t i = g->n++;
     rec->g = g;
     rec->index = task ? i : i | FUT__MEMBER_OWN;
-    g->members[i] = f;
-    g->values[i] = NULL;
-    g->running_now[i] = 0;
+    rec->slot.fn = slot_fired;
+    rec->slot.arg = rec;
+    g->members[i] = f; /* values[i] is written at finish; marks[i] is
+                          MARK_NONE from fut__group_grow */
     *cancel = g->cause != CAUSE_NONE;
     *start = false;
     if (g->started == i && (!task || g->max_running == 0)) {
@@ -188,6 +249,15 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
             rec->index |= FUT__MEMBER_COUNTED;
             g->fast_started++;
             *start = true;
+            if (g->mode != FUT_GROUP_RACE) {
+                /* No slot until it may decide the group (group.c,
+                 * Watching). */
+                atomic_store_explicit(&g->marks[i], MARK_UNWATCHED,
+                                      memory_order_relaxed);
+                g->unwatched++;
+                pthread_mutex_unlock(&g->lock);
+                return 0;
+            }
         }
     } else {
         rec->index |= FUT__MEMBER_DEFERRED;
@@ -200,8 +270,6 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     }
     g->credits--;
     pthread_mutex_unlock(&g->lock);
-    rec->slot.fn = slot_fired;
-    rec->slot.arg = rec;
     if (!fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
         slot_fired(f, &rec->slot);
     return 0;
@@ -215,8 +283,9 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
             free_arg(arg);
         return fut_rejected(EINVAL, "fut_group_submit: a NULL group or fn");
     }
-    /* The caller's reference and the group's; the record in its room. */
-    fut_t *f = fut__task_new(member_run, NULL, NULL, 2, true);
+    /* The caller's reference, the group's and the queue's; the record in
+     * its room. */
+    fut_t *f = fut__task_new(member_run, NULL, NULL, 3, true);
     if (!f) {
         if (free_arg)
             free_arg(arg);
@@ -241,17 +310,21 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
             free_arg(arg);
         FUT__MUST(fut__claim(f)); /* nobody else has seen it */
         fut__fail_static(f, rc, rc == EINVAL ? "fut_group: closed" : NULL);
-        fut_release(f); /* the group's, never taken */
+        fut_release(f); /* the group's and the queue's, never taken */
+        fut_release(f);
         return f;
     }
-    if (cancel) {
-        fut_cancel(f);
-    } else if (start) {
+    if (start) {
         /* A failed start settles f: its slot uncounts it. */
-        (void)fut__task_start(f, g->ex, flags & FUT_BLOCKING);
-    } else {
-        fut__group_start_members(g);
+        if (fut__task_start(f, g->ex, flags & FUT_BLOCKING) != 0)
+            watch_self(g, rec, f);
+        return f;
     }
+    fut_release(f); /* the queue's: not now */
+    if (cancel)
+        fut_cancel(f);
+    else
+        fut__group_start_members(g);
     return f;
 }
 

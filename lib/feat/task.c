@@ -83,15 +83,16 @@ int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags)
      * claim is given back before submitting: an inline executor runs the
      * task at once.  (A cancel between the two whose submit is then refused
      * leaves the executor one cancel counted for a task it never held.) */
-    if (!fut__try_claim(f))
+    if (!fut__try_claim(f)) {
+        fut_release(f); /* the queue's, not needed */
         return ECANCELED;
+    }
     f->ex = ex;
     if (flags & FUT_BLOCKING)
         atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
                                  memory_order_relaxed);
     FUT__MUST(
         fut__transition(f, FUT_PENDING | FUT__CLAIMED, FUT_PENDING, 0, NULL));
-    fut_retain(f); /* the queue's */
     int rc = ex->ops->submit(ex, f, flags);
     if (rc != 0) {
         fut__reject_unstarted(f, rc, NULL);

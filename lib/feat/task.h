@@ -32,9 +32,10 @@ static inline void *fut__task_room(fut_t *f)
 /* f is a task not started yet (by fut__task_start) and not settled. */
 bool fut__task_unstarted(fut_t *f);
 
-/* Queues task f (from fut__task_new) on ex, taking a reference for the
- * queue.  0; ECANCELED if f was cancelled meanwhile (nothing queued); or
- * ex's refusal, and then f is rejected with it. */
+/* Queues task f (from fut__task_new) on ex, with a reference the caller
+ * passes for the queue (consumed on every path: made with it, the task
+ * costs no atomic for it).  0; ECANCELED if f was cancelled meanwhile (nothing
+ * queued); or ex's refusal, and then f is rejected with it. */
 int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags);
 
 #endif /* FUT_FEAT_TASK_H */
