@@ -324,8 +324,8 @@ to all finished); W8 switches = 2 x round trips / time of a ping-pong of
 two fibers; W8 KiB/fiber = resident memory per suspended fiber (the
 warm-up run, after giving back the memory earlier runs left; the timed
 runs reuse it, as each system's allocator would).
-W9 (fut only): the same tasks started through a task group (FUT_GROUP_ALL)
-and through fut_when_all, in alternating pairs in one process; group cost =
+W9 (fut only): the same tasks started through a task group (FUT_GROUP_ALL,
+fut_group_spawn) and through fut_when_all, in alternating pairs in one process; group cost =
 group time / when_all time (lower is better; fut's target is 1.2 at most).
 Peak RSS is a high-water mark (getrusage ru_maxrss): a process's peak over
 all the workloads it ran, not the memory of one workload; the rss_kib

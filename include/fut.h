@@ -329,8 +329,8 @@ FUT_API void *fut_fail(fut_ctx_t *ctx, int code, const char *fmt, ...)
  * exactly.  A NULL fmt takes the domain's own description where fut knows
  * one (gai_strerror), else "error <code> in domain <domain>".  A negative
  * domain or a zero code fails the function with EINVAL instead. */
-FUT_API void *fut_fail_in(fut_ctx_t *ctx, int domain, int code,
-                          const char *fmt, ...) FUT_PRINTF(4, 5);
+FUT_API void *fut_fail_in(fut_ctx_t *ctx, int domain, int code, const char *fmt,
+                          ...) FUT_PRINTF(4, 5);
 
 /* Names the destructor of the value the function is about to return; it
  * runs exactly once, when the future holding the value is freed. */
@@ -662,13 +662,13 @@ FUT_API void fut_yield(void);
 /* True on a fiber. */
 FUT_API bool fut_in_fiber(void);
 
-
 /* ----------------------------------------------------------- task groups */
 
 /* Structured concurrency (asyncio.TaskGroup, Trio's nurseries): tasks
  * started in a group end before the group's future settles, so none
  * outlives the code that started it.  Start members with
- * fut_group_submit (tasks) or fut_group_add (futures you have), then
+ * fut_group_submit or fut_group_spawn (tasks) or fut_group_add (futures
+ * you have), then
  * fut_group_close: the group's future settles once every member has
  * settled.  Modes (flags of fut_group_new):
  *   FUT_GROUP_ALL      value: void ** of the members' values in start
@@ -726,6 +726,19 @@ FUT_API FUT_NODISCARD fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn,
                                                  void *arg,
                                                  fut_free_fn free_arg,
                                                  unsigned flags);
+
+/* fut_group_submit without a future for the caller (Trio's start_soon, Go's
+ * errgroup.Go): the member's outcome reaches the caller through the group's
+ * future alone, and the submitter is spared a reference it would drop at
+ * once (while a worker runs the task).  Returns 0 (started, or waiting
+ * behind the limit); EINVAL (NULL g or fn, or a closed group: nothing
+ * added); ECANCELED (the group is cancelled: the member is added cancelled
+ * and never runs); ENOMEM (nothing added); or the executor's refusal, such
+ * as ESHUTDOWN, which the member rejects with (in FUT_GROUP_ALL, the
+ * group's failure).  free_arg runs exactly once on every path. */
+FUT_API int fut_group_spawn(fut_group_t *g, fut_fn fn, void *arg);
+FUT_API int fut_group_spawn_ex(fut_group_t *g, fut_fn fn, void *arg,
+                               fut_free_fn free_arg, unsigned flags);
 
 /* Consumes f: it becomes a member (cancelled with the group).  Returns 0,
  * EINVAL (NULL, or a closed group; f released), ENOMEM (f released). */

@@ -574,6 +574,72 @@ START_TEST(group_close_counts_members_settled_before_and_after)
 }
 END_TEST
 
+/* fut_group_spawn: members without a future for the caller; their
+ * values still reach the group's, in start order. */
+START_TEST(group_spawn_values_in_start_order)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+    atomic_int freed = 0;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(
+            fut_group_spawn_ex(g, task_value, FUT_TEST_PTR(i), NULL, 0), 0);
+    ck_assert_int_eq(
+        fut_group_spawn_ex(g, task_value, &freed, fut_test_count_free, 0), 0);
+    fut_t *r = fut_group_close(g);
+    void **values = NULL;
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, (void **)&values), 0);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(FUT_TEST_INT(values[i]), i);
+    ck_assert_ptr_eq(values[1000], &freed);
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    fut_release(r);
+    fut_group_release(g);
+    fut_executor_free(pool);
+}
+END_TEST
+
+/* Every refusal says why, adds nothing it should not, and runs free_arg
+ * once: NULL arguments, a closed group, a cancelled one, a member whose
+ * executor refuses it (which fails the group). */
+START_TEST(group_spawn_refusals_return_their_codes)
+{
+    atomic_int freed = 0;
+    ck_assert_int_eq(
+        fut_group_spawn_ex(NULL, task_value, &freed, fut_test_count_free, 0),
+        EINVAL);
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    fut_group_t *g = fut_group_new(fut_inline_executor(), FUT_GROUP_ALL);
+    ck_assert_int_eq(
+        fut_group_spawn_ex(g, NULL, &freed, fut_test_count_free, 0), EINVAL);
+    ck_assert_int_eq(atomic_load(&freed), 2);
+    ck_assert(fut_group_cancel(g));
+    ck_assert_int_eq(
+        fut_group_spawn_ex(g, task_value, &freed, fut_test_count_free, 0),
+        ECANCELED);
+    ck_assert_int_eq(atomic_load(&freed), 3);
+    fut_t *r = fut_group_close(g);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ECANCELED);
+    ck_assert_int_eq(fut_group_spawn(g, task_value, NULL), EINVAL); /* closed */
+    fut_release(r);
+    fut_group_release(g);
+
+    fut_executor_t *pool = fut_test_pool(1);
+    g = fut_group_new(pool, FUT_GROUP_ALL);
+    ck_assert_int_eq(fut_group_spawn(g, task_value, NULL), 0);
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_WAIT), 0);
+    ck_assert_int_eq(
+        fut_group_spawn_ex(g, task_value, &freed, fut_test_count_free, 0),
+        ESHUTDOWN);
+    ck_assert_int_eq(atomic_load(&freed), 4);
+    r = fut_group_close(g);
+    ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ESHUTDOWN);
+    fut_release(r);
+    fut_group_release(g);
+    fut_executor_free(pool);
+}
+END_TEST
+
 START_TEST(group_bad_arguments)
 {
     ck_assert_ptr_null(fut_group_new(NULL, 0));
@@ -651,6 +717,12 @@ START_TEST(group_allocation_failure_at_every_site_loses_nothing)
             for (int i = 0; i < 4; i++, submitted++)
                 fut_release(fut_group_submit_ex(g, task_value, &freed,
                                                 fut_test_count_free, 0));
+            for (int i = 0; i < 2; i++, submitted++) {
+                int rc = fut_group_spawn_ex(g, task_value, &freed,
+                                            fut_test_count_free, 0);
+                ck_assert_msg(rc == 0 || rc == ENOMEM, "n=%ld spawn rc=%d", n,
+                              rc);
+            }
             fut_t *r = fut_group_close(g);
             int rc = fut_get(r, FUT_FOREVER, NULL);
             ck_assert_msg(rc == 0 || rc == ENOMEM, "n=%ld rc=%d", n, rc);
@@ -692,6 +764,8 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_all_failure_cancels_others_before_close);
     tcase_add_test(tc, group_all_adopted_failure_cancels_others_before_close);
     tcase_add_test(tc, group_close_counts_members_settled_before_and_after);
+    tcase_add_test(tc, group_spawn_values_in_start_order);
+    tcase_add_test(tc, group_spawn_refusals_return_their_codes);
     tcase_add_test(tc, group_bad_arguments);
     tcase_add_test(tc, group_allocation_failure_at_every_site_loses_nothing);
     suite_add_tcase(s, tc);

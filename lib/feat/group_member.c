@@ -275,21 +275,30 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     return 0;
 }
 
-fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
-                           fut_free_fn free_arg, unsigned flags)
+/* Starts a task member: fut_group_submit_ex with *out (a reference for
+ * the caller), fut_group_spawn_ex without (out NULL).  Returns 0, or the
+ * code the member is rejected with, or was refused with (EINVAL, ENOMEM),
+ * or ECANCELED; free_arg runs once on every path. */
+static int spawn(fut_group_t *g, fut_fn fn, void *arg, fut_free_fn free_arg,
+                 unsigned flags, fut_t **out)
 {
     if (!g || !fn) {
         if (free_arg)
             free_arg(arg);
-        return fut_rejected(EINVAL, "fut_group_submit: a NULL group or fn");
+        if (out)
+            *out = fut_rejected(EINVAL, "fut_group_submit: a NULL group or "
+                                        "fn");
+        return EINVAL;
     }
-    /* The caller's reference, the group's and the queue's; the record in
-     * its room. */
-    fut_t *f = fut__task_new(member_run, NULL, NULL, 3, true);
+    /* The group's reference, the queue's and the caller's if it wants one;
+     * the record in its room. */
+    fut_t *f = fut__task_new(member_run, NULL, NULL, out ? 3 : 2, true);
     if (!f) {
         if (free_arg)
             free_arg(arg);
-        return &fut__enomem;
+        if (out)
+            *out = &fut__enomem;
+        return ENOMEM;
     }
     member_t *rec = fut__task_room(f);
     memset(rec, 0, sizeof *rec);
@@ -301,6 +310,8 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
     if (flags & FUT_BLOCKING)
         atomic_fetch_or_explicit(&f->state, FUT__BLOCKING,
                                  memory_order_relaxed);
+    if (out)
+        *out = f;
     bool cancel = false, start = false;
     int rc = add_member(g, f, rec, true, &cancel, &start);
     if (rc != 0) {
@@ -312,25 +323,46 @@ fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
         fut__fail_static(f, rc, rc == EINVAL ? "fut_group: closed" : NULL);
         fut_release(f); /* the group's and the queue's, never taken */
         fut_release(f);
-        return f;
+        return rc;
     }
     if (start) {
-        /* A failed start settles f: its slot uncounts it. */
-        if (fut__task_start(f, g->ex, flags & FUT_BLOCKING) != 0)
+        /* A failed start settles f: its watcher uncounts it. */
+        rc = fut__task_start(f, g->ex, flags & FUT_BLOCKING);
+        if (rc != 0)
             watch_self(g, rec, f);
-        return f;
+        return rc;
     }
-    fut_release(f); /* the queue's: not now */
-    if (cancel)
+    fut_release(f); /* the queue's: not now (the group's keeps f) */
+    if (cancel) {
         fut_cancel(f);
-    else
-        fut__group_start_members(g);
+        return ECANCELED;
+    }
+    fut__group_start_members(g);
+    return 0;
+}
+
+fut_t *fut_group_submit_ex(fut_group_t *g, fut_fn fn, void *arg,
+                           fut_free_fn free_arg, unsigned flags)
+{
+    fut_t *f;
+    (void)spawn(g, fn, arg, free_arg, flags, &f);
     return f;
 }
 
 fut_t *fut_group_submit(fut_group_t *g, fut_fn fn, void *arg)
 {
     return fut_group_submit_ex(g, fn, arg, NULL, 0);
+}
+
+int fut_group_spawn_ex(fut_group_t *g, fut_fn fn, void *arg,
+                       fut_free_fn free_arg, unsigned flags)
+{
+    return spawn(g, fn, arg, free_arg, flags, NULL);
+}
+
+int fut_group_spawn(fut_group_t *g, fut_fn fn, void *arg)
+{
+    return spawn(g, fn, arg, NULL, 0, NULL);
 }
 
 int fut_group_add(fut_group_t *g, fut_t *f)
