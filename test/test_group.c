@@ -365,6 +365,69 @@ START_TEST(group_of_100k_members)
 }
 END_TEST
 
+/* Four threads add members to one group at once while the workers' slots
+ * take the group's lock to start the members waiting behind a limit: the
+ * lock keeps the member list whole (every value once, in each adder's
+ * order) and the limit exact. */
+typedef struct adder {
+    fut_group_t *g;
+    int base;
+    pthread_t thread;
+} adder_t;
+
+enum { ADDERS = 4, PER_ADDER = 5000 };
+
+static void *task_index(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return arg;
+}
+
+static void *add_members(void *arg)
+{
+    adder_t *a = arg;
+    for (int i = 0; i < PER_ADDER; i++)
+        ck_assert_int_eq(
+            fut_group_spawn(a->g, task_index, FUT_TEST_PTR(a->base + i)), 0);
+    return NULL;
+}
+
+START_TEST(group_concurrent_adders_lose_no_member)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    for (int limit = 0; limit <= 3; limit += 3) {
+        fut_group_t *g = fut_group_new(pool, FUT_GROUP_ALL);
+        ck_assert_int_eq(fut_group_limit(g, (size_t)limit), 0);
+        adder_t a[ADDERS];
+        for (int t = 0; t < ADDERS; t++) {
+            a[t] = (adder_t){.g = g, .base = t * PER_ADDER};
+            ck_assert_int_eq(
+                pthread_create(&a[t].thread, NULL, add_members, &a[t]), 0);
+        }
+        for (int t = 0; t < ADDERS; t++)
+            pthread_join(a[t].thread, NULL);
+        fut_t *r = fut_group_close(g);
+        void **values = NULL;
+        ck_assert_int_eq(fut_get(r, FUT_FOREVER, (void **)&values), 0);
+        static unsigned char seen[ADDERS * PER_ADDER];
+        memset(seen, 0, sizeof seen);
+        int last[ADDERS] = {-1, -1, -1, -1};
+        for (int i = 0; i < ADDERS * PER_ADDER; i++) {
+            int v = FUT_TEST_INT(values[i]);
+            ck_assert(v >= 0 && v < ADDERS * PER_ADDER);
+            ck_assert_msg(!seen[v], "value %d twice", v);
+            seen[v] = 1;
+            int t = v / PER_ADDER;
+            ck_assert_int_gt(v, last[t]); /* each adder's order kept */
+            last[t] = v;
+        }
+        fut_release(r);
+        fut_group_release(g);
+    }
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* ---------------------------------------------- races, release, joining */
 
 static void *task_obj(fut_ctx_t *ctx, void *arg)
@@ -757,6 +820,7 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_limit_never_more_than_max_running);
     tcase_add_test(tc, group_limit_set_late_counts_the_members_already_running);
     tcase_add_test(tc, group_of_100k_members);
+    tcase_add_test(tc, group_concurrent_adders_lose_no_member);
     tcase_add_test(tc, group_cancel_racing_completion_loses_nothing);
     tcase_add_test(tc, group_release_before_close_cancels_and_waits);
     tcase_add_test(tc, group_member_starts_a_sibling_through_current);

@@ -111,7 +111,7 @@ void fut__group_unref(fut_group_t *g)
         fut__free((void *)g->marks, g->cap);
     }
     fut__exec_release(g->ex);
-    pthread_mutex_destroy(&g->lock);
+    fut__lock_destroy(&g->lock);
     fut__free(g, sizeof *g);
 }
 
@@ -171,6 +171,9 @@ bool fut__group_grow(fut_group_t *g)
 static void collect_values(fut_group_t *g)
 {
     for (size_t i = 0; i < g->n; i++) {
+        if (atomic_load_explicit(&g->marks[i], memory_order_relaxed) ==
+            MARK_VALUE)
+            continue; /* written by its watcher at close */
         fut_t *m = g->members[i];
         g->values[i] = (fut__load(m) & FUT__STATE_MASK) == FUT_FULFILLED
                            ? m->u.ok.value
@@ -237,9 +240,9 @@ void fut__group_settle(fut_group_t *g, size_t k)
 {
     if (atomic_fetch_sub_explicit(&g->pending, k, memory_order_acq_rel) != k)
         return;
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     g->finished = true; /* no cause, no deadline from now on */
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     finish(g);
 }
 
@@ -250,9 +253,9 @@ void fut__group_settle(fut_group_t *g, size_t k)
 void fut__group_cancel_members(fut_group_t *g)
 {
     for (size_t i = 0;; i++) {
-        pthread_mutex_lock(&g->lock);
+        fut__lock(&g->lock);
         fut_t *m = i < g->n ? fut_retain(g->members[i]) : NULL;
-        pthread_mutex_unlock(&g->lock);
+        fut__unlock(&g->lock);
         if (!m)
             return;
         fut_cancel(m);
@@ -271,9 +274,9 @@ bool fut__group_set_cause(fut_group_t *g, cause_t cause)
 
 bool fut__group_cancel(fut_group_t *g, cause_t cause)
 {
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     bool first = fut__group_set_cause(g, cause);
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (first)
         fut__group_cancel_members(g);
     return first;
@@ -305,7 +308,7 @@ fut_group_t *fut_group_new(fut_executor_t *ex, unsigned flags)
         return NULL;
     }
     memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->lock, NULL);
+    fut__lock_init(&g->lock);
     atomic_init(&g->refs, 2);    /* the handle's and R's */
     atomic_init(&g->pending, 1); /* open */
     g->ex = fut__exec_retain(ex);
@@ -339,7 +342,7 @@ int fut_group_limit(fut_group_t *g, size_t max_running)
         return EINVAL;
     bool cancel_others = false;
     size_t back = 0;
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     g->max_running = max_running;
     if (max_running && g->unwatched) {
         /* A limit counts the running members: each must say when it ends. */
@@ -348,7 +351,7 @@ int fut_group_limit(fut_group_t *g, size_t max_running)
         atomic_fetch_add(&g->pending, u);
         back = u - fut__group_watch(g, g->n, true, &cancel_others);
     }
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (back)
         fut__group_settle(g, back); /* open: not the last */
     if (cancel_others)
@@ -375,11 +378,11 @@ int fut_group_deadline(fut_group_t *g, int64_t ns)
     fut_t *t = fut__timer_new(g->ex, ns, NULL);
     if (t == &fut__enomem)
         return ENOMEM;
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     bool taken = g->timer != NULL || g->finished;
     if (!taken)
         g->timer = fut_retain(t);
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (taken) {
         fut_cancel(t);
         fut_release(t);
@@ -395,9 +398,9 @@ fut_t *fut_group_close(fut_group_t *g)
 {
     if (!g)
         return fut_rejected(EINVAL, "fut_group_close: the group is NULL");
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     if (g->closed) {
-        pthread_mutex_unlock(&g->lock);
+        fut__unlock(&g->lock);
         return fut_rejected(EALREADY, "fut_group_close: closed already");
     }
     g->closed = true;
@@ -406,7 +409,7 @@ fut_t *fut_group_close(fut_group_t *g)
     size_t u = g->unwatched, n = g->n;
     g->unwatched = 0;
     fut_t *r = fut_retain(g->result);
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (u) {
         /* The members are fixed now: watch the unwatched ones. */
         bool cancel_others = false;
@@ -430,9 +433,9 @@ void fut_group_release(fut_group_t *g)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     bool open = !g->closed;
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (open) {
         fut__group_cancel(g, CAUSE_CANCEL);
         fut_t *r = fut_group_close(g);

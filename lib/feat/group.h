@@ -7,6 +7,7 @@
 
 #include "feat/kinds.h"
 #include "feat/task.h"
+#include "util/lock.h"
 
 #include <pthread.h>
 
@@ -39,7 +40,7 @@ struct fut_group {
     fut_any_t won;          /* RACE, under the lock */
     char pad0[64];
     /* Under the lock. */
-    pthread_mutex_t lock;
+    fut__lock_t lock;
     fut_t **members;              /* in start order, a reference each */
     void **values;                /* ALL: filled from the members at finish */
     _Atomic unsigned char *marks; /* per member: MARK_RUNNING, _UNWATCHED */
@@ -64,8 +65,9 @@ struct fut_group {
 /* A member's mark.  RUNNING: a deferred member started and not settled
  * (under the lock).  UNWATCHED: a task member started at once, whose
  * slot is not pushed yet (group.c, Watching); whoever exchanges the mark
- * away from UNWATCHED watches it, once. */
-enum { MARK_NONE = 0, MARK_RUNNING = 1, MARK_UNWATCHED = 2 };
+ * away from UNWATCHED watches it, once.  VALUE: its watcher found it
+ * fulfilled and wrote ALL's values[i]. */
+enum { MARK_NONE = 0, MARK_RUNNING = 1, MARK_UNWATCHED = 2, MARK_VALUE = 3 };
 
 /* The member's flags, in the high bits of its record's index.  OWN: the
  * record is an allocation of its own (a future handed to fut_group_add),

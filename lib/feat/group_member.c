@@ -52,7 +52,7 @@ void fut__group_start_members(fut_group_t *g)
     for (;;) {
         fut_t *m = NULL;
         size_t i = 0;
-        pthread_mutex_lock(&g->lock);
+        fut__lock(&g->lock);
         while (g->started < g->n &&
                (g->max_running == 0 || running(g) < g->max_running)) {
             i = g->started;
@@ -67,14 +67,14 @@ void fut__group_start_members(fut_group_t *g)
                 break;
             }
         }
-        pthread_mutex_unlock(&g->lock);
+        fut__unlock(&g->lock);
         if (!m)
             return;
         unsigned flags = (fut__load(m) & FUT__BLOCKING) ? FUT_BLOCKING : 0;
         if (fut__task_start(m, g->ex, flags) != 0) { /* m is the queue's */
-            pthread_mutex_lock(&g->lock);
+            fut__lock(&g->lock);
             stop_running(g, i); /* cancelled meanwhile, or refused */
-            pthread_mutex_unlock(&g->lock);
+            fut__unlock(&g->lock);
         }
     }
 }
@@ -125,12 +125,12 @@ static bool count_settled(fut_group_t *g, fut_t *f, size_t ix, bool locked)
         !(g->mode == FUT_GROUP_ALL && st == FUT_REJECTED))
         return false;
     if (!locked)
-        pthread_mutex_lock(&g->lock);
+        fut__lock(&g->lock);
     if (deferred)
         stop_running(g, ix & FUT__MEMBER_INDEX);
     bool cancel_others = decide(g, f, st, ix & FUT__MEMBER_INDEX);
     if (!locked)
-        pthread_mutex_unlock(&g->lock);
+        fut__unlock(&g->lock);
     return cancel_others;
 }
 
@@ -168,8 +168,15 @@ size_t fut__group_watch(fut_group_t *g, size_t n, bool locked,
             continue;
         }
         /* Dispatched already: its slot's work, here (an unwatched member
-         * is COUNTED, never deferred, and its index is i). */
+         * is COUNTED, never deferred, and its index is i); and ALL's value,
+         * while the member's line is here (collect_values skips it). */
         done++;
+        if (g->mode == FUT_GROUP_ALL &&
+            (fut__load(m) & FUT__STATE_MASK) == FUT_FULFILLED) {
+            g->values[i] = m->u.ok.value;
+            atomic_store_explicit(&g->marks[i], MARK_VALUE,
+                                  memory_order_relaxed);
+        }
         if (count_settled(g, m, i | FUT__MEMBER_COUNTED, locked))
             *cancel_others = true;
     }
@@ -184,7 +191,7 @@ size_t fut__group_watch(fut_group_t *g, size_t n, bool locked,
 static void watch_self(fut_group_t *g, member_t *rec, fut_t *f)
 {
     unsigned char mark = MARK_UNWATCHED;
-    pthread_mutex_lock(&g->lock); /* the marks do not move meanwhile */
+    fut__lock(&g->lock); /* the marks do not move meanwhile */
     bool mine = atomic_compare_exchange_strong(
         &g->marks[rec->index & FUT__MEMBER_INDEX], &mark, MARK_NONE);
     if (mine) {
@@ -192,7 +199,7 @@ static void watch_self(fut_group_t *g, member_t *rec, fut_t *f)
             g->unwatched--; /* else the closer counted it, and gives back */
         atomic_fetch_add(&g->pending, 1);
     }
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (mine && !fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
         slot_fired(f, &rec->slot); /* dispatched already */
 }
@@ -226,10 +233,10 @@ static void member_free_arg(void *arg)
 static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
                       bool *cancel, bool *start)
 {
-    pthread_mutex_lock(&g->lock);
+    fut__lock(&g->lock);
     if (g->closed || !fut__group_grow(g)) {
         int rc = g->closed ? EINVAL : ENOMEM;
-        pthread_mutex_unlock(&g->lock);
+        fut__unlock(&g->lock);
         if (!task)
             fut__free(rec, sizeof *rec);
         return rc;
@@ -255,7 +262,7 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
                 atomic_store_explicit(&g->marks[i], MARK_UNWATCHED,
                                       memory_order_relaxed);
                 g->unwatched++;
-                pthread_mutex_unlock(&g->lock);
+                fut__unlock(&g->lock);
                 return 0;
             }
         }
@@ -269,7 +276,7 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
         g->credits = CREDITS;
     }
     g->credits--;
-    pthread_mutex_unlock(&g->lock);
+    fut__unlock(&g->lock);
     if (!fut__cbs_push(f, (uintptr_t)&rec->slot | FUT__TAG_SLOT))
         slot_fired(f, &rec->slot);
     return 0;

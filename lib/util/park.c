@@ -22,6 +22,8 @@
  */
 #include "util/park.h"
 
+#include "util/lock.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -185,6 +187,29 @@ void fut__parker_unpark(fut__parker_t *p)
     if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) != 0)
         syscall(SYS_futex, &p->seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX,
                 NULL, NULL, 0);
+}
+
+/* lock.h's contended path: a short spin (the holder's section is short),
+ * then sleep on the word, marked 2 so the unlocker wakes someone. */
+void fut__lock_wait(fut__lock_t *l)
+{
+    for (int i = 0; i < 64; i++) {
+        fut__cpu_relax();
+        uint32_t free = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(
+                &l->word, &free, 1, memory_order_acquire, memory_order_relaxed))
+            return;
+    }
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        syscall(SYS_futex, &l->word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, NULL,
+                NULL, 0);
+}
+
+void fut__lock_wake(fut__lock_t *l)
+{
+    syscall(SYS_futex, &l->word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL,
+            0);
 }
 
 #else /* portable: mutex + condition variable */
