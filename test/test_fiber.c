@@ -104,6 +104,54 @@ START_TEST(fiber_await_times_out)
 }
 END_TEST
 
+/* An await that timed out leaves its wake on a future still pending; the
+ * next await must neither lose its own wake nor be woken by the old one
+ * when that future settles later. */
+typedef struct two_waits {
+    fut_t *first, *second;
+    atomic_int stage; /* 1: first timed out, 2: second returned */
+    atomic_int second_value;
+} two_waits_t;
+
+static void *fiber_await_twice(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    two_waits_t *t = arg;
+    if (fut_await(t->first, FUT_MS(1), NULL) != FUT_TIMEDOUT)
+        return FUT_TEST_PTR(-1);
+    atomic_store(&t->stage, 1);
+    void *v = NULL;
+    int rc = fut_await(t->second, FUT_FOREVER, &v);
+    atomic_store(&t->second_value, rc ? -rc : FUT_TEST_INT(v));
+    atomic_store(&t->stage, 2);
+    return NULL;
+}
+
+START_TEST(fiber_await_after_a_timeout_ignores_the_old_wake)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t *p1 = fut_promise_new(), *p2 = fut_promise_new();
+    two_waits_t t = {.first = fut_promise_future(p1),
+                     .second = fut_promise_future(p2)};
+    fut_t *a = fut_async(pool, fiber_await_twice, &t);
+    fut_test_wait_atomic(&t.stage, 1);
+    fut_test_sleep_ms(2); /* the fiber is suspended on the second */
+    ck_assert_int_eq(fut_resolve(p1, FUT_TEST_PTR(1), NULL), 0);
+    fut_test_sleep_ms(5);
+    ck_assert_int_eq(atomic_load(&t.stage), 1); /* the old wake: ignored */
+    ck_assert_int_eq(fut_resolve(p2, FUT_TEST_PTR(2), NULL), 0);
+    ck_assert_int_eq(fut_get(a, FUT_FOREVER, NULL), 0);
+    ck_assert_int_eq(atomic_load(&t.stage), 2);
+    ck_assert_int_eq(atomic_load(&t.second_value), 2);
+    fut_release(a);
+    fut_release(t.first);
+    fut_release(t.second);
+    fut_promise_release(p1);
+    fut_promise_release(p2);
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* Cancelling a suspended fiber makes its pending await return ECANCELED;
  * the fiber decides how to finish (here: with a value). */
 static void *fiber_until_cancelled(fut_ctx_t *ctx, void *arg)
@@ -520,6 +568,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_awaits_a_settled_and_a_pending_future);
     tcase_add_test(tc, fiber_await_returns_rejection_and_cancellation_codes);
     tcase_add_test(tc, fiber_await_times_out);
+    tcase_add_test(tc, fiber_await_after_a_timeout_ignores_the_old_wake);
     tcase_add_test(tc, fiber_cancel_wakes_its_pending_await);
     tcase_add_test(tc, fiber_awaits_fibers_1000_deep);
     tcase_add_test(tc, fiber_yield_lets_the_other_fiber_run);

@@ -37,6 +37,10 @@ typedef struct fut__worker {
     /* The newest task this worker spawned, run next by it (see "Next" in
      * pool_worker.c); on the deque's line of owner-written fields. */
     fut_t *_Atomic next;
+    /* Pushes into `next`, so that a thief tells a task that sat there for
+     * NEXT_STEAL_NS from the same task pushed again since (a fiber in a
+     * ping-pong is pushed over and over). */
+    _Atomic uint32_t next_pushes;
     fut__pool_t *pool;
     pthread_t thread;
     size_t index;
@@ -52,6 +56,7 @@ typedef struct fut__worker {
     /* A thief's last look at another worker's next slot. */
     struct fut__worker *seen_victim;
     fut_t *seen_next;
+    uint32_t seen_pushes;
     int64_t seen_at;
     bool next_waiting;   /* its last look saw a next task not yet its to take */
     uint64_t flushed_at; /* `taken` when it last flushed its cache */

@@ -278,14 +278,19 @@ void fut__pool_wake_all(pool_t *p)
  * NEXT_STEAL_NS (self NULL: at once, for draining). */
 static fut_t *steal_next(worker_t *self, worker_t *v)
 {
-    fut_t *f = atomic_load_explicit(&v->next, memory_order_relaxed);
+    fut_t *f = atomic_load_explicit(&v->next, memory_order_acquire);
     if (!f)
         return NULL;
     if (self) {
         int64_t now = fut__now();
-        if (self->seen_victim != v || self->seen_next != f) {
+        /* After the acquire load: at least the count of f's push. */
+        uint32_t pushes =
+            atomic_load_explicit(&v->next_pushes, memory_order_relaxed);
+        if (self->seen_victim != v || self->seen_next != f ||
+            self->seen_pushes != pushes) {
             self->seen_victim = v;
             self->seen_next = f;
+            self->seen_pushes = pushes;
             self->seen_at = now;
             self->next_waiting = true;
             return NULL;
@@ -601,7 +606,12 @@ void fut__pool_push(pool_t *p, fut_t *f, bool back)
 {
     worker_t *own = back ? NULL : fut__pool_self(p);
     if (own) {
-        /* The new task runs next here; the one it displaces is stealable. */
+        /* The new task runs next here; the one it displaces is stealable.
+         * Counted before it is published (steal_next). */
+        atomic_store_explicit(
+            &own->next_pushes,
+            atomic_load_explicit(&own->next_pushes, memory_order_relaxed) + 1,
+            memory_order_relaxed);
         f = atomic_exchange(&own->next, f);
         if (!f) {
             fut__pool_wake_one(p); /* a spinning worker may take it later */

@@ -44,6 +44,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -87,6 +88,14 @@ typedef struct fiber {
     fut__fctx_t *back; /* the worker to return to, while it runs */
     _Atomic uint32_t wake;
     uint32_t gen; /* the current await's number */
+    /* The wake of an await on its future, without an allocation: pushed
+     * on the awaited future's callback stack, it fires once, for await
+     * number slot_gen.  Busy from its push until it has fired: an await
+     * woken otherwise (cancel, timeout) may leave it on a future that
+     * settles later, so the next await then allocates a wake instead. */
+    fut__cb_t slot;
+    uint32_t slot_gen;
+    _Atomic bool slot_busy;
     bool finished, yielding;
 #ifdef FIBER_ASAN
     void *fake;              /* the fiber's fake stack while switched out */
@@ -331,11 +340,17 @@ fut_t *fut_async(fut_executor_t *ex, fut_fn fn, void *arg)
     return fut_async_ex(ex, fn, arg, NULL, 0);
 }
 
-/* A wake callback of one await: on the awaited future, or on its timer. */
+/* A wake callback of one await: on its timer, or on the awaited future
+ * while the fiber's own slot is busy. */
 typedef struct wake_arg {
     fiber_t *fb; /* a reference to its future */
     uint32_t gen;
 } wake_arg_t;
+
+/* Allocated in the smallest cached size (the allocator caches exact
+ * sizes): an odd size would go to malloc on every await. */
+_Static_assert(sizeof(wake_arg_t) <= FUT__CLASS_SMALL,
+               "a wake fits the callback node's size");
 
 static void wake_cb(fut_t *f, void *arg)
 {
@@ -348,13 +363,33 @@ static void wake_free(void *arg)
 {
     wake_arg_t *w = arg;
     fut_release(&w->fb->f);
-    fut__free(w, sizeof *w);
+    fut__free(w, FUT__CLASS_SMALL);
 }
 
-/* Registers a wake of await gen on f; false on ENOMEM. */
-static bool arm(fiber_t *fb, uint32_t gen, fut_t *f)
+/* The fiber's own slot fired: the awaited future settled. */
+static void slot_fired(fut_t *f, void *node)
 {
-    wake_arg_t *w = fut__alloc(sizeof *w);
+    (void)f;
+    fiber_t *fb = (fiber_t *)(void *)((char *)node - offsetof(fiber_t, slot));
+    wake(fb, fb->slot_gen);
+    atomic_store_explicit(&fb->slot_busy, false, memory_order_release);
+    fut_release(&fb->f); /* the slot's: last, fb may be gone after it */
+}
+
+/* Registers a wake of await gen on f, in the fiber's slot if it may (the
+ * awaited future's; a timer's wake is allocated); false on ENOMEM. */
+static bool arm(fiber_t *fb, uint32_t gen, fut_t *f, bool slot)
+{
+    if (slot && !atomic_load_explicit(&fb->slot_busy, memory_order_acquire)) {
+        atomic_store_explicit(&fb->slot_busy, true, memory_order_relaxed);
+        fb->slot_gen = gen;
+        fb->slot.fn = slot_fired;
+        fut_retain(&fb->f); /* the slot's */
+        if (!fut__cbs_push(f, (uintptr_t)&fb->slot | FUT__TAG_SLOT))
+            slot_fired(f, &fb->slot); /* dispatched meanwhile */
+        return true;
+    }
+    wake_arg_t *w = fut__alloc(FUT__CLASS_SMALL);
     if (!w)
         return false;
     w->fb = fb;
@@ -378,13 +413,13 @@ int fut_await(fut_t *f, int64_t timeout, void **value)
     fut_t *timer = NULL;
     if (timeout > 0) {
         timer = fut__timer_new(fb->f.ex, timeout, NULL);
-        if (!arm(fb, gen, timer)) {
+        if (!arm(fb, gen, timer, false)) {
             fut_cancel(timer);
             fut_release(timer);
             return fut_get(f, timeout, value); /* no memory: block */
         }
     }
-    if (!arm(fb, gen, f)) {
+    if (!arm(fb, gen, f, true)) {
         if (timer) {
             fut_cancel(timer);
             fut_release(timer);

@@ -40,7 +40,9 @@ fut_promise_t *fut_promise_new(void)
     fut_t *f = fut__new(FUT__KIND_PROMISE, 1);
     if (!f)
         return NULL;
-    atomic_fetch_add_explicit(&f->state, FUT__WRITER_ONE, memory_order_relaxed);
+    /* The writer's count: a plain store, nobody else has seen f. */
+    atomic_store_explicit(&f->state, fut__load(f) | FUT__WRITER_ONE,
+                          memory_order_relaxed);
     return (fut_promise_t *)f;
 }
 
