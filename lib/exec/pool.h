@@ -57,6 +57,7 @@ typedef struct fut__worker {
     struct fut__worker *seen_victim;
     fut_t *seen_next;
     uint32_t seen_pushes;
+    int64_t next_look_at; /* its last look at the others' next slots */
     int64_t seen_at;
     bool next_waiting;   /* its last look saw a next task not yet its to take */
     uint64_t flushed_at; /* `taken` when it last flushed its cache */

@@ -180,10 +180,12 @@ static void fiber_main(void *arg)
     FUT__MUST(!"a finished fiber was resumed");
 }
 
-static void requeue(fiber_t *fb, unsigned flags)
+/* Queues fb again; ref: the caller's reference becomes the queue's. */
+static void requeue(fiber_t *fb, unsigned flags, bool ref)
 {
     fut_executor_t *ex = fb->f.ex;
-    fut_retain(&fb->f); /* the queue's */
+    if (!ref)
+        fut_retain(&fb->f); /* the queue's */
     if (ex->ops->submit(ex, &fb->f, flags) != 0) {
         /* Its executor shut down while it waited: it finishes here, on the
          * thread that woke it, rather than never. */
@@ -235,7 +237,7 @@ static int fiber_run(fut_t *f)
         }
         if (fb->yielding) {
             fb->yielding = false;
-            requeue(fb, FUT__SUBMIT_BACK);
+            requeue(fb, FUT__SUBMIT_BACK, false);
             return FUT__SUSPENDED;
         }
         uint32_t old =
@@ -247,20 +249,28 @@ static int fiber_run(fut_t *f)
 }
 
 /* A wake for await number gen: queues the fiber if it is out, else leaves
- * WOKEN for its worker to see. */
-static void wake(fiber_t *fb, uint32_t gen)
+ * WOKEN for its worker to see.  ref: the caller holds a reference to give
+ * the queue; true if it did (else the caller still has it). */
+static bool wake_ref(fiber_t *fb, uint32_t gen, bool ref)
 {
     uint32_t old = atomic_load_explicit(&fb->wake, memory_order_acquire);
     for (;;) {
         if ((old >> GEN_SHIFT) != gen || (old & WOKEN))
-            return; /* another await's, or woken already */
+            return false; /* another await's, or woken already */
         if (atomic_compare_exchange_weak_explicit(&fb->wake, &old, old | WOKEN,
                                                   memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
     }
-    if (old & OUT)
-        requeue(fb, 0);
+    if (!(old & OUT))
+        return false;
+    requeue(fb, 0, ref);
+    return ref;
+}
+
+static void wake(fiber_t *fb, uint32_t gen)
+{
+    (void)wake_ref(fb, gen, false);
 }
 
 static void fiber_discard(fut_t *f)
@@ -371,9 +381,12 @@ static void slot_fired(fut_t *f, void *node)
 {
     (void)f;
     fiber_t *fb = (fiber_t *)(void *)((char *)node - offsetof(fiber_t, slot));
-    wake(fb, fb->slot_gen);
+    uint32_t gen = fb->slot_gen;
+    /* Free before the wake: once queued, the fiber may await again. */
     atomic_store_explicit(&fb->slot_busy, false, memory_order_release);
-    fut_release(&fb->f); /* the slot's: last, fb may be gone after it */
+    /* The slot's reference goes to the queue if the wake queues it. */
+    if (!wake_ref(fb, gen, true))
+        fut_release(&fb->f); /* last: fb may be gone after it */
 }
 
 /* Registers a wake of await gen on f, in the fiber's slot if it may (the
