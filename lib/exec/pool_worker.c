@@ -305,7 +305,9 @@ static fut_t *steal_next(worker_t *self, worker_t *v)
     return atomic_compare_exchange_strong(&v->next, &f, NULL) ? f : NULL;
 }
 
-static fut_t *steal_any(pool_t *p, worker_t *self)
+/* wait: the last look before parking, which looks at the next slots
+ * whenever it last did (it must see a next task to come back for it). */
+static fut_t *steal_any(pool_t *p, worker_t *self, bool wait)
 {
     size_t n = atomic_load_explicit(&p->used, memory_order_acquire);
     size_t start =
@@ -326,7 +328,7 @@ static fut_t *steal_any(pool_t *p, worker_t *self)
      * looks at most every NEXT_LOOK_NS: each look pulls the line the slot's
      * owner writes twice per task (a fiber ping-pong on one worker ran 20%
      * slower while another worker spun looking at it). */
-    if (self) {
+    if (self && !wait) {
         int64_t now = fut__now();
         if (now - self->next_look_at < NEXT_LOOK_NS)
             return NULL;
@@ -371,7 +373,7 @@ static fut_t *find_work(worker_t *w, bool wait)
         wake_for_more(p);
         return f;
     }
-    return steal_any(p, w);
+    return steal_any(p, w, wait);
 }
 
 /* --- running ---------------------------------------------------------- */
@@ -606,7 +608,7 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
 {
     fut_t *f;
     while ((f = take_outside(p, true)) != NULL ||
-           (f = steal_any(p, NULL)) != NULL) {
+           (f = steal_any(p, NULL, true)) != NULL) {
         atomic_fetch_add(&p->drained, 1);
         reject_queued(p, f, code, message);
         fut_release(f);
