@@ -312,6 +312,8 @@ const fut__kind_ops_t fut__fiber_kind = {
 
 /* --- the API ---------------------------------------------------------- */
 
+static void slot_fired(fut_t *f, void *node);
+
 fut_t *fut_async_ex(fut_executor_t *ex, fut_fn fn, void *arg,
                     fut_free_fn free_arg, size_t stack_size)
 {
@@ -331,6 +333,7 @@ fut_t *fut_async_ex(fut_executor_t *ex, fut_fn fn, void *arg,
     fb->fn = fn;
     fb->arg = arg;
     fb->free_arg = free_arg;
+    fb->slot.fn = slot_fired; /* set once: every await's slot runs it */
     fb->stack_size = stack_size        ? stack_size
                      : ex->fiber_stack ? ex->fiber_stack
                                        : FUT__STACK_DEFAULT;
@@ -396,7 +399,6 @@ static bool arm(fiber_t *fb, uint32_t gen, fut_t *f, bool slot)
     if (slot && !atomic_load_explicit(&fb->slot_busy, memory_order_acquire)) {
         atomic_store_explicit(&fb->slot_busy, true, memory_order_relaxed);
         fb->slot_gen = gen;
-        fb->slot.fn = slot_fired;
         fut_retain(&fb->f); /* the slot's */
         if (!fut__cbs_push(f, (uintptr_t)&fb->slot | FUT__TAG_SLOT))
             slot_fired(f, &fb->slot); /* dispatched meanwhile */

@@ -12,8 +12,8 @@
  * that finds it held spins briefly, then swaps in 2 and sleeps on the word
  * (a futex) until it takes it with its swap; the unlocker that swaps out a
  * 2 wakes one sleeper.  A woken taker swaps in 2 again (it cannot know it
- * is the last), so at worst an unlock wakes nobody in vain.  (Drepper's
- * "Futexes are tricky", mutex 2.)  Without a futex (the portable build) it
+ * is the last), so at worst an unlock wakes nobody in vain.  Without a
+ * futex (the portable build) it
  * is a pthread mutex.
  */
 #ifndef FUT_UTIL_LOCK_H
