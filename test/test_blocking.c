@@ -33,6 +33,19 @@ static void *task_timed(fut_ctx_t *ctx, void *arg)
     return NULL;
 }
 
+/* No task started well (20 ms) before one submitted earlier. */
+static void assert_started_in_order(const timed_t *t, int n, size_t workers)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            ck_assert_msg(
+                t[j].started_ns >= t[i].started_ns - FUT_MS(20),
+                "%zu workers: task %d started %lld ms before "
+                "task %d, submitted earlier",
+                workers, j,
+                (long long)((t[i].started_ns - t[j].started_ns) / 1000000), i);
+}
+
 /* Two workers; A and C block 300 ms, B returns at once: B must not wait
  * behind A (one worker took A, B and C as a batch and the other stole C, so
  * B finished at 300 ms, every time). */
@@ -91,16 +104,55 @@ START_TEST(order_external_tasks_start_in_submission_order)
             fut_release(fs[i]);
         }
         fut_executor_free(pool);
-        for (int i = 0; i < N; i++)
-            for (int j = i + 1; j < N; j++)
-                ck_assert_msg(
-                    t[j].started_ns >= t[i].started_ns - FUT_MS(20),
-                    "%zu workers: task %d started %lld ms before "
-                    "task %d, submitted earlier",
-                    workers, j,
-                    (long long)((t[i].started_ns - t[j].started_ns) / 1000000),
-                    i);
+        assert_started_in_order(t, N, workers);
     }
+}
+END_TEST
+
+/* 20,000 quick tasks, then random blocking durations on 2..4 workers, the
+ * same check as above: order holds whatever state a burst of quick tasks
+ * left the workers in.  (A pool that takes outside tasks in batches sized
+ * by how fast the last ones ran fails here: the batches claimed right after
+ * the quick tasks are large, and a worker runs its newer tasks while older
+ * ones wait behind another worker's long task.) */
+static void *task_quick(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return arg;
+}
+
+START_TEST(order_holds_after_quick_tasks_grew_the_batches)
+{
+    unsigned seed = fut_test_seed();
+    enum { N = 48, QUICK = 20000 };
+    fut_t **quick = malloc(QUICK * sizeof *quick);
+    ck_assert_ptr_nonnull(quick);
+    for (int round = 0; round < 4; round++) {
+        size_t workers = 2 + fut_test_rand(&seed) % 3;
+        fut_executor_t *pool = fut_test_pool(workers);
+        for (int i = 0; i < QUICK; i++)
+            quick[i] = fut_submit(pool, task_quick, NULL);
+        atomic_int starts = 0;
+        timed_t t[N];
+        fut_t *fs[N];
+        for (int i = 0; i < N; i++) {
+            int ms = (int)(fut_test_rand(&seed) % 4) * 10; /* 0..30 ms */
+            t[i] = (timed_t){&starts, -1, 0, ms};
+        }
+        for (int i = 0; i < N; i++)
+            fs[i] = fut_submit(pool, task_timed, &t[i]);
+        for (int i = 0; i < QUICK; i++) {
+            ck_assert_int_eq(fut_get(quick[i], FUT_FOREVER, NULL), 0);
+            fut_release(quick[i]);
+        }
+        for (int i = 0; i < N; i++) {
+            ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+            fut_release(fs[i]);
+        }
+        fut_executor_free(pool);
+        assert_started_in_order(t, N, workers);
+    }
+    free(quick);
 }
 END_TEST
 
@@ -218,12 +270,6 @@ START_TEST(foreign_error_codes_come_back_with_their_domain_and_message)
 END_TEST
 
 /* ------------------------------------------------- elastic capacity */
-
-static void *task_quick(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    return arg;
-}
 
 /* Blocks on the latch, counting how many run at once (peak). */
 typedef struct gate {
@@ -499,6 +545,7 @@ Suite *fut_test_blocking_suite(void)
     tcase_add_test(tc,
                    order_quick_task_between_two_blocking_ones_is_not_held_back);
     tcase_add_test(tc, order_external_tasks_start_in_submission_order);
+    tcase_add_test(tc, order_holds_after_quick_tasks_grew_the_batches);
     tcase_add_test(tc, get_tells_a_timed_out_wait_from_an_etimedout_rejection);
     tcase_add_test(tc,
                    foreign_error_codes_come_back_with_their_domain_and_message);
