@@ -12,6 +12,7 @@
 static _Thread_local fut_executor_t *current;
 
 _Atomic bool fut__exec_orphaned;
+_Atomic int fut__exec_backlogged;
 
 void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,
                     uint32_t refs)

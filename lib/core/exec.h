@@ -85,6 +85,11 @@ void fut__exec_release(fut_executor_t *ex);
  * ESHUTDOWN instead of hanging. */
 extern _Atomic bool fut__exec_orphaned;
 
+/* Executors with more queued work than they can start at once (a pool
+ * whose queue overflowed its ring), counted by the executors: while any
+ * has, a thread waiting from outside spins less before it parks (wait.c). */
+extern _Atomic int fut__exec_backlogged;
+
 /* The executor whose work this thread runs (NULL: none), set by its
  * threads as they start (enter) and cleared as they stop (NULL). */
 void fut__exec_enter(fut_executor_t *ex);

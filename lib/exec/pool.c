@@ -224,6 +224,8 @@ static void pool_destroy(fut_executor_t *ex)
 {
     pool_t *p = (pool_t *)(void *)ex;
     fut__pool_unregister(p);
+    if (p->backlogged) /* a fork child's reap may leave it counted */
+        atomic_fetch_sub(&fut__exec_backlogged, 1);
     for (size_t i = 0; i < p->nthreads; i++)
         fut__parker_release(p->workers[i].parker);
     pthread_mutex_destroy(&p->lock);

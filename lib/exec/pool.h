@@ -96,6 +96,7 @@ struct fut__pool {
      * under inject_lock (the atomic lets a worker look without it). */
     FUT__LINE fut_t *_Atomic backlog;
     pthread_mutex_t inject_lock;
+    bool backlogged; /* counted in fut__exec_backlogged (inject_lock) */
     /* The FIFO every worker takes outside work from, one task at a time,
      * refilled from the backlog and the stack under inject_lock. */
     fut__ring_t ring;

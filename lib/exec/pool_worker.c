@@ -12,12 +12,14 @@
  * the ring empty refills it under `inject_lock`, moving the whole stack at
  * once (one exchange) and reversing it, oldest first; what does not fit
  * waits in the backlog, which is older than the stack and younger than the
- * ring.  Each worker also owns a bounded Chase-Lev deque (util/deque.h) for
- * work it spawns itself (tasks submitted from inside tasks, continuations
- * handed to the pool by a settle on a worker), which it runs newest first
- * for locality and others may steal oldest first; when full, that work goes
- * to the shared queue.  A worker looking for work takes its own deque, then
- * the shared FIFO, then steals from the other workers' deques.
+ * ring; while it holds any, the pool counts as backlogged (core/exec.h), so
+ * that outside waiters park sooner (core/wait.c).  Each worker also owns a
+ * bounded Chase-Lev deque (util/deque.h) for work it spawns itself (tasks
+ * submitted from inside tasks, continuations handed to the pool by a settle on
+ * a worker), which it runs newest first for locality and others may steal
+ * oldest first; when full, that work goes to the shared queue.  A worker
+ * looking for work takes its own deque, then the shared FIFO, then steals from
+ * the other workers' deques.
  *
  * Next.  The newest task a worker spawns goes to its `next` slot, not to
  * its deque, and is the first thing it runs: a fiber that wakes another
@@ -195,6 +197,11 @@ static fut_t *refill(pool_t *p, bool wait)
             break; /* the ring is full: the rest stays in the backlog */
     }
     atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
+    if ((head != NULL) != p->backlogged) {
+        p->backlogged = head != NULL;
+        atomic_fetch_add_explicit(&fut__exec_backlogged, head ? 1 : -1,
+                                  memory_order_relaxed);
+    }
     if (!first)
         first = fut__ring_pop(&p->ring); /* what the stack had meanwhile */
     pthread_mutex_unlock(&p->inject_lock);
