@@ -912,6 +912,63 @@ START_TEST(pool_spawned_work_runs_elsewhere_while_its_worker_blocks)
 }
 END_TEST
 
+/* A task spawns one (it goes to its worker's next slot, which wakes
+ * nobody) and then blocks without telling fut: the other worker, parked
+ * since before, must take the spawned task while the spawner blocks, in
+ * well under the spawner's 2 s (the parked worker looks again after at
+ * most a millisecond; 500 ms leaves room for a loaded machine). */
+typedef struct spawn_then_block {
+    fut_executor_t *pool;
+    fut_test_latch_t started, release;
+    int64_t spawned_at, ran_at;
+    fut_t *child;
+} spawn_then_block_t;
+
+static void *task_note_start(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    spawn_then_block_t *s = arg;
+    s->ran_at = fut_test_now_ns();
+    fut_test_latch_open(&s->started);
+    return NULL;
+}
+
+static void *task_spawn_then_block(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    spawn_then_block_t *s = arg;
+    s->spawned_at = fut_test_now_ns();
+    s->child = fut_submit(s->pool, task_note_start, s);
+    fut_test_latch_wait(&s->release); /* a plain block, not a fut wait */
+    return NULL;
+}
+
+START_TEST(
+    pool_spawned_task_is_taken_by_a_parked_worker_while_its_spawner_blocks)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    for (int round = 0; round < 5; round++) {
+        spawn_then_block_t s = {.pool = pool};
+        fut_test_latch_init(&s.started);
+        fut_test_latch_init(&s.release);
+        fut_test_sleep_ms(20); /* both workers park */
+        fut_t *spawner = fut_submit(pool, task_spawn_then_block, &s);
+        fut_test_latch_wait(&s.started);
+        ck_assert_msg(s.ran_at - s.spawned_at < FUT_MS(500),
+                      "the spawned task waited %lld ms",
+                      (long long)((s.ran_at - s.spawned_at) / 1000000));
+        fut_test_latch_open(&s.release);
+        ck_assert_int_eq(fut_get(spawner, FUT_FOREVER, NULL), 0);
+        ck_assert_int_eq(fut_get(s.child, FUT_FOREVER, NULL), 0);
+        fut_release(s.child);
+        fut_release(spawner);
+        fut_test_latch_destroy(&s.started);
+        fut_test_latch_destroy(&s.release);
+    }
+    fut_executor_free(pool);
+}
+END_TEST
+
 START_TEST(rule7_nested_wait_one_thread_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -1177,6 +1234,9 @@ Suite *fut_test_pool_suite(void)
     tcase_add_test(tc, pool_worker_spawns_past_its_deque_two_threads);
     tcase_add_test(tc,
                    pool_spawned_work_runs_elsewhere_while_its_worker_blocks);
+    tcase_add_test(
+        tc,
+        pool_spawned_task_is_taken_by_a_parked_worker_while_its_spawner_blocks);
     tcase_add_test(tc, rule7_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_deeply_nested_wait_one_thread_pool);
     tcase_add_test(tc, rule7_all_workers_waiting_still_complete);

@@ -60,6 +60,8 @@ typedef struct fut__worker {
     int64_t next_look_at; /* its last look at the others' next slots */
     int64_t seen_at;
     bool next_waiting;   /* its last look saw a next task not yet its to take */
+    int64_t recheck;     /* its parks' recheck interval while others are busy */
+    bool watching;       /* the parked worker that looks back (lock held) */
     uint64_t flushed_at; /* `taken` when it last flushed its cache */
     /* The task run at each help depth (NULL: none): read only in a fork()
      * child, whose waits settle them (pool.c, reap). */
@@ -102,6 +104,7 @@ struct fut__pool {
     fut__ring_t ring;
     /* Written by workers as they park and wake. */
     FUT__LINE _Atomic size_t nidle;
+    _Atomic bool watching; /* a parked worker looks back (pool_worker.c) */
     /* Rare. */
     FUT__LINE _Atomic uint64_t cancelled, zombies, drained;
     _Atomic size_t blocked_submitters;

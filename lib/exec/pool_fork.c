@@ -49,12 +49,14 @@ static void fork_child(void)
         atomic_store(&p->admit,
                      atomic_load(&p->admit) & ~(uint64_t)FUT__ADMIT_INFLIGHT);
         atomic_store(&p->nidle, 0);
+        atomic_store(&p->watching, false);
         atomic_store(&p->blocked_submitters, 0);
         p->alive = 0;
         p->idle = NULL;
         p->joined = true; /* nothing to join here */
         for (size_t i = 0; i < p->nthreads; i++) {
             p->workers[i].idle = false;
+            p->workers[i].watching = false;
             p->workers[i].live = false;
         }
         pthread_cond_init(&p->exited, NULL);

@@ -29,11 +29,21 @@
  * takes another worker's next task only once it has seen the same task
  * there for NEXT_STEAL_NS, so a worker about to run it keeps it, and one
  * busy in a long task loses it; a thief that has seen one parks for at
- * most NEXT_RECHECK_NS, since nobody wakes it for that task.  The push
- * wakes an idle worker as any push does.  Measured, a ping-pong of two fibers
- * on two workers (W8switch): the idle worker stole every wake from the deque
- * and each switch crossed cores, 1.1 M switches/s against 4.8 M on one
- * worker.
+ * most NEXT_RECHECK_NS, since nobody wakes it for that task.  Measured, a
+ * ping-pong of two fibers on two workers (W8switch): the idle worker stole
+ * every wake from the deque and each switch crossed cores, 1.1 M
+ * switches/s against 4.8 M on one worker.  A push into an empty next slot
+ * wakes nobody while some parked worker watches: its worker runs it next,
+ * and the futex wake of a parked worker, which could only find it not yet
+ * stealable, cost the ping-pong 15% (5.0 -> 5.85 M switches/s without it).
+ * The first worker that parks while another is busy is the watcher (one
+ * at a time, decided under `lock`): it comes back to look after
+ * NEXT_RECHECK_NS, twice as long each time it finds nothing, at most
+ * RECHECK_MAX_NS, so a next task whose worker stays in a long task is taken
+ * within about a millisecond.  The others sleep until woken, and a push
+ * into an empty next slot wakes one of them when no parked worker watches.
+ * (Every parked worker watching cost W7, with its 64 extra threads, a
+ * third: they all woke every few hundred microseconds.)
  *
  * Rejected: taking outside work in batches of 64 into the taker's deque
  * (the previous design).  It made W1 cheap, one lock per 64 tasks, but a
@@ -85,12 +95,13 @@
 
 enum {
     HELP_DEPTH_MAX = FUT__HELP_DEPTH_MAX,
-    SPIN_ROUNDS = 64,        /* looks for work before parking */
-    STEAL_TRIES = 4,         /* retries of a steal that lost a race */
-    NEXT_STEAL_NS = 5000,    /* how long a next task waits before a thief */
-    FLUSH_EVERY = 4096,      /* tasks between an idle worker's cache flushes */
-    NEXT_RECHECK_NS = 50000, /* a parked thief's look back at a next task */
-    NEXT_LOOK_NS = 1000,     /* a spinning thief's looks at next slots */
+    SPIN_ROUNDS = 64,         /* looks for work before parking */
+    STEAL_TRIES = 4,          /* retries of a steal that lost a race */
+    NEXT_STEAL_NS = 5000,     /* how long a next task waits before a thief */
+    FLUSH_EVERY = 4096,       /* tasks between an idle worker's cache flushes */
+    NEXT_RECHECK_NS = 50000,  /* a parked thief's look back at a next task */
+    NEXT_LOOK_NS = 1000,      /* a spinning thief's looks at next slots */
+    RECHECK_MAX_NS = 1000000, /* a parked worker's longest recheck */
 };
 
 typedef fut__pool_t pool_t;
@@ -465,13 +476,30 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     pthread_mutex_lock(&p->lock);
     idle_push(p, w);
     uint32_t seen = fut__parker_prepare(w->parker);
+    /* The watcher: one parked worker at a time looks back while another is
+     * busy (see "Next" and fut__pool_push). */
+    w->watching = atomic_load(&p->nidle) < p->alive &&
+                  atomic_load_explicit(&p->watching, memory_order_relaxed) == 0;
+    if (w->watching)
+        atomic_store_explicit(&p->watching, 1, memory_order_relaxed);
     pthread_mutex_unlock(&p->lock);
     w->next_waiting = false;
     fut_t *f = find_work(w, true);
+    int64_t recheck = -1;
     if (w->next_waiting) {
         /* Another worker's next task, not ours to take yet: come back for
          * it (nobody wakes us for it), in case its worker stays busy. */
-        int64_t soon = fut__now() + NEXT_RECHECK_NS;
+        recheck = NEXT_RECHECK_NS;
+    } else if (w->watching) {
+        /* A busy worker may fill its next slot without waking anyone: look
+         * again later, less often each time nothing turns up. */
+        w->recheck = w->recheck ? w->recheck * 2 : NEXT_RECHECK_NS;
+        if (w->recheck > RECHECK_MAX_NS)
+            w->recheck = RECHECK_MAX_NS;
+        recheck = w->recheck;
+    }
+    if (recheck >= 0) {
+        int64_t soon = fut__now() + recheck;
         if (deadline < 0 || deadline > soon)
             deadline = soon;
     }
@@ -479,6 +507,10 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
         fut__parker_park(w->parker, seen, deadline);
     pthread_mutex_lock(&p->lock);
     idle_remove(p, w); /* still listed unless a submitter woke us */
+    if (w->watching) {
+        w->watching = false;
+        atomic_store_explicit(&p->watching, 0, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&p->lock);
     return f;
 }
@@ -490,7 +522,9 @@ static bool run_loop(worker_t *w)
     pool_t *p = w->pool;
     for (;;) {
         fut_t *f = NULL;
-        for (int spin = 0; spin < SPIN_ROUNDS && !f; spin++) {
+        /* Back from a recheck (see park): one look, not a spin. */
+        int spins = w->recheck ? 1 : SPIN_ROUNDS;
+        for (int spin = 0; spin < spins && !f; spin++) {
             f = find_work(w, false);
             if (!f && spin >= SPIN_ROUNDS / 2)
                 sched_yield();
@@ -512,8 +546,10 @@ static bool run_loop(worker_t *w)
             if (!f && w->extra && fut__expired(deadline) && fut__pool_retire(w))
                 return true;
         }
-        if (f)
+        if (f) {
+            w->recheck = 0;
             run_one(w, f);
+        }
     }
 }
 
@@ -634,7 +670,10 @@ void fut__pool_push(pool_t *p, fut_t *f, bool back)
             memory_order_relaxed);
         f = atomic_exchange(&own->next, f);
         if (!f) {
-            fut__pool_wake_one(p); /* a spinning worker may take it later */
+            /* No wake while a parked worker watches: see "Next". */
+            if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) &&
+                !atomic_load_explicit(&p->watching, memory_order_relaxed))
+                fut__pool_wake_one(p);
             return;
         }
     }
