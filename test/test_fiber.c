@@ -542,6 +542,66 @@ END_TEST
 
 /* A fiber suspended when its pool is freed: the pool's memory stays valid
  * for it, and its wake finishes it on the waking thread. */
+/* Two fibers that wake each other on the pool's workers, and fibers woken
+ * from outside: stats count each fut_async once as submitted and once as
+ * completed, however often its fiber was woken, and nothing is left queued
+ * (a worker's own wakes skip the pool's shared counter). */
+static void *fiber_resolve_arg(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    fut_test_sleep_ms(1); /* usually after the other fiber suspended */
+    ck_assert_int_eq(fut_resolve(arg, FUT_TEST_PTR(7), NULL), 0);
+    return NULL;
+}
+
+START_TEST(fiber_wakes_are_not_counted_as_submitted_tasks)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    enum { OUTSIDE = 50, INSIDE = 20 };
+    fut_promise_t *ps[OUTSIDE];
+    fut_t *pf[OUTSIDE], *fs[OUTSIDE];
+    for (int i = 0; i < OUTSIDE; i++) {
+        ps[i] = fut_promise_new();
+        pf[i] = fut_promise_future(ps[i]);
+        fs[i] = fut_async(pool, fiber_await_arg, pf[i]);
+    }
+    fut_test_sleep_ms(10);
+    for (int i = 0; i < OUTSIDE; i++)
+        ck_assert_int_eq(fut_resolve(ps[i], FUT_TEST_PTR(i), NULL), 0);
+    for (int i = 0; i < OUTSIDE; i++) {
+        void *v;
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
+        fut_release(fs[i]);
+        fut_release(pf[i]);
+        fut_promise_release(ps[i]);
+    }
+    /* Woken by a fiber, on a worker. */
+    for (int i = 0; i < INSIDE; i++) {
+        fut_promise_t *p = fut_promise_new();
+        fut_t *f = fut_promise_future(p);
+        fut_t *waiter = fut_async(pool, fiber_await_arg, f);
+        fut_t *waker = fut_async(pool, fiber_resolve_arg, p);
+        void *v;
+        ck_assert_int_eq(fut_get(waiter, FUT_FOREVER, &v), 0);
+        ck_assert_int_eq(FUT_TEST_INT(v), 8);
+        ck_assert_int_eq(fut_get(waker, FUT_FOREVER, NULL), 0);
+        fut_release(waiter);
+        fut_release(waker);
+        fut_release(f);
+        fut_promise_release(p);
+    }
+    /* A worker counts a completion just after the settle fut_get saw. */
+    fut_stats_t st = {0};
+    FUT_TEST_WAIT_UNTIL(fut_executor_stats(pool, &st) == 0 &&
+                            st.completed == OUTSIDE + 2 * INSIDE,
+                        "every fiber counted as completed");
+    ck_assert_uint_eq(st.submitted, OUTSIDE + 2 * INSIDE);
+    ck_assert_uint_eq(st.queued, 0);
+    fut_executor_free(pool);
+}
+END_TEST
+
 START_TEST(fiber_outlives_its_freed_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -578,6 +638,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_trim_gives_back_idle_stacks);
     tcase_add_test(tc, fiber_stacks_of_many_sizes_and_a_large_one);
     tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
+    tcase_add_test(tc, fiber_wakes_are_not_counted_as_submitted_tasks);
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");

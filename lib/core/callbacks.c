@@ -221,9 +221,12 @@ static void drain(void)
 
 void fut__dispatch(fut_t *f)
 {
-    /* Nothing registered: close directly, no trampoline needed. */
+    /* Nothing registered: close directly, no trampoline needed.  (A load
+     * first: with callbacks waiting, the CAS would fail, a locked
+     * instruction for nothing.) */
     uintptr_t expect = FUT__CBS_EMPTY;
-    if (atomic_compare_exchange_strong_explicit(
+    if (atomic_load_explicit(&f->cbs, memory_order_relaxed) == expect &&
+        atomic_compare_exchange_strong_explicit(
             &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
             memory_order_acquire))
         return;

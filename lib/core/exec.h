@@ -72,6 +72,9 @@ struct fut_executor {
 /* Submit flag for ops->submit: queue f behind the other work (a fiber that
  * yields), not on the submitting worker's own deque. */
 #define FUT__SUBMIT_BACK 0x80000000u
+/* Submit flag for ops->submit: f is a suspended fiber woken again, not a
+ * new task (an executor need not count it as a submission). */
+#define FUT__SUBMIT_RESUME 0x40000000u
 
 /* Sets up the header: ops, and `refs` references. */
 void fut__exec_init(fut_executor_t *ex, const fut__executor_ops_t *ops,

@@ -150,7 +150,6 @@ static void reset_fd(int fd)
 
 static int loop_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
 {
-    (void)flags;
     loop_t *l = (loop_t *)ex;
     pthread_mutex_lock(&l->lock);
     if (l->shutdown) {
@@ -164,7 +163,8 @@ static int loop_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
         l->head = f;
     l->tail = f;
     bool first = l->queued++ == 0;
-    l->submitted++;
+    if (!(flags & FUT__SUBMIT_RESUME)) /* a woken fiber is no new task */
+        l->submitted++;
     if (first)
         signal_fd(l->wfd);
     pthread_mutex_unlock(&l->lock);

@@ -67,7 +67,7 @@ typedef struct fut__worker {
      * child, whose waits settle them (pool.c, reap). */
     fut_t *running[FUT__HELP_DEPTH_MAX + 1];
     /* Written by this worker only, on a line of their own. */
-    _Alignas(64) _Atomic uint64_t taken, completed;
+    _Alignas(64) _Atomic uint64_t taken, completed, resumed;
 } fut__worker_t;
 
 #define FUT__LINE _Alignas(64)
@@ -107,6 +107,7 @@ struct fut__pool {
     _Atomic bool watching; /* a parked worker looks back (pool_worker.c) */
     /* Rare. */
     FUT__LINE _Atomic uint64_t cancelled, zombies, drained;
+    _Atomic uint64_t resumed; /* fibers woken from outside: accepted, no task */
     _Atomic size_t blocked_submitters;
     pthread_mutex_t lock;
     pthread_cond_t not_full;

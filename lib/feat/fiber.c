@@ -264,7 +264,7 @@ static bool wake_ref(fiber_t *fb, uint32_t gen, bool ref)
     }
     if (!(old & OUT))
         return false;
-    requeue(fb, 0, ref);
+    requeue(fb, FUT__SUBMIT_RESUME, ref);
     return ref;
 }
 
