@@ -602,6 +602,53 @@ START_TEST(fiber_wakes_are_not_counted_as_submitted_tasks)
 }
 END_TEST
 
+/* A fiber whose wake is still queued when the pool shuts down with
+ * FUT_SHUTDOWN_CANCEL_PENDING is no pending task: it runs to its end (the
+ * drain took it out of the queue with the tasks and dropped it, so its
+ * future never settled). */
+typedef struct gate {
+    fut_test_latch_t started, release;
+} gate_t;
+
+static void *task_hold_worker(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    gate_t *g = arg;
+    fut_test_latch_open(&g->started);
+    fut_test_latch_wait(&g->release);
+    return NULL;
+}
+
+START_TEST(fiber_woken_before_a_cancel_pending_shutdown_still_finishes)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_promise_t *p = fut_promise_new();
+    fut_t *pf = fut_promise_future(p);
+    fut_t *fb = fut_async(pool, fiber_await_arg, pf);
+    fut_test_sleep_ms(10); /* it suspends */
+    gate_t g;
+    fut_test_latch_init(&g.started);
+    fut_test_latch_init(&g.release);
+    fut_t *hold = fut_submit(pool, task_hold_worker, &g);
+    fut_test_latch_wait(&g.started); /* the only worker is busy */
+    ck_assert_int_eq(fut_resolve(p, FUT_TEST_PTR(41), NULL), 0); /* queued */
+    ck_assert_int_eq(fut_executor_shutdown(pool, FUT_SHUTDOWN_CANCEL_PENDING),
+                     0);
+    fut_test_latch_open(&g.release);
+    void *v = NULL;
+    ck_assert_int_eq(fut_get(fb, FUT_S(10), &v), 0);
+    ck_assert_int_eq(FUT_TEST_INT(v), 42);
+    ck_assert_int_eq(fut_get(hold, FUT_FOREVER, NULL), 0);
+    fut_release(hold);
+    fut_release(fb);
+    fut_release(pf);
+    fut_promise_release(p);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&g.started);
+    fut_test_latch_destroy(&g.release);
+}
+END_TEST
+
 START_TEST(fiber_outlives_its_freed_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -639,6 +686,8 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_stacks_of_many_sizes_and_a_large_one);
     tcase_add_test(tc, fiber_stack_overflow_hits_the_guard_page);
     tcase_add_test(tc, fiber_wakes_are_not_counted_as_submitted_tasks);
+    tcase_add_test(tc,
+                   fiber_woken_before_a_cancel_pending_shutdown_still_finishes);
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");

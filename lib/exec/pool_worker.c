@@ -653,7 +653,18 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
     while ((f = take_outside(p, true)) != NULL ||
            (f = steal_any(p, NULL, true)) != NULL) {
         atomic_fetch_add(&p->drained, 1);
-        reject_queued(p, f, code, message);
+        if ((fut__load(f) & FUT__STATE_MASK) != FUT_RUNNING) {
+            reject_queued(p, f, code, message);
+        } else if (atomic_load(&p->forked)) {
+            /* A fiber woken again, in a fork child: its thread is gone,
+             * as a running task's is (pool.c, reap). */
+            fut__fail_static(f, ESHUTDOWN, message);
+        } else {
+            /* A fiber woken again is no pending task: it carries on here,
+             * as it does when a shut-down pool refuses its wake (rejecting
+             * it would find it started and drop it, never settled). */
+            fut__run(f);
+        }
         fut_release(f);
     }
 }
