@@ -61,6 +61,23 @@
  * processes, 2 workers, 2026-12-02), W3 12.8 M against 12.9 M.  (Before
  * the ring spread neighbouring positions over cache lines: 9.7 M.)
  *
+ * Also rejected, measured on 2026-12-03 (branch h/batches): workers that
+ * claim runs of consecutive ring positions at once (one CAS for up to 32,
+ * sized to about 20 us of the last run's pace), taken oldest first by CAS
+ * on the claimer's cursor, by it or by others.  Others taking a batch only
+ * once it is overdue read W1 19.6 M against 14.3 M with the ring; a worker
+ * whose batch is empty taking the older half of another's first (strict
+ * among batches) read 16.6 M; a clock read per batch task cost a fifth of
+ * W1 (rdtsc or vDSO), so the look came every few tasks.  Every variant let
+ * 20-40 ms inversions through once quick tasks had grown the batches
+ * (order_holds_after_quick_tasks_grew_the_batches): a worker cannot know,
+ * when it starts a newer task, that the older one another worker holds is
+ * about to wait behind a long task.  What W1 had with batches of 64 was in
+ * part one worker idle: over 8 runs of 1,000,000 tasks, one of 64ba601's
+ * workers ran 109 ms (parking 16,000 times) beside the other's 347 ms and
+ * the submitter's 311 ms; the ring's two workers ran 370 and 409 ms beside
+ * the submitter's 345 ms, and the three waited 570 ms in all for a CPU.
+ *
  * Parking.  An idle worker spins briefly, then registers in the idle list
  * (nidle++), looks once more, and parks on its own parker.  A submitter
  * pushes, then reads nidle, and takes the idle lock and unparks one worker
