@@ -514,6 +514,8 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
         if (w->recheck > RECHECK_MAX_NS)
             w->recheck = RECHECK_MAX_NS;
         recheck = w->recheck;
+    } else {
+        w->recheck = 0; /* not watching: a later watch starts afresh */
     }
     if (recheck >= 0) {
         int64_t soon = fut__now() + recheck;
