@@ -496,9 +496,9 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     /* The watcher: one parked worker at a time looks back while another is
      * busy (see "Next" and fut__pool_push). */
     w->watching = atomic_load(&p->nidle) < p->alive &&
-                  atomic_load_explicit(&p->watching, memory_order_relaxed) == 0;
+                  !atomic_load_explicit(&p->watching, memory_order_relaxed);
     if (w->watching)
-        atomic_store_explicit(&p->watching, 1, memory_order_relaxed);
+        atomic_store_explicit(&p->watching, true, memory_order_relaxed);
     pthread_mutex_unlock(&p->lock);
     w->next_waiting = false;
     fut_t *f = find_work(w, true);
@@ -528,7 +528,7 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     idle_remove(p, w); /* still listed unless a submitter woke us */
     if (w->watching) {
         w->watching = false;
-        atomic_store_explicit(&p->watching, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->watching, false, memory_order_relaxed);
     }
     pthread_mutex_unlock(&p->lock);
     return f;
