@@ -234,7 +234,7 @@ typedef struct fut_stats {
     size_t threads;     /* worker threads started and not yet exited */
     size_t idle;        /* workers parked waiting for work */
     size_t queued;      /* tasks waiting to start */
-    uint64_t submitted; /* tasks accepted */
+    uint64_t submitted; /* tasks accepted (a fiber once, however often woken) */
     uint64_t completed; /* tasks that ran to the end (any outcome) */
     uint64_t cancelled; /* tasks settled by cancellation before running */
     int broken;         /* 0, or the code a failing worker_init returned */

@@ -33,6 +33,19 @@ static void *task_timed(fut_ctx_t *ctx, void *arg)
     return NULL;
 }
 
+/* Submits n tasks that each sleep 0, 10, 20 or 30 ms (seeded), in order,
+ * recording their starts in t. */
+static void submit_timed(fut_executor_t *pool, timed_t *t, fut_t **fs, int n,
+                         atomic_int *starts, unsigned *seed)
+{
+    for (int i = 0; i < n; i++) {
+        int ms = (int)(fut_test_rand(seed) % 4) * 10;
+        t[i] = (timed_t){starts, -1, 0, ms};
+    }
+    for (int i = 0; i < n; i++)
+        fs[i] = fut_submit(pool, task_timed, &t[i]);
+}
+
 /* No task started well (20 ms) before one submitted earlier. */
 static void assert_started_in_order(const timed_t *t, int n, size_t workers)
 {
@@ -93,12 +106,7 @@ START_TEST(order_external_tasks_start_in_submission_order)
         atomic_int starts = 0;
         timed_t t[N];
         fut_t *fs[N];
-        for (int i = 0; i < N; i++) {
-            int ms = (int)(fut_test_rand(&seed) % 4) * 10; /* 0..30 ms */
-            t[i] = (timed_t){&starts, -1, 0, ms};
-        }
-        for (int i = 0; i < N; i++)
-            fs[i] = fut_submit(pool, task_timed, &t[i]);
+        submit_timed(pool, t, fs, N, &starts, &seed);
         for (int i = 0; i < N; i++) {
             ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
             fut_release(fs[i]);
@@ -135,12 +143,7 @@ START_TEST(order_holds_after_quick_tasks_grew_the_batches)
         atomic_int starts = 0;
         timed_t t[N];
         fut_t *fs[N];
-        for (int i = 0; i < N; i++) {
-            int ms = (int)(fut_test_rand(&seed) % 4) * 10; /* 0..30 ms */
-            t[i] = (timed_t){&starts, -1, 0, ms};
-        }
-        for (int i = 0; i < N; i++)
-            fs[i] = fut_submit(pool, task_timed, &t[i]);
+        submit_timed(pool, t, fs, N, &starts, &seed);
         for (int i = 0; i < QUICK; i++) {
             ck_assert_int_eq(fut_get(quick[i], FUT_FOREVER, NULL), 0);
             fut_release(quick[i]);

@@ -92,10 +92,7 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
          * close behind the push, and a resume is no new task (counted as
          * one resumed, for queued_now).  Two locked instructions on a line
          * every submitter writes, per message of the W8 ping-pong. */
-        atomic_store_explicit(
-            &self->resumed,
-            atomic_load_explicit(&self->resumed, memory_order_relaxed) + 1,
-            memory_order_relaxed);
+        fut__pool_bump(&self->resumed);
         fut__pool_push(p, f, false);
         return 0;
     }

@@ -124,6 +124,14 @@ struct fut__pool {
     fut__pool_t *reg_prev, *reg_next;  /* fork registry (pool_fork.c) */
 };
 
+/* Counts one on a counter only its worker writes: a plain load and store,
+ * no locked instruction. */
+static inline void fut__pool_bump(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 #define FUT__ADMIT_ONE ((uint64_t)1 << 16) /* one task accepted */
 #define FUT__ADMIT_INFLIGHT 0xffffu
 

@@ -131,13 +131,6 @@ worker_t *fut__pool_self(const pool_t *p)
     return self_worker && self_worker->pool == p ? self_worker : NULL;
 }
 
-static void bump(_Atomic uint64_t *c)
-{
-    /* Single writer: a plain load and store, no locked instruction. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 /* --- the injection queue --------------------------------------------- */
 
 static void inject_push(pool_t *p, fut_t *f)
@@ -452,7 +445,7 @@ void fut__pool_signal_not_full(pool_t *p)
 static void run_one(worker_t *w, fut_t *f)
 {
     pool_t *p = w->pool;
-    bump(&w->taken);
+    fut__pool_bump(&w->taken);
     w->running[w->depth] = f;
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
     bool blocking = fut__load(f) & FUT__BLOCKING;
@@ -464,7 +457,7 @@ static void run_one(worker_t *w, fut_t *f)
             fut__pool_blocking(&p->base, +1);
         int r = fut__run(f);
         if (r == FUT__RAN)
-            bump(&w->completed);
+            fut__pool_bump(&w->completed);
         else if (r == FUT__NOT_RUN)
             account_unrun(p, f);
         if (blocking)
