@@ -649,6 +649,51 @@ START_TEST(fiber_woken_before_a_cancel_pending_shutdown_still_finishes)
 }
 END_TEST
 
+/* A fiber cancelled while it waits in the queue, before any worker started
+ * it, never runs: its future is CANCELLED, the worker that takes it out
+ * skips it and goes on (it switched onto a stack the fiber never had, and
+ * crashed), and the pool counts it cancelled. */
+static atomic_int queued_fiber_ran;
+
+static void *fiber_mark_ran(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    atomic_fetch_add(&queued_fiber_ran, 1);
+    return NULL;
+}
+
+START_TEST(fiber_cancelled_while_queued_never_runs)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    gate_t g;
+    fut_test_latch_init(&g.started);
+    fut_test_latch_init(&g.release);
+    fut_t *hold = fut_submit(pool, task_hold_worker, &g);
+    fut_test_latch_wait(&g.started); /* the only worker is busy */
+    fut_t *fb = fut_async(pool, fiber_mark_ran, NULL);
+    ck_assert_int_eq(fut_cancel(fb), true);
+    ck_assert_int_eq(fut_state(fb), FUT_CANCELLED);
+    fut_test_latch_open(&g.release);
+    ck_assert_int_eq(fut_get(hold, FUT_FOREVER, NULL), 0);
+    fut_t *after = fut_async(pool, fiber_mark_ran, NULL); /* still works */
+    ck_assert_int_eq(fut_get(after, FUT_FOREVER, NULL), 0);
+    ck_assert_int_eq(atomic_load(&queued_fiber_ran), 1); /* `after` only */
+    ck_assert_int_eq(fut_get(fb, 0, NULL), ECANCELED);
+    fut_stats_t st;
+    ck_assert_int_eq(fut_executor_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.cancelled, 1);
+    ck_assert_uint_eq(st.queued, 0);
+    fut_release(after);
+    fut_release(fb);
+    fut_release(hold);
+    fut_executor_free(pool);
+    fut_test_latch_destroy(&g.started);
+    fut_test_latch_destroy(&g.release);
+    atomic_store(&queued_fiber_ran, 0);
+}
+END_TEST
+
 START_TEST(fiber_outlives_its_freed_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -664,6 +709,73 @@ START_TEST(fiber_outlives_its_freed_pool)
     fut_release(a);
     fut_release(pf);
     fut_promise_release(p);
+}
+END_TEST
+
+/* Every wake of an await races the others: its future settling on another
+ * thread, its timer, a cancel, and the fiber still on its way out.  Whichever
+ * wins, each fiber runs on to its end exactly once with the right result,
+ * and a wake that lost, or that fires after its fiber finished (a timed-out
+ * await's, on a future settled later), finds the fiber alive and lets it go
+ * (the references the fiber's run hands to its wakes; the sanitizer and
+ * valgrind builds check what this cannot see). */
+enum { RACE_FIBERS = 2000, RACE_CANCELLED = -1 };
+
+static void *fiber_await_racing_wakes(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    fut_t *f = arg;
+    for (int64_t t = FUT_US(5);; t *= 2) {
+        void *v = NULL;
+        int rc = fut_await(f, t, &v);
+        if (rc == 0)
+            return v;
+        if (rc == ECANCELED)
+            return FUT_TEST_PTR(RACE_CANCELLED);
+        if (rc != FUT_TIMEDOUT)
+            return FUT_TEST_PTR(-1000 - rc); /* fails the check below */
+    }
+}
+
+START_TEST(fiber_await_survives_its_wakes_racing)
+{
+    fut_executor_t *pool = fut_test_pool(2);
+    fut_promise_t **ps = malloc(RACE_FIBERS * sizeof *ps);
+    fut_t **pfs = malloc(RACE_FIBERS * sizeof *pfs);
+    fut_t **fs = malloc(RACE_FIBERS * sizeof *fs);
+    ck_assert(ps && pfs && fs);
+    for (int i = 0; i < RACE_FIBERS; i++) {
+        ps[i] = fut_promise_new();
+        pfs[i] = fut_promise_future(ps[i]);
+        fs[i] = fut_async(pool, fiber_await_racing_wakes, pfs[i]);
+    }
+    unsigned rng = 7;
+    for (int i = 0; i < RACE_FIBERS; i++) {
+        if (i % 5 == 0)
+            fut_cancel(fs[i]);
+        ck_assert_int_eq(fut_resolve(ps[i], FUT_TEST_PTR(i + 1), NULL), 0);
+        for (unsigned spin = fut_test_rand(&rng) % 2000; spin; spin--)
+            atomic_signal_fence(memory_order_seq_cst);
+    }
+    for (int i = 0; i < RACE_FIBERS; i++) {
+        void *v = NULL;
+        int rc = fut_get(fs[i], FUT_FOREVER, &v);
+        if (i % 5 == 0) { /* cancelled: before it started, or awaiting */
+            ck_assert(rc == ECANCELED || rc == 0);
+            if (rc == 0 && FUT_TEST_INT(v) != RACE_CANCELLED)
+                ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
+        } else {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
+        }
+        fut_release(fs[i]);
+        fut_release(pfs[i]);
+        fut_promise_release(ps[i]);
+    }
+    free(ps);
+    free(pfs);
+    free(fs);
+    fut_executor_free(pool);
 }
 END_TEST
 
@@ -689,6 +801,8 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc,
                    fiber_woken_before_a_cancel_pending_shutdown_still_finishes);
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
+    tcase_add_test(tc, fiber_await_survives_its_wakes_racing);
+    tcase_add_test(tc, fiber_cancelled_while_queued_never_runs);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_set_tags(st, "stress");

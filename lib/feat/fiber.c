@@ -206,6 +206,9 @@ static int fiber_run(fut_t *f)
 {
     fiber_t *fb = as_fiber(f);
     uint32_t s = fut__load(f);
+    if ((s & FUT__STATE_MASK) != FUT_PENDING &&
+        (s & FUT__STATE_MASK) != FUT_RUNNING)
+        return FUT__NOT_RUN; /* cancelled while queued, before it started */
     if ((s & FUT__STATE_MASK) == FUT_PENDING) {
         uint32_t seen;
         while (!fut__transition(f, FUT_PENDING, FUT_RUNNING, 0, &seen)) {
