@@ -74,21 +74,16 @@ static void run_entry(fut_t *f, uintptr_t e)
     }
 }
 
-/* Takes and runs every entry on settled f until the stack closes. */
+/* Takes and runs every entry on settled f until the stack closes.  After
+ * each batch the close is tried first: a CAS from EMPTY that succeeds
+ * unless an entry arrived meanwhile, so a batch costs one exchange and one
+ * CAS, not an exchange more to find the stack empty. */
 static void run_callbacks(fut_t *f)
 {
     for (;;) {
         uintptr_t list = atomic_exchange_explicit(&f->cbs, FUT__CBS_EMPTY,
                                                   memory_order_acquire);
         FUT__ASSERT(list != FUT__CBS_CLOSED); /* only we close it */
-        if (list == FUT__CBS_EMPTY) {
-            uintptr_t expect = FUT__CBS_EMPTY;
-            if (atomic_compare_exchange_strong_explicit(
-                    &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
-                    memory_order_acquire))
-                return;
-            continue; /* an entry arrived meanwhile */
-        }
         /* Reverse the LIFO into registration order. */
         uintptr_t fifo = FUT__CBS_EMPTY;
         while (list != FUT__CBS_EMPTY) {
@@ -103,6 +98,12 @@ static void run_callbacks(fut_t *f)
             run_entry(f, fifo);
             fifo = next;
         }
+        uintptr_t expect = FUT__CBS_EMPTY;
+        if (atomic_compare_exchange_strong_explicit(
+                &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
+                memory_order_acquire))
+            return;
+        /* Entries arrived while the batch ran: take them too. */
     }
 }
 
@@ -230,18 +231,24 @@ void fut__dispatch(fut_t *f)
             &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
             memory_order_acquire))
         return;
-    fut_retain(f);
+    if (!tramp.draining) {
+        /* The outermost dispatch runs f's callbacks at once, before what
+         * they queue: the FIFO is empty, so that is its order anyway, and
+         * f needs no reference of the FIFO's, since whoever settled it
+         * holds one until this returns (a resolver its promise, a worker
+         * its task, a continuation the stack's). */
+        tramp.draining = true;
+        run_callbacks(f);
+        drain();
+        tramp.draining = false;
+        return;
+    }
+    fut_retain(f); /* the FIFO's: the settler may let go before it runs */
     if (!tramp_push(f)) {
         /* No memory to queue it: run it here, one level deeper. */
         run_callbacks(f);
         fut_release(f);
-        return;
     }
-    if (tramp.draining)
-        return;
-    tramp.draining = true;
-    drain();
-    tramp.draining = false;
 }
 
 void fut__trampoline_flush(void)

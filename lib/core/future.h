@@ -186,7 +186,8 @@ typedef struct fut__kind_ops {
      * RUNNING, calls the user's function, publishes.  Returns FUT__RAN,
      * FUT__NOT_RUN if f was cancelled meanwhile (then it did nothing), or
      * FUT__SUSPENDED if f's function gave its thread away and will be
-     * queued again (a fiber).  Does not drop the queue's reference. */
+     * queued again (a fiber).  Does not drop the queue's reference, but
+     * for FUT__SUSPENDED, where the reference went with f (fut__run_done). */
     int (*run)(fut_t *f);
     /* f waits on input's callback stack as a future entry, and input has
      * settled and is dispatching.  Consumes the stack's reference to f. */
@@ -349,9 +350,19 @@ bool fut__reject_unstarted(fut_t *f, int code, const char *message);
 
 /* Runs f, taken out of an executor's queue, through its kind's run
  * operation: FUT__RAN, FUT__NOT_RUN (cancelled meanwhile) or
- * FUT__SUSPENDED (it will be queued again). */
+ * FUT__SUSPENDED (it will be queued again: the queue's reference went
+ * with it, to whatever queues it next, so that a fiber's await and wake
+ * move one reference instead of taking and dropping one each). */
 enum { FUT__NOT_RUN = 0, FUT__RAN = 1, FUT__SUSPENDED = 2 };
 int fut__run(fut_t *f);
+
+/* After fut__run(f) returned r: drops the queue's reference unless it went
+ * with f. */
+static inline void fut__run_done(fut_t *f, int r)
+{
+    if (r != FUT__SUSPENDED)
+        fut_release(f);
+}
 
 /* Asks f to cancel if the caller's reference and f's producer's are the
  * only ones (nothing else could still want its result).  Borrows f.
@@ -393,7 +404,9 @@ static inline bool fut__cbs_closed(const fut_t *f)
 }
 
 /* Runs the callbacks of settled f on this thread, through the per-thread
- * trampoline (rule 6): nested dispatches are queued, not recursed into. */
+ * trampoline (rule 6): nested dispatches are queued, not recursed into.
+ * The caller holds a reference to f until this returns (the outermost
+ * dispatch takes none of its own). */
 void fut__dispatch(fut_t *f);
 
 /* Runs dispatches this thread has queued (before it blocks). */

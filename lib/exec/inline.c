@@ -14,9 +14,9 @@ static int inline_submit(fut_executor_t *ex, fut_t *task, unsigned flags)
     (void)ex;
     (void)flags;
     atomic_fetch_add_explicit(&inline_submitted, 1, memory_order_relaxed);
-    fut__run(task);
+    int r = fut__run(task);
     atomic_fetch_add_explicit(&inline_completed, 1, memory_order_relaxed);
-    fut_release(task);
+    fut__run_done(task, r);
     return 0;
 }
 

@@ -197,7 +197,7 @@ size_t fut_loop_run_pending(fut_executor_t *ex)
             ran++;
         else if (r == FUT__NOT_RUN)
             skipped++;
-        fut_release(f);
+        fut__run_done(f, r);
         f = next;
     }
     pthread_mutex_lock(&l->lock);

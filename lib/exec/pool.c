@@ -27,6 +27,8 @@
  */
 #include "exec/pool.h"
 
+#include "feat/fiber.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <sched.h>
@@ -145,6 +147,8 @@ static const char forked_message[] = "thread pool inherited across fork()";
 /* A forked child's view of a running task whose worker is gone. */
 static void reap_running(fut_t *f)
 {
+    if (fut__fiber_let_go(f))
+        return; /* suspended: its reference is its wake's, not the worker's */
     uint32_t s = fut__load(f);
     unsigned st = s & (FUT__STATE_MASK | FUT__CLAIMED);
     if (st == FUT_PENDING)

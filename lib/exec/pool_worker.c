@@ -449,13 +449,14 @@ static void run_one(worker_t *w, fut_t *f)
     w->running[w->depth] = f;
     int broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
     bool blocking = fut__load(f) & FUT__BLOCKING;
+    int r = FUT__NOT_RUN;
     if (broken) {
         reject_queued(p, f, broken,
                       "thread pool broken: a worker initializer failed");
     } else {
         if (blocking)
             fut__pool_blocking(&p->base, +1);
-        int r = fut__run(f);
+        r = fut__run(f);
         if (r == FUT__RAN)
             fut__pool_bump(&w->completed);
         else if (r == FUT__NOT_RUN)
@@ -464,7 +465,7 @@ static void run_one(worker_t *w, fut_t *f)
             fut__pool_blocking(&p->base, -1);
     }
     w->running[w->depth] = NULL; /* before the release: see pool.c, reap */
-    fut_release(f);
+    fut__run_done(f, r);
     if (p->max_queued)
         fut__pool_signal_not_full(p);
 }
@@ -675,7 +676,8 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
             /* A fiber woken again is no pending task: it carries on here,
              * as it does when a shut-down pool refuses its wake (rejecting
              * it would find it started and drop it, never settled). */
-            fut__run(f);
+            fut__run_done(f, fut__run(f));
+            continue;
         }
         fut_release(f);
     }

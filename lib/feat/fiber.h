@@ -9,4 +9,10 @@
 
 extern const fut__kind_ops_t fut__fiber_kind;
 
+/* True if f is a fiber whose run has let it go: it suspended, and the
+ * run's reference went with it (fut__run_done), though the run has not
+ * returned yet.  For a fork child's reap, which must not drop that
+ * reference for the worker. */
+bool fut__fiber_let_go(fut_t *f);
+
 #endif /* FUT_FEAT_FIBER_H */
