@@ -412,9 +412,13 @@ static fut_t *pp_send(int me, bool last)
     if (!last) {
         fut_promise_t *p = fut_promise_new();
         next = fut_promise_future(p);
-        atomic_store(&pp.slot[me], p);
+        /* Release/acquire: the other side reads the slot only after this
+         * side's resolve woke it, which orders it anyway; a seq_cst store
+         * would add a locked instruction per message to the harness. */
+        atomic_store_explicit(&pp.slot[me], p, memory_order_release);
     }
-    fut_promise_t *other = atomic_load(&pp.slot[1 - me]);
+    fut_promise_t *other =
+        atomic_load_explicit(&pp.slot[1 - me], memory_order_acquire);
     fut_resolve(other, NULL, NULL);
     fut_promise_release(other);
     return next;
