@@ -58,7 +58,8 @@ static void run_entry(fut_t *f, uintptr_t e)
             fut__ops(s)->input_settled(d, f);
         break;
     }
-    case FUT__TAG_SLOT: {
+    case FUT__TAG_SLOT:
+    case FUT__TAG_WAKE: {
         fut__cb_t *slot = p;
         slot->fn(f, slot); /* gets the slot itself; its owner frees it */
         break;
@@ -220,17 +221,34 @@ static void drain(void)
     tramp_shrink();
 }
 
+/* True if the stack holds exactly one entry, a wake (the load that read
+ * head acquired its push, so its link is visible). */
+static bool lone_wake(uintptr_t head)
+{
+    return (head & FUT__TAG_MASK) == FUT__TAG_WAKE &&
+           ((fut__cb_t *)(head & ~(uintptr_t)FUT__TAG_MASK))->next ==
+               FUT__CBS_EMPTY;
+}
+
 void fut__dispatch(fut_t *f)
 {
-    /* Nothing registered: close directly, no trampoline needed.  (A load
-     * first: with callbacks waiting, the CAS would fail, a locked
-     * instruction for nothing.) */
-    uintptr_t expect = FUT__CBS_EMPTY;
-    if (atomic_load_explicit(&f->cbs, memory_order_relaxed) == expect &&
-        atomic_compare_exchange_strong_explicit(
-            &f->cbs, &expect, FUT__CBS_CLOSED, memory_order_acq_rel,
-            memory_order_acquire))
+    /* Nothing registered, or one wake outside any dispatch: close directly
+     * (a load first: with other entries waiting, the CAS would fail, a
+     * locked instruction for nothing), then run the wake, if any, as the
+     * outermost dispatch would. */
+    uintptr_t head = atomic_load_explicit(&f->cbs, memory_order_acquire);
+    if ((head == FUT__CBS_EMPTY || (!tramp.draining && lone_wake(head))) &&
+        atomic_compare_exchange_strong_explicit(&f->cbs, &head, FUT__CBS_CLOSED,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        if (head == FUT__CBS_EMPTY)
+            return;
+        tramp.draining = true;
+        run_entry(f, head);
+        drain();
+        tramp.draining = false;
         return;
+    }
     if (!tramp.draining) {
         /* The outermost dispatch runs f's callbacks at once, before what
          * they queue: the FIFO is empty, so that is its order anyway, and

@@ -224,7 +224,11 @@ extern const fut__kind_ops_t *const fut__kinds[FUT__KINDS];
  *                   input (its kind's input_settled runs), or a future
  *                   adopting it;
  *   FUT__TAG_SLOT   a fut__cb_t embedded in a larger object; its fn gets
- *                   the node itself as arg, and its owner frees it.
+ *                   the node itself as arg, and its owner frees it;
+ *   FUT__TAG_WAKE   a slot whose fn only wakes its owner (a fiber's await),
+ *                   so it needs no order with the other entries: when it
+ *                   is the only one, dispatch closes the stack with one CAS
+ *                   and runs it after (an exchange and a CAS otherwise).
  * EMPTY is 0; CLOSED is all ones, which no tagged pointer can be. */
 typedef struct fut__cb {
     uintptr_t next;
@@ -240,6 +244,7 @@ enum {
     FUT__TAG_NODE = 0,
     FUT__TAG_FUTURE = 1,
     FUT__TAG_SLOT = 2,
+    FUT__TAG_WAKE = 3,
     FUT__TAG_MASK = 3,
 };
 

@@ -448,7 +448,7 @@ static bool arm(fiber_t *fb, uint32_t gen, fut_t *f, bool slot)
     if (slot) {
         atomic_store_explicit(&fb->slot_busy, true, memory_order_relaxed);
         fb->slot_gen = gen;
-        if (!fut__cbs_push(f, (uintptr_t)&fb->slot | FUT__TAG_SLOT))
+        if (!fut__cbs_push(f, (uintptr_t)&fb->slot | FUT__TAG_WAKE))
             slot_fired(f, &fb->slot); /* dispatched meanwhile */
         return true;
     }
