@@ -45,6 +45,7 @@ ROWS = [  # (workload, label)
     ("W5speedup", "W5 speedup"),
     ("W6p50", "W6 p50"),
     ("W6p99", "W6 p99"),
+    ("W6floor", "W6 floor"),
     ("W7", "W7 tiny slowdown"),
     ("W7tiny", "W7 tiny, mixed"),
     ("W7alone", "W7 tiny alone"),
@@ -72,7 +73,7 @@ LOWER_IS_BETTER = {"W7", "W9"}
 # W4 floor: the same sleeps for everyone, a reference, no contest.  W7's
 # ideal and efficiency depend on how many blocking tasks each system can
 # block at once, so they are not compared across systems (W7block is).
-NO_RATIO = {"W4floor", "W7ideal", "W7blockeff"}
+NO_RATIO = {"W4floor", "W6floor", "W7ideal", "W7blockeff"}
 # W7 figures whose n is the number of blocking tasks, not the tiny tasks'.
 W7_BLOCKING_ROWS = {"W7block", "W7ideal", "W7blockeff"}
 # fut's own figures: memory counted through its allocator, and W9 (a task
@@ -307,6 +308,9 @@ relative to the median.  (r): fut's advantage, r > 1 means fut is better in
 EVERY row: r = fut/peer where higher is better (tasks/s, cont/s, inputs/s,
 efficiency, speedup), r = peer/fut where lower is better (ms, us, memory).
 W4 floor is one thread doing the {WORKLOAD_SPEC["w4_sleep_ms"]} ms sleeps back to back (no ratio).
+W6 floor is the p50 of a bare round trip between two threads (one cache line
+handed to a spinning thread and back, timed like W6; no ratio): a W6 p50
+below it means the waiting thread ran the task itself.
 *: a different size n than the standard (see the notes).  n/a: the system
 has no such figure (no continuations, no futures pool, or not built).
 W7 (mixed load, {sizes["W7blocking"]} tasks sleeping {WORKLOAD_SPEC["w7_sleep_ms"]} ms among the tiny ones, on the default
@@ -338,7 +342,8 @@ def print_notes(table, systems, sizes):
         seen = {}
         for w, _ in ROWS:
             fig = table.get(s, {}).get(w)
-            if not fig or w in ("W4eff", "W4floor", "W5speedup", "mem",
+            if not fig or w in ("W4eff", "W4floor", "W6floor", "W5speedup",
+                                "mem",
                                 "W7tiny", "W7alone", "W7ideal",
                                 "W7blockeff"):
                 continue
