@@ -694,6 +694,113 @@ START_TEST(fiber_cancelled_while_queued_never_runs)
 }
 END_TEST
 
+/* Two fibers that wake each other and then wait: the waiting one switches
+ * straight to the one it woke, which finishes the other's switch-out
+ * (suspend in fiber.c), and their awaits' timers race the wakes.  Every
+ * message arrives, every task the pool took (the fibers, and the expiries
+ * of the timers) counts as run or cancelled, and nothing is left queued,
+ * on one worker and on two. */
+enum { PP_PAIRS = 4, PP_ROUNDS = 2000 };
+
+typedef struct pp_pair {
+    fut_promise_t *_Atomic inbox[2];
+    fut_t *first; /* side 1's first inbox */
+} pp_pair_t;
+
+typedef struct pp_side {
+    pp_pair_t *pair;
+    int me;
+} pp_side_t;
+
+/* Awaits f, retrying when its short timeout passes first. */
+static int await_patiently(fut_t *f)
+{
+    for (int64_t t = FUT_US(20);; t *= 2) {
+        int rc = fut_await(f, t, NULL);
+        if (rc != FUT_TIMEDOUT)
+            return rc;
+    }
+}
+
+/* Resolves the other side's inbox; unless last, makes our next one first. */
+static fut_t *pp_send(pp_pair_t *pp, int me, bool last)
+{
+    fut_t *next = NULL;
+    if (!last) {
+        fut_promise_t *p = fut_promise_new();
+        next = fut_promise_future(p);
+        atomic_store(&pp->inbox[me], p);
+    }
+    fut_promise_t *other = atomic_load(&pp->inbox[1 - me]);
+    fut_resolve(other, NULL, NULL);
+    fut_promise_release(other);
+    return next;
+}
+
+static void *fiber_pingpong(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    pp_side_t *side = arg;
+    int got = 0;
+    if (side->me == 0) {
+        for (int r = 0; r < PP_ROUNDS; r++) {
+            fut_t *f = pp_send(side->pair, 0, false);
+            got += await_patiently(f) == 0;
+            fut_release(f);
+        }
+    } else {
+        fut_t *f = fut_retain(side->pair->first);
+        for (int r = 0; r < PP_ROUNDS; r++) {
+            got += await_patiently(f) == 0;
+            fut_release(f);
+            f = pp_send(side->pair, 1, r + 1 == PP_ROUNDS);
+        }
+    }
+    return FUT_TEST_PTR(got);
+}
+
+static void pingpong_on(size_t workers)
+{
+    fut_executor_t *pool = fut_test_pool(workers);
+    pp_pair_t pairs[PP_PAIRS];
+    pp_side_t sides[PP_PAIRS][2];
+    fut_t *fs[PP_PAIRS][2];
+    for (int i = 0; i < PP_PAIRS; i++) {
+        fut_promise_t *p = fut_promise_new();
+        pairs[i].first = fut_promise_future(p);
+        atomic_store(&pairs[i].inbox[1], p);
+        atomic_store(&pairs[i].inbox[0], NULL);
+        for (int me = 0; me < 2; me++) {
+            sides[i][me] = (pp_side_t){.pair = &pairs[i], .me = me};
+            fs[i][me] = fut_async(pool, fiber_pingpong, &sides[i][me]);
+        }
+    }
+    for (int i = 0; i < PP_PAIRS; i++) {
+        for (int me = 0; me < 2; me++) {
+            void *v = NULL;
+            ck_assert_int_eq(fut_get(fs[i][me], FUT_FOREVER, &v), 0);
+            ck_assert_int_eq(FUT_TEST_INT(v), PP_ROUNDS);
+            fut_release(fs[i][me]);
+        }
+        fut_release(pairs[i].first);
+    }
+    /* The fibers, and the timers whose expiry the pool settled. */
+    fut_stats_t st = {0};
+    FUT_TEST_WAIT_UNTIL(fut_executor_stats(pool, &st) == 0 &&
+                            st.completed + st.cancelled == st.submitted,
+                        "every task counted as run or cancelled");
+    ck_assert_uint_ge(st.submitted, 2 * PP_PAIRS);
+    ck_assert_uint_eq(st.queued, 0);
+    fut_executor_free(pool);
+}
+
+START_TEST(fiber_pingpong_hands_the_thread_over)
+{
+    pingpong_on(1);
+    pingpong_on(2);
+}
+END_TEST
+
 START_TEST(fiber_outlives_its_freed_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -803,6 +910,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_add_test(tc, fiber_outlives_its_freed_pool);
     tcase_add_test(tc, fiber_await_survives_its_wakes_racing);
     tcase_add_test(tc, fiber_cancelled_while_queued_never_runs);
+    tcase_add_test(tc, fiber_pingpong_hands_the_thread_over);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_set_tags(st, "stress");

@@ -61,6 +61,12 @@ typedef struct fut__executor_ops {
      * (delta +1) or leaves (-1) a blocking call; ex may start threads to
      * keep its others running.  0, or EAGAIN (no thread could start). */
     int (*blocking)(fut_executor_t *ex, int delta);
+    /* Optional: cur, the task this thread runs for ex, is a fiber about to
+     * suspend.  If the task the thread would run next is a suspended fiber
+     * woken again (fut__fiber_resumable), take it out of the queue, with
+     * the queue's reference, and make it the thread's running task in
+     * cur's place, so that cur can switch straight to it; else NULL. */
+    fut_t *(*take_resume)(fut_executor_t *ex, fut_t *cur);
 } fut__executor_ops_t;
 
 struct fut_executor {

@@ -317,6 +317,7 @@ static const fut__executor_ops_t pool_ops = {
     .help_wait = fut__pool_help_wait,
     .reap = pool_reap,
     .blocking = fut__pool_blocking,
+    .take_resume = fut__pool_take_resume,
 };
 
 /* --- creation --------------------------------------------------------- */

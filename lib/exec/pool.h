@@ -159,6 +159,11 @@ void fut__pool_push(fut__pool_t *p, fut_t *f, bool back);
  * worker will run them. */
 void fut__pool_drain(fut__pool_t *p, int code, const char *message);
 
+/* The executor's take_resume operation (core/exec.h): the calling
+ * worker's next task, if it is a fiber woken again and cur is the task the
+ * worker runs. */
+fut_t *fut__pool_take_resume(fut_executor_t *ex, fut_t *cur);
+
 /* Wakes every parked worker. */
 void fut__pool_wake_all(fut__pool_t *p);
 

@@ -43,7 +43,10 @@
  * within about a millisecond.  The others sleep until woken, and a push
  * into an empty next slot wakes one of them when no parked worker watches.
  * (Every parked worker watching cost W7, with its 64 extra threads, a
- * third: they all woke every few hundred microseconds.)
+ * third: they all woke every few hundred microseconds.)  A fiber about to
+ * suspend takes a woken fiber out of the slot itself and switches straight
+ * to it (fut__pool_take_resume; feat/fiber.c, Hand-off): run_one then
+ * finishes with the task that came back, which running[] names.
  *
  * Rejected: taking outside work in batches of 64 into the taker's deque
  * (the previous design).  It made W1 cheap, one lock per 64 tasks, but a
@@ -105,6 +108,8 @@
  * once, core/exec.h) until a worker takes it out.
  */
 #include "exec/pool.h"
+
+#include "feat/fiber.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -442,6 +447,24 @@ void fut__pool_signal_not_full(pool_t *p)
     }
 }
 
+fut_t *fut__pool_take_resume(fut_executor_t *ex, fut_t *cur)
+{
+    worker_t *w = fut__pool_self((pool_t *)(void *)ex);
+    /* Only from the task this worker's run_one runs (not from a fiber run
+     * on a thread that woke it, or from a drain). */
+    if (!w || w->running[w->depth] != cur)
+        return NULL;
+    fut_t *f = atomic_load_explicit(&w->next, memory_order_relaxed);
+    if (!f || !fut__fiber_resumable(f))
+        return NULL;
+    /* Only a thief can have changed the slot since: it took f. */
+    if (atomic_exchange(&w->next, NULL) != f)
+        return NULL;
+    fut__pool_bump(&w->taken);
+    w->running[w->depth] = f;
+    return f;
+}
+
 static void run_one(worker_t *w, fut_t *f)
 {
     pool_t *p = w->pool;
@@ -457,6 +480,9 @@ static void run_one(worker_t *w, fut_t *f)
         if (blocking)
             fut__pool_blocking(&p->base, +1);
         r = fut__run(f);
+        /* A fiber that suspended may have switched straight to the next
+         * one (take_resume), which is what came back. */
+        f = w->running[w->depth];
         if (r == FUT__RAN)
             fut__pool_bump(&w->completed);
         else if (r == FUT__NOT_RUN)

@@ -15,4 +15,9 @@ extern const fut__kind_ops_t fut__fiber_kind;
  * reference for the worker. */
 bool fut__fiber_let_go(fut_t *f);
 
+/* True if f is a fiber woken again after it suspended (not a new one), so
+ * that a fiber about to suspend may switch straight to it (take_resume in
+ * core/exec.h). */
+bool fut__fiber_resumable(fut_t *f);
+
 #endif /* FUT_FEAT_FIBER_H */
