@@ -520,7 +520,7 @@ static int fibers(bool quick, int threads, int runs)
         map_count(before); /* the machine's setting, as it was */
     if (rc)
         return rc;
-    char w8note[240];
+    char w8note[320]; /* note (160) and the text after it */
     snprintf(w8note, sizeof w8note,
              "%s%sfibers (fut_async_ex, 16 KiB stacks) each awaiting its "
              "own promise, %d workers; start + resolve until all finished",
