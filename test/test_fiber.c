@@ -491,6 +491,45 @@ static long read_map_count(void)
     return have;
 }
 
+/* n fibers, each running fn on its own promise's future: the arrays a test
+ * resolves and checks, and releases with inbox_fibers_free. */
+typedef struct inbox_fibers {
+    int n;
+    fut_promise_t **ps;
+    fut_t **pfs, **fs;
+} inbox_fibers_t;
+
+static inbox_fibers_t inbox_fibers_start(fut_executor_t *pool, int n, fut_fn fn,
+                                         size_t stack)
+{
+    inbox_fibers_t a = {.n = n,
+                        .ps = malloc((size_t)n * sizeof *a.ps),
+                        .pfs = malloc((size_t)n * sizeof *a.pfs),
+                        .fs = malloc((size_t)n * sizeof *a.fs)};
+    ck_assert(a.ps && a.pfs && a.fs);
+    for (int i = 0; i < n; i++) {
+        a.ps[i] = fut_promise_new();
+        a.pfs[i] = fut_promise_future(a.ps[i]);
+        a.fs[i] = fut_async_ex(pool, fn, a.pfs[i], NULL, stack);
+    }
+    return a;
+}
+
+/* Releases fiber i, its promise and its promise's future. */
+static void inbox_fibers_release(inbox_fibers_t *a, int i)
+{
+    fut_release(a->fs[i]);
+    fut_release(a->pfs[i]);
+    fut_promise_release(a->ps[i]);
+}
+
+static void inbox_fibers_free(inbox_fibers_t *a)
+{
+    free(a->ps);
+    free(a->pfs);
+    free(a->fs);
+}
+
 static bool write_map_count(long n)
 {
     FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
@@ -512,28 +551,16 @@ START_TEST(fiber_100k_suspended_at_once)
         return;
     }
     fut_executor_t *pool = fut_test_pool(2);
-    fut_promise_t **ps = malloc(N * sizeof *ps);
-    fut_t **pfs = malloc(N * sizeof *pfs);
-    fut_t **fs = malloc(N * sizeof *fs);
-    ck_assert(ps && pfs && fs);
-    for (int i = 0; i < N; i++) {
-        ps[i] = fut_promise_new();
-        pfs[i] = fut_promise_future(ps[i]);
-        fs[i] = fut_async_ex(pool, fiber_await_arg, pfs[i], NULL, 16 * 1024);
-    }
+    inbox_fibers_t a = inbox_fibers_start(pool, N, fiber_await_arg, 16 * 1024);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(fut_resolve(ps[i], FUT_TEST_PTR(i), NULL), 0);
+        ck_assert_int_eq(fut_resolve(a.ps[i], FUT_TEST_PTR(i), NULL), 0);
     for (int i = 0; i < N; i++) {
         void *v = NULL;
-        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, &v), 0);
+        ck_assert_int_eq(fut_get(a.fs[i], FUT_FOREVER, &v), 0);
         ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
-        fut_release(fs[i]);
-        fut_release(pfs[i]);
-        fut_promise_release(ps[i]);
+        inbox_fibers_release(&a, i);
     }
-    free(ps);
-    free(pfs);
-    free(fs);
+    inbox_fibers_free(&a);
     fut_executor_free(pool);
     if (raised)
         write_map_count(before); /* the machine's setting, as it was */
@@ -847,26 +874,19 @@ static void *fiber_await_racing_wakes(fut_ctx_t *ctx, void *arg)
 START_TEST(fiber_await_survives_its_wakes_racing)
 {
     fut_executor_t *pool = fut_test_pool(2);
-    fut_promise_t **ps = malloc(RACE_FIBERS * sizeof *ps);
-    fut_t **pfs = malloc(RACE_FIBERS * sizeof *pfs);
-    fut_t **fs = malloc(RACE_FIBERS * sizeof *fs);
-    ck_assert(ps && pfs && fs);
-    for (int i = 0; i < RACE_FIBERS; i++) {
-        ps[i] = fut_promise_new();
-        pfs[i] = fut_promise_future(ps[i]);
-        fs[i] = fut_async(pool, fiber_await_racing_wakes, pfs[i]);
-    }
+    inbox_fibers_t a =
+        inbox_fibers_start(pool, RACE_FIBERS, fiber_await_racing_wakes, 0);
     unsigned rng = 7;
     for (int i = 0; i < RACE_FIBERS; i++) {
         if (i % 5 == 0)
-            fut_cancel(fs[i]);
-        ck_assert_int_eq(fut_resolve(ps[i], FUT_TEST_PTR(i + 1), NULL), 0);
+            fut_cancel(a.fs[i]);
+        ck_assert_int_eq(fut_resolve(a.ps[i], FUT_TEST_PTR(i + 1), NULL), 0);
         for (unsigned spin = fut_test_rand(&rng) % 2000; spin; spin--)
             atomic_signal_fence(memory_order_seq_cst);
     }
     for (int i = 0; i < RACE_FIBERS; i++) {
         void *v = NULL;
-        int rc = fut_get(fs[i], FUT_FOREVER, &v);
+        int rc = fut_get(a.fs[i], FUT_FOREVER, &v);
         if (i % 5 == 0) { /* cancelled: before it started, or awaiting */
             ck_assert(rc == ECANCELED || rc == 0);
             if (rc == 0 && FUT_TEST_INT(v) != RACE_CANCELLED)
@@ -875,13 +895,9 @@ START_TEST(fiber_await_survives_its_wakes_racing)
             ck_assert_int_eq(rc, 0);
             ck_assert_int_eq(FUT_TEST_INT(v), i + 1);
         }
-        fut_release(fs[i]);
-        fut_release(pfs[i]);
-        fut_promise_release(ps[i]);
+        inbox_fibers_release(&a, i);
     }
-    free(ps);
-    free(pfs);
-    free(fs);
+    inbox_fibers_free(&a);
     fut_executor_free(pool);
 }
 END_TEST

@@ -237,36 +237,34 @@ void fut__dispatch(fut_t *f)
      * locked instruction for nothing), then run the wake, if any, as the
      * outermost dispatch would. */
     uintptr_t head = atomic_load_explicit(&f->cbs, memory_order_acquire);
-    if ((head == FUT__CBS_EMPTY || (!tramp.draining && lone_wake(head))) &&
+    bool closed =
+        (head == FUT__CBS_EMPTY || (!tramp.draining && lone_wake(head))) &&
         atomic_compare_exchange_strong_explicit(&f->cbs, &head, FUT__CBS_CLOSED,
                                                 memory_order_acq_rel,
-                                                memory_order_acquire)) {
-        if (head == FUT__CBS_EMPTY)
-            return;
-        tramp.draining = true;
-        run_entry(f, head);
-        drain();
-        tramp.draining = false;
+                                                memory_order_acquire);
+    if (closed && head == FUT__CBS_EMPTY)
+        return;
+    if (!closed && tramp.draining) {
+        fut_retain(f); /* the FIFO's: the settler may let go before it runs */
+        if (!tramp_push(f)) {
+            /* No memory to queue it: run it here, one level deeper. */
+            run_callbacks(f);
+            fut_release(f);
+        }
         return;
     }
-    if (!tramp.draining) {
-        /* The outermost dispatch runs f's callbacks at once, before what
-         * they queue: the FIFO is empty, so that is its order anyway, and
-         * f needs no reference of the FIFO's, since whoever settled it
-         * holds one until this returns (a resolver its promise, a worker
-         * its task, a continuation the stack's). */
-        tramp.draining = true;
+    /* The outermost dispatch runs f's callbacks at once, before what they
+     * queue: the FIFO is empty, so that is its order anyway, and f needs no
+     * reference of the FIFO's, since whoever settled it holds one until
+     * this returns (a resolver its promise, a worker its task, a
+     * continuation the stack's). */
+    tramp.draining = true;
+    if (closed)
+        run_entry(f, head); /* the lone wake */
+    else
         run_callbacks(f);
-        drain();
-        tramp.draining = false;
-        return;
-    }
-    fut_retain(f); /* the FIFO's: the settler may let go before it runs */
-    if (!tramp_push(f)) {
-        /* No memory to queue it: run it here, one level deeper. */
-        run_callbacks(f);
-        fut_release(f);
-    }
+    drain();
+    tramp.draining = false;
 }
 
 void fut__trampoline_flush(void)
