@@ -40,9 +40,10 @@ static struct {
     long size_mismatch; /* frees whose size differs from the one asked for */
     long bad_ctx;       /* calls that did not pass our ctx through */
     atomic_long calls;
-    atomic_long fail_at; /* this call fails (0: none) */
-    atomic_int failed;   /* the failing call happened */
-    atomic_int fail_all; /* every call fails */
+    atomic_long fail_at;  /* this call fails (0: none) */
+    atomic_int failed;    /* the failing call happened */
+    atomic_int fail_all;  /* every call fails */
+    atomic_long fail_big; /* calls for this many bytes or more fail (0: no) */
 } A = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int ctx_token;
@@ -60,7 +61,9 @@ static void *count_alloc(size_t size, void *ctx)
         A.bad_ctx++;
         pthread_mutex_unlock(&A.mu);
     }
-    if (atomic_load(&A.fail_all) || n == atomic_load(&A.fail_at)) {
+    long big = atomic_load(&A.fail_big);
+    if (atomic_load(&A.fail_all) || n == atomic_load(&A.fail_at) ||
+        (big && (long)size >= big)) {
         atomic_store(&A.failed, 1);
         return NULL;
     }
@@ -117,6 +120,7 @@ static void alloc_arm(long fail_at, bool fail_all)
     atomic_store(&A.fail_at, fail_at);
     atomic_store(&A.failed, 0);
     atomic_store(&A.fail_all, fail_all);
+    atomic_store(&A.fail_big, 0);
 }
 
 /* Restores the default allocator and checks that nothing leaked. */
@@ -333,8 +337,8 @@ START_TEST(alloc_trim_gives_back_whole_free_slabs)
     /* 100 live futures pin at most 100 slabs of 256: under 40% of them. */
     ck_assert_msg(pinned <= grew * 2 / 5, "pinned %zu of %zu bytes", pinned,
                   grew);
-    ck_assert_msg(end <= base + grew / 50, "%zu bytes left of %zu",
-                  end - base, grew);
+    ck_assert_msg(end <= base + grew / 50, "%zu bytes left of %zu", end - base,
+                  grew);
 }
 END_TEST
 
@@ -689,7 +693,10 @@ END_TEST
 
 /* --------------------------------------- cancel/shutdown scenario */
 
-static void scenario_cancel(outcome_t *out)
+/* A pool of one worker, held busy by *blocker (on b) if that submit was
+ * accepted (*blocked); NULL when the pool could not be made. */
+static fut_executor_t *busy_pool(outcome_t *out, fut_test_blocker_t *b,
+                                 fut_t **blocker, bool *blocked)
 {
     fut_pool_config_t cfg = {.threads = 1};
     fut_executor_t *pool = NULL;
@@ -697,15 +704,25 @@ static void scenario_cancel(outcome_t *out)
     AC_CODE(rc, 0, ENOMEM);
     if (rc != 0) {
         out->saw_enomem = true;
-        return;
+        return NULL;
     }
+    fut_test_blocker_init(b, 1);
+    *blocker = fut_submit(pool, fut_test_task_block, b);
+    *blocked = !is_enomem(*blocker);
+    out->saw_enomem |= !*blocked;
+    if (*blocked)
+        fut_test_wait_atomic(&b->started, 1);
+    return pool;
+}
+
+static void scenario_cancel(outcome_t *out)
+{
     fut_test_blocker_t b;
-    fut_test_blocker_init(&b, 1);
-    fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
-    bool blocked = !is_enomem(blocker);
-    out->saw_enomem |= !blocked;
-    if (blocked)
-        fut_test_wait_atomic(&b.started, 1);
+    fut_t *blocker;
+    bool blocked;
+    fut_executor_t *pool = busy_pool(out, &b, &blocker, &blocked);
+    if (!pool)
+        return;
     enum { Q = 4 };
     fut_test_counted_t rf[Q];
     fut_t *q[Q];
@@ -747,6 +764,131 @@ static void scenario_cancel(outcome_t *out)
 START_TEST(rule4_alloc_failure_cancel_shutdown_scenario)
 {
     run_failing_each_allocation(scenario_cancel, 2000);
+}
+END_TEST
+
+/* ------------------------------------------ queue growth scenario */
+
+/* A task that notes when it started among the others. */
+typedef struct ranked {
+    fut_test_counted_t rf;
+    atomic_int *clock;
+    int rank;
+} ranked_t;
+
+static void *task_ranked(fut_ctx_t *ctx, void *arg)
+{
+    ranked_t *t = arg;
+    t->rank = atomic_fetch_add(t->clock, 1);
+    return fut_test_task_counted(ctx, &t->rf);
+}
+
+static void ranked_free(void *arg)
+{
+    fut_test_counted_free(&((ranked_t *)arg)->rf);
+}
+
+/* Outside tasks queued behind a busy worker fill several of the shared
+ * queue's blocks: a submit whose block cannot be allocated is refused with
+ * ENOMEM (its argument freed, never run), and every accepted task runs
+ * once, in submission order, refused ones or not. */
+static void scenario_queue_growth(outcome_t *out)
+{
+    fut_test_blocker_t b;
+    fut_t *blocker;
+    bool blocked;
+    fut_executor_t *pool = busy_pool(out, &b, &blocker, &blocked);
+    if (!pool)
+        return;
+    enum { Q = 200 }; /* three blocks and more */
+    static ranked_t t[Q];
+    fut_t *q[Q];
+    atomic_int clock = 0;
+    for (int i = 0; i < Q; i++) {
+        fut_test_counted_init(&t[i].rf, i);
+        t[i].clock = &clock;
+        t[i].rank = -1;
+        q[i] = fut_submit_ex(pool, task_ranked, &t[i], ranked_free, 0);
+        out->saw_enomem |= is_enomem(q[i]);
+    }
+    fut_test_latch_open(&b.latch);
+    int last = -1;
+    for (int i = 0; i < Q; i++) {
+        bool accepted = !is_enomem(q[i]);
+        AC_CODE(fut_get(q[i], FUT_FOREVER, NULL), accepted ? 0 : ENOMEM);
+        AC(atomic_load(&t[i].rf.ran) == (accepted ? 1 : 0));
+        AC(atomic_load(&t[i].rf.freed) == 1);
+        if (accepted) {
+            AC(t[i].rank > last);
+            last = t[i].rank;
+        }
+        fut_release(q[i]);
+    }
+    fut_executor_free(pool);
+    fut_release(blocker);
+    fut_test_blocker_destroy(&b);
+}
+
+START_TEST(rule4_alloc_failure_queue_growth_scenario)
+{
+    run_failing_each_allocation(scenario_queue_growth, 4000);
+}
+END_TEST
+
+/* The shared queue cannot grow while futures still can be allocated (an
+ * allocator that refuses every request of 256 bytes or more; a future is
+ * far smaller): submits past what the queue holds are refused with ENOMEM,
+ * nothing accepted is lost or reordered, and the queue grows again once
+ * the allocator gives. */
+START_TEST(rule4_queue_that_cannot_grow_refuses_submits_and_recovers)
+{
+    alloc_arm(0, false);
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool),
+                     0);
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
+    fut_test_wait_atomic(&b.started, 1);
+    atomic_store(&A.fail_big, 256);
+    enum { Q = 400, MORE = 200 };
+    static ranked_t t[Q + MORE];
+    fut_t *q[Q + MORE];
+    atomic_int clock = 0;
+    int refused = 0;
+    for (int i = 0; i < Q + MORE; i++) {
+        if (i == Q)
+            atomic_store(&A.fail_big, 0); /* the allocator gives again */
+        fut_test_counted_init(&t[i].rf, i);
+        t[i].clock = &clock;
+        t[i].rank = -1;
+        q[i] = fut_submit_ex(pool, task_ranked, &t[i], ranked_free, 0);
+        if (is_enomem(q[i])) {
+            ck_assert_int_lt(i, Q);
+            refused++;
+        }
+    }
+    ck_assert_int_gt(refused, 0);
+    ck_assert_int_lt(refused, Q);
+    fut_test_latch_open(&b.latch);
+    int last = -1;
+    for (int i = 0; i < Q + MORE; i++) {
+        bool accepted = !is_enomem(q[i]);
+        ck_assert_int_eq(fut_get(q[i], FUT_FOREVER, NULL),
+                         accepted ? 0 : ENOMEM);
+        ck_assert_int_eq(atomic_load(&t[i].rf.ran), accepted ? 1 : 0);
+        ck_assert_int_eq(atomic_load(&t[i].rf.freed), 1);
+        if (accepted) {
+            ck_assert_int_gt(t[i].rank, last);
+            last = t[i].rank;
+        }
+        fut_release(q[i]);
+    }
+    fut_executor_free(pool);
+    fut_release(blocker);
+    fut_test_blocker_destroy(&b);
+    alloc_restore_and_check(0);
 }
 END_TEST
 
@@ -816,6 +958,9 @@ Suite *fut_test_alloc_suite(void)
     tcase_add_test(tc, rule4_alloc_failure_promise_scenario);
     tcase_add_test(tc, rule4_alloc_failure_pool_scenario);
     tcase_add_test(tc, rule4_alloc_failure_cancel_shutdown_scenario);
+    tcase_add_test(tc, rule4_alloc_failure_queue_growth_scenario);
+    tcase_add_test(tc,
+                   rule4_queue_that_cannot_grow_refuses_submits_and_recovers);
     tcase_add_test(tc, rule4_alloc_failure_inline_scenario);
     suite_add_tcase(s, tc);
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 /* ------------------------------------------------ submission order */
@@ -156,6 +157,96 @@ START_TEST(order_holds_after_quick_tasks_grew_the_batches)
         assert_started_in_order(t, N, workers);
     }
     free(quick);
+}
+END_TEST
+
+/* Several threads submit thousands of tasks each while the pool's one
+ * worker is held busy, so the shared queue grows through hundreds of
+ * blocks, then drains; twice, so that the second burst reuses the blocks
+ * the first one left.  Every task runs once, and each thread's tasks start
+ * in the order that thread submitted them. */
+enum { SUBMITTERS = 4, PER_SUBMITTER = 5000 };
+
+typedef struct queued {
+    atomic_int *clock;
+    int rank; /* start order among all, -1 before */
+    atomic_int ran;
+} queued_t;
+
+static void *task_queued(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    queued_t *q = arg;
+    q->rank = atomic_fetch_add(q->clock, 1);
+    atomic_fetch_add(&q->ran, 1);
+    return NULL;
+}
+
+typedef struct submitter {
+    fut_executor_t *pool;
+    queued_t *q;
+    fut_t **fs;
+} submitter_t;
+
+static void *submit_many(void *arg)
+{
+    submitter_t *s = arg;
+    for (int i = 0; i < PER_SUBMITTER; i++)
+        s->fs[i] = fut_submit(s->pool, task_queued, &s->q[i]);
+    return NULL;
+}
+
+START_TEST(order_holds_across_the_queue_blocks_with_many_submitters)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    queued_t *q = calloc(SUBMITTERS * PER_SUBMITTER, sizeof *q);
+    fut_t **fs = calloc(SUBMITTERS * PER_SUBMITTER, sizeof *fs);
+    ck_assert(q && fs);
+    for (int round = 0; round < 2; round++) {
+        atomic_int clock = 0;
+        fut_test_blocker_t b;
+        fut_test_blocker_init(&b, 1);
+        fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
+        fut_test_wait_atomic(&b.started, 1);
+        pthread_t th[SUBMITTERS];
+        submitter_t sub[SUBMITTERS];
+        for (int k = 0; k < SUBMITTERS; k++) {
+            for (int i = 0; i < PER_SUBMITTER; i++) {
+                queued_t *e = &q[k * PER_SUBMITTER + i];
+                e->clock = &clock;
+                e->rank = -1;
+                atomic_init(&e->ran, 0);
+            }
+            sub[k] = (submitter_t){pool, &q[k * PER_SUBMITTER],
+                                   &fs[k * PER_SUBMITTER]};
+            ck_assert_int_eq(pthread_create(&th[k], NULL, submit_many, &sub[k]),
+                             0);
+        }
+        for (int k = 0; k < SUBMITTERS; k++)
+            pthread_join(th[k], NULL);
+        fut_test_latch_open(&b.latch);
+        for (int k = 0; k < SUBMITTERS; k++) {
+            int last = -1;
+            for (int i = 0; i < PER_SUBMITTER; i++) {
+                int j = k * PER_SUBMITTER + i;
+                ck_assert_int_eq(fut_get(fs[j], FUT_FOREVER, NULL), 0);
+                ck_assert_int_eq(atomic_load(&q[j].ran), 1);
+                ck_assert_msg(q[j].rank > last,
+                              "round %d, submitter %d: task %d started at %d, "
+                              "after a later one at %d",
+                              round, k, i, q[j].rank, last);
+                last = q[j].rank;
+                fut_release(fs[j]);
+            }
+        }
+        ck_assert_int_eq(atomic_load(&clock), SUBMITTERS * PER_SUBMITTER);
+        ck_assert_int_eq(fut_get(blocker, FUT_FOREVER, NULL), 0);
+        fut_release(blocker);
+        fut_test_blocker_destroy(&b);
+    }
+    fut_executor_free(pool);
+    free(q);
+    free(fs);
 }
 END_TEST
 
@@ -549,6 +640,8 @@ Suite *fut_test_blocking_suite(void)
                    order_quick_task_between_two_blocking_ones_is_not_held_back);
     tcase_add_test(tc, order_external_tasks_start_in_submission_order);
     tcase_add_test(tc, order_holds_after_quick_tasks_grew_the_batches);
+    tcase_add_test(tc,
+                   order_holds_across_the_queue_blocks_with_many_submitters);
     tcase_add_test(tc, get_tells_a_timed_out_wait_from_an_etimedout_rejection);
     tcase_add_test(tc,
                    foreign_error_codes_come_back_with_their_domain_and_message);

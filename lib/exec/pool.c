@@ -95,8 +95,13 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
          * one resumed, for queued_now).  Two locked instructions on a line
          * every submitter writes, per message of the W8 ping-pong. */
         fut__pool_bump(&self->resumed);
-        fut__pool_push(p, f, false);
-        return 0;
+        if (fut__pool_push(p, f, false) == 0)
+            return 0;
+        atomic_store_explicit(
+            &self->resumed,
+            atomic_load_explicit(&self->resumed, memory_order_relaxed) - 1,
+            memory_order_relaxed);
+        return ENOMEM;
     }
     bool own = self != NULL;
     if (p->max_queued && !own) {
@@ -119,7 +124,13 @@ static int pool_submit(fut_executor_t *ex, fut_t *f, unsigned flags)
         atomic_fetch_add_explicit(&p->resumed, 1, memory_order_relaxed);
     /* Push and wake before leaving: once no submitter is in flight,
      * shutdown may finish and the pool's threads exit. */
-    fut__pool_push(p, f, (flags & FUT__SUBMIT_BACK) != 0);
+    if (fut__pool_push(p, f, (flags & FUT__SUBMIT_BACK) != 0) != 0) {
+        if (flags & FUT__SUBMIT_RESUME)
+            atomic_fetch_sub_explicit(&p->resumed, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->admit, FUT__ADMIT_ONE + 1,
+                                  memory_order_release);
+        return ENOMEM;
+    }
     atomic_fetch_sub_explicit(&p->admit, 1, memory_order_release);
     return 0;
 }
@@ -243,12 +254,12 @@ static void pool_destroy(fut_executor_t *ex)
 {
     pool_t *p = (pool_t *)(void *)ex;
     fut__pool_unregister(p);
-    if (p->backlogged) /* a fork child's reap may leave it counted */
+    if (fut__segq_long(&p->queue)) /* a fork child's reap may leave it */
         atomic_fetch_sub(&fut__exec_backlogged, 1);
+    fut__segq_destroy(&p->queue);
     for (size_t i = 0; i < p->nthreads; i++)
         fut__parker_release(p->workers[i].parker);
     pthread_mutex_destroy(&p->lock);
-    pthread_mutex_destroy(&p->inject_lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_cond_destroy(&p->not_full);
     pthread_cond_destroy(&p->exited);
@@ -330,22 +341,26 @@ static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg,
 {
     pool_t *p = alloc_aligned(sizeof *p, internal);
     worker_t *ws = p ? alloc_aligned(n * sizeof *ws, internal) : NULL;
-    if (ws)
+    bool queue = false;
+    if (ws) {
+        memset(p, 0, sizeof *p);
         memset(ws, 0, n * sizeof *ws);
+        queue = fut__segq_init(&p->queue, internal) == 0;
+    }
     size_t made = 0;
-    while (ws && made < n && (ws[made].parker = fut__parker_new()) != NULL)
+    while (queue && made < n && (ws[made].parker = fut__parker_new()) != NULL)
         made++;
     if (made < n) {
         for (size_t i = 0; i < made; i++)
             fut__parker_release(ws[i].parker);
+        if (queue)
+            fut__segq_destroy(&p->queue);
         if (ws)
             free_aligned(ws, n * sizeof *ws, internal);
         if (p)
             free_aligned(p, sizeof *p, internal);
         return NULL;
     }
-    memset(p, 0, sizeof *p);
-    fut__ring_init(&p->ring);
     for (size_t i = 0; i < n; i++) {
         fut__deque_init(&ws[i].deque);
         ws[i].pool = p;
@@ -367,7 +382,6 @@ static pool_t *pool_alloc(size_t n, size_t base, const fut_pool_config_t *cfg,
     p->arg = cfg->worker_arg;
     snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "fut");
     pthread_mutex_init(&p->lock, NULL);
-    pthread_mutex_init(&p->inject_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
     pthread_cond_init(&p->not_full, NULL);
     pthread_cond_init(&p->exited, NULL);

@@ -20,7 +20,7 @@
 #include "core/wait.h"
 #include "util/deque.h"
 #include "util/park.h"
-#include "util/ring.h"
+#include "util/segq.h"
 
 #include <pthread.h>
 
@@ -92,16 +92,10 @@ struct fut__pool {
     /* Written by every submit: submitters in flight (low 16 bits) and
      * tasks accepted (the rest), one RMW to enter, one to leave. */
     FUT__LINE _Atomic uint64_t admit;
-    /* The injection stack: submitters push, workers take it whole. */
-    FUT__LINE fut_t *_Atomic inject;
-    /* What the ring could not hold, oldest first, older than the stack:
-     * under inject_lock (the atomic lets a worker look without it). */
-    FUT__LINE fut_t *_Atomic backlog;
-    pthread_mutex_t inject_lock;
-    bool backlogged; /* counted in fut__exec_backlogged (inject_lock) */
-    /* The FIFO every worker takes outside work from, one task at a time,
-     * refilled from the backlog and the stack under inject_lock. */
-    fut__ring_t ring;
+    /* The FIFO of outside work (util/segq.h): submitters push, every
+     * worker takes one task at a time.  While it is long, the pool counts
+     * as backlogged (core/exec.h): one count per transition it reports. */
+    fut__segq_t queue;
     /* Written by workers as they park and wake. */
     FUT__LINE _Atomic size_t nidle;
     _Atomic bool watching; /* a parked worker looks back (pool_worker.c) */
@@ -150,10 +144,11 @@ void *fut__pool_worker_main(void *worker);
 /* The worker of p running on this thread, or NULL. */
 fut__worker_t *fut__pool_self(const fut__pool_t *p);
 
-/* Pushes f on the shared queue (any thread), or, unless back, on the
- * calling worker's deque when it has room; then wakes a parked worker if
- * there is one. */
-void fut__pool_push(fut__pool_t *p, fut_t *f, bool back);
+/* Pushes f on the shared queue (any thread), or, unless back, to the
+ * calling worker's next slot; then wakes a parked worker if there is one.
+ * 0, or ENOMEM when the shared queue could not grow (f is queued
+ * nowhere). */
+int fut__pool_push(fut__pool_t *p, fut_t *f, bool back);
 
 /* Takes every queued task out and settles it with code: for when no
  * worker will run them. */
@@ -174,8 +169,8 @@ bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *w, int64_t deadline,
 /* Wakes one parked worker, if any; lock not held. */
 void fut__pool_wake_one(fut__pool_t *p);
 
-/* True if the shared queue's stack or backlog may hold a task. */
-bool fut__pool_inject_nonempty(fut__pool_t *p);
+/* True if the shared queue may hold a task. */
+bool fut__pool_queue_nonempty(fut__pool_t *p);
 
 /* --- pool_elastic.c --------------------------------------------------- */
 

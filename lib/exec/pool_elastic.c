@@ -36,7 +36,7 @@ bool fut__pool_retire(worker_t *w)
     pthread_mutex_unlock(&p->lock);
     /* A submitter may have picked this worker to wake just as it timed
      * out: pass the wake on if work is waiting. */
-    if (leave && (fut__ring_nonempty(&p->ring) || fut__pool_inject_nonempty(p)))
+    if (leave && fut__pool_queue_nonempty(p))
         fut__pool_wake_one(p);
     return leave;
 }

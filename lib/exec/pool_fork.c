@@ -3,9 +3,11 @@
  *
  * Every live pool is registered so that fork handlers can lock them around
  * fork() and mark them forked in the child.  Order: registry lock, then
- * each pool's two locks.  The stack and the deques are lock-free, hence
- * consistent in the child at any instant; the backlog is consistent
- * because its lock is held across fork().
+ * each pool's lock and its queue's.  The deques are lock-free, hence
+ * consistent in the child at any instant; the queue's crossings between
+ * blocks are whole because its lock is held across fork(), and the holes
+ * of submitters stopped inside a push are stepped over by the child's
+ * drain (util/segq.h, Fork).
  */
 #include "exec/pool.h"
 
@@ -20,14 +22,14 @@ static void fork_prepare(void)
     pthread_mutex_lock(&registry_lock);
     for (pool_t *p = registry; p; p = p->reg_next) {
         pthread_mutex_lock(&p->lock);
-        pthread_mutex_lock(&p->inject_lock);
+        fut__segq_lock(&p->queue);
     }
 }
 
 static void fork_parent(void)
 {
     for (pool_t *p = registry; p; p = p->reg_next) {
-        pthread_mutex_unlock(&p->inject_lock);
+        fut__segq_unlock(&p->queue);
         pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_unlock(&registry_lock);
@@ -39,7 +41,7 @@ static void fork_child(void)
      * taken in prepare; the workers are gone, so start the locks afresh. */
     for (pool_t *p = registry; p; p = p->reg_next) {
         pthread_mutex_init(&p->lock, NULL);
-        pthread_mutex_init(&p->inject_lock, NULL);
+        fut__segq_reinit_lock(&p->queue);
         pthread_mutex_init(&p->join_lock, NULL);
         pthread_cond_init(&p->not_full, NULL);
         atomic_store(&p->forked, true);

@@ -5,22 +5,29 @@
  * Queues.  Work from outside the pool goes through one shared FIFO, so
  * that outside tasks start in submission order whichever worker is free
  * (PEP 3148's work queue, libuv, GLib): a free worker never runs a later
- * outside task while an earlier one waits.  Submitters push onto a
- * lock-free stack linked through the futures' own `next` (one CAS, no
- * allocation per task).  Workers take one task at a time from a bounded
- * MPMC ring (util/ring.h: one CAS per task, no lock); a worker that finds
- * the ring empty refills it under `inject_lock`, moving the whole stack at
- * once (one exchange) and reversing it, oldest first; what does not fit
- * waits in the backlog, which is older than the stack and younger than the
- * ring; while it holds any, the pool counts as backlogged (core/exec.h), so
- * that outside waiters park sooner (core/wait.c).  Each worker also owns a
- * bounded Chase-Lev deque (util/deque.h) for work it spawns itself (tasks
- * submitted from inside tasks, continuations handed to the pool by a settle on
- * a worker), which it runs newest first for locality and others may steal
- * oldest first; when full, that work goes to the shared queue.  A worker
- * looking for work takes its own deque, then the shared FIFO, then steals from
- * the other workers' deques.
+ * outside task while an earlier one waits.  It is an unbounded MPMC queue
+ * in linked blocks (util/segq.h): a submitter claims the next position with
+ * one CAS and stores the task there, a worker claims the oldest with one
+ * CAS, and neither takes a lock but once per 63 tasks.  While it is long,
+ * the pool counts as backlogged (core/exec.h), so that outside waiters park
+ * sooner (core/wait.c).  Each worker also owns a bounded Chase-Lev deque
+ * (util/deque.h) for work it spawns itself (tasks submitted from inside
+ * tasks, continuations handed to the pool by a settle on a worker), which it
+ * runs newest first for locality and others may steal oldest first; when
+ * full, that work goes to the shared queue.  A worker looking for work takes
+ * its own deque, then the shared FIFO, then steals from the other workers'
+ * deques.
  *
+ * Replaced (2026-12-03): submitters pushed onto a lock-free stack linked
+ * through the futures, and a worker that found the FIFO (then a bounded
+ * ring) empty took the stack whole under a lock, reversed it and moved it
+ * into the ring.  The reversal chased one pointer per task through futures
+ * another core had just written, one cache miss after another, inside the
+ * lock (refill: 10% of W1's samples with one worker, 14% with eight).  W1
+ * with the blocks against the ring, medians of 5 runs of 1,000,000 tasks
+ * in one driver: 1 worker 20.4 M against 17.6 M, 2 workers 16.5-20.3
+ * against 11.3-13.2, 8 workers 11.7-12.6 against 8.7-10.1.
+
  * Next.  The newest task a worker spawns goes to its `next` slot, not to
  * its deque, and is the first thing it runs: a fiber that wakes another
  * and then waits, or a continuation that settles the next one, hands its
@@ -59,7 +66,7 @@
  * task sat behind a task that only became long afterwards: 20 ms
  * inversions on 5 workers (order_external_tasks_start_in_submission_order).
  * Strict order needs one point where every outside task is claimed; the
- * ring's head is it, and its contended CAS is what W1 pays: 11.9 M tasks/s
+ * queue's head is it, and its contended CAS is what W1 pays: 11.9 M tasks/s
  * against 18.0 M with batches (64ba601; medians of 5 alternating
  * processes, 2 workers, 2026-12-02), W3 12.8 M against 12.9 M.  (Before
  * the ring spread neighbouring positions over cache lines: 9.7 M.)
@@ -85,9 +92,10 @@
  * (nidle++), looks once more, and parks on its own parker.  A submitter
  * pushes, then reads nidle, and takes the idle lock and unparks one worker
  * only when nidle is not zero: a busy pool makes no syscall and takes no
- * lock per task.  No wakeup is lost: the push and the worker's nidle++ are
- * seq_cst operations, and so are the submitter's load of nidle and the
- * worker's second look, so at least one of the two sees the other.  A
+ * lock per task.  No wakeup is lost: the push (the store of the task in its
+ * slot) and the worker's nidle++ are seq_cst operations, and so are the
+ * submitter's load of nidle and the worker's second look (the load of the
+ * oldest slot), so at least one of the two sees the other.  A
  * worker that takes outside work and sees more waiting wakes another idle
  * worker, which does the same, so a burst fans out.
  *
@@ -98,9 +106,9 @@
  * helping is limited in depth; past the limit the worker simply blocks.
  *
  * Lock order.  `lock` guards the idle list, the flags' transitions and the
- * bounded-queue wait; `inject_lock` guards the backlog.  No user code runs
- * under either, and neither is taken while the other is held, except by
- * the fork handlers (lock, then inject_lock).
+ * bounded-queue wait; the shared queue's own lock its crossings between
+ * blocks.  No user code runs under either, and neither is taken while the
+ * other is held, except by the fork handlers (lock, then the queue's).
  *
  * Counters.  Each worker counts what it took out of the queues in its own
  * cache line (written by it alone); stats sum them.  A task cancelled while
@@ -136,110 +144,31 @@ worker_t *fut__pool_self(const pool_t *p)
     return self_worker && self_worker->pool == p ? self_worker : NULL;
 }
 
-/* --- the injection queue --------------------------------------------- */
+/* --- the shared queue ------------------------------------------------ */
 
-static void inject_push(pool_t *p, fut_t *f)
+/* Counts the pool as backlogged while its queue is long (see core/wait.c:
+ * an outside waiter parks sooner behind a long queue). */
+static void note_long(int changed)
 {
-    fut_t *head = atomic_load_explicit(&p->inject, memory_order_relaxed);
-    do
-        f->next = head;
-    while (!atomic_compare_exchange_weak_explicit(
-        &p->inject, &head, f, memory_order_seq_cst, memory_order_relaxed));
-}
-
-/* True if the stack or the backlog may hold a task.  The seq_cst load of
- * the stack is the worker's half of the no-lost-wakeup argument (see
- * Parking). */
-bool fut__pool_inject_nonempty(pool_t *p)
-{
-    return atomic_load_explicit(&p->backlog, memory_order_relaxed) ||
-           atomic_load_explicit(&p->inject, memory_order_seq_cst);
-}
-
-/* Under inject_lock, when the ring is empty: moves the oldest tasks of
- * the backlog, then of the stack, into the ring until it is full, and
- * returns the oldest of all for the caller to run (it would be the next
- * one popped anyway); what does not fit stays in the backlog.  NULL if
- * there was nothing to move, or if another worker is moving and !wait.
- *
- * A worker about to park takes it with wait: it takes the lock, so either
- * it sees what an earlier refill left (in the ring or the backlog), or
- * that refill comes after its own look, hence after its nidle++, and the
- * refiller, which reads nidle when it leaves work behind, wakes it. */
-static fut_t *refill(pool_t *p, bool wait)
-{
-    if (wait) {
-        pthread_mutex_lock(&p->inject_lock);
-    } else if ((!atomic_load_explicit(&p->backlog, memory_order_relaxed) &&
-                !atomic_load_explicit(&p->inject, memory_order_relaxed)) ||
-               pthread_mutex_trylock(&p->inject_lock) != 0) {
-        /* A quick look (relaxed: the look before parking is the one that
-         * must not miss work, and it takes the lock).  A holder wakes a
-         * helper if it leaves work. */
-        return NULL;
-    }
-    /* Another refill may have come first: its tasks are older. */
-    fut_t *first = fut__ring_pop(&p->ring);
-    if (first) {
-        pthread_mutex_unlock(&p->inject_lock);
-        return first;
-    }
-    fut_t *head = atomic_load_explicit(&p->backlog, memory_order_relaxed);
-    if (!head) {
-        /* The stack (newest first), reversed: oldest first. */
-        fut_t *s =
-            atomic_exchange_explicit(&p->inject, NULL, memory_order_seq_cst);
-        while (s) {
-            fut_t *next = s->next;
-            s->next = head;
-            head = s;
-            s = next;
-        }
-    }
-    if (head) {
-        first = head;
-        head = head->next;
-        first->next = NULL;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        if (!head && pass == 1) {
-            /* The backlog is in the ring: the stack goes after it. */
-            fut_t *s = atomic_exchange_explicit(&p->inject, NULL,
-                                                memory_order_seq_cst);
-            while (s) {
-                fut_t *next = s->next;
-                s->next = head;
-                head = s;
-                s = next;
-            }
-        }
-        while (head) {
-            fut_t *next = head->next; /* before the push: it may run at once */
-            if (!fut__ring_push_alone(&p->ring, head))
-                break;
-            head = next;
-        }
-        if (head)
-            break; /* the ring is full: the rest stays in the backlog */
-    }
-    atomic_store_explicit(&p->backlog, head, memory_order_relaxed);
-    if ((head != NULL) != p->backlogged) {
-        p->backlogged = head != NULL;
-        atomic_fetch_add_explicit(&fut__exec_backlogged, head ? 1 : -1,
+    if (changed)
+        atomic_fetch_add_explicit(&fut__exec_backlogged, changed,
                                   memory_order_relaxed);
-    }
-    if (!first)
-        first = fut__ring_pop(&p->ring); /* what the stack had meanwhile */
-    pthread_mutex_unlock(&p->inject_lock);
-    return first;
 }
 
-/* The oldest task from outside, or NULL.  Refills the ring when it finds
- * it empty. */
-static fut_t *take_outside(pool_t *p, bool wait)
+/* True if the shared queue may hold a task.  Its seq_cst look is the
+ * worker's half of the no-lost-wakeup argument (see Parking). */
+bool fut__pool_queue_nonempty(pool_t *p)
 {
-    fut_t *f = fut__ring_pop(&p->ring);
-    return f ? f : refill(p, wait);
+    return fut__segq_nonempty(&p->queue);
+}
+
+/* The oldest task from outside, or NULL. */
+static fut_t *take_outside(pool_t *p)
+{
+    int changed;
+    fut_t *f = fut__segq_pop(&p->queue, &changed);
+    note_long(changed);
+    return f;
 }
 
 /* --- the idle list (lock held unless said) ---------------------------- */
@@ -381,15 +310,15 @@ static fut_t *steal_any(pool_t *p, worker_t *self, bool wait)
 static void wake_for_more(pool_t *p)
 {
     if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) != 0 &&
-        (fut__ring_nonempty(&p->ring) || fut__pool_inject_nonempty(p)))
+        fut__pool_queue_nonempty(p))
         fut__pool_wake_one(p);
 }
 
 /* The next task for worker w, or NULL: its own deque (work it spawned,
  * newest first), then the shared FIFO (outside work, oldest first, so that
  * outside tasks start in submission order whichever worker is free), then
- * the other workers' deques.  wait: take the shared queue's lock even if
- * another worker holds it (the last look before parking). */
+ * the other workers' deques.  wait: the last look before parking (see
+ * steal_any). */
 static fut_t *find_work(worker_t *w, bool wait)
 {
     pool_t *p = w->pool;
@@ -401,7 +330,7 @@ static fut_t *find_work(worker_t *w, bool wait)
     f = fut__deque_take(&w->deque);
     if (f)
         return f;
-    f = take_outside(p, wait);
+    f = take_outside(p);
     if (f) {
         wake_for_more(p);
         return f;
@@ -685,11 +614,15 @@ bool fut__pool_help_wait(fut_executor_t *ex, fut__waiter_t *wt,
     return true;
 }
 
-/* Takes every queued task out (injection stack and all deques). */
+/* Takes every queued task out (the shared queue and all deques).  In a
+ * fork() child the caller is the only thread, and a submitter that was
+ * stopped inside its push left a hole the queue steps over. */
 void fut__pool_drain(pool_t *p, int code, const char *message)
 {
     fut_t *f;
-    while ((f = take_outside(p, true)) != NULL ||
+    bool alone = atomic_load(&p->forked);
+    while ((f = alone ? fut__segq_pop_alone(&p->queue) : take_outside(p)) !=
+               NULL ||
            (f = steal_any(p, NULL, true)) != NULL) {
         atomic_fetch_add(&p->drained, 1);
         if ((fut__load(f) & FUT__STATE_MASK) != FUT_RUNNING) {
@@ -709,9 +642,10 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
     }
 }
 
-void fut__pool_push(pool_t *p, fut_t *f, bool back)
+int fut__pool_push(pool_t *p, fut_t *f, bool back)
 {
     worker_t *own = back ? NULL : fut__pool_self(p);
+    fut_t *mine = f;
     if (own) {
         /* The new task runs next here; the one it displaces is stealable.
          * Counted before it is published (steal_next). */
@@ -725,10 +659,22 @@ void fut__pool_push(pool_t *p, fut_t *f, bool back)
             if (atomic_load_explicit(&p->nidle, memory_order_seq_cst) &&
                 !atomic_load_explicit(&p->watching, memory_order_relaxed))
                 fut__pool_wake_one(p);
-            return;
+            return 0;
         }
     }
-    if (!own || !fut__deque_push(&own->deque, f))
-        inject_push(p, f);
+    if (!own || !fut__deque_push(&own->deque, f)) {
+        int changed;
+        if (fut__segq_push(&p->queue, f, &changed) != 0) {
+            /* The queue could not grow.  A displaced task goes back to
+             * the next slot in place of the new one, which is refused (a
+             * thief may have taken the new one meanwhile: then it is
+             * accepted, and the displaced one stays next). */
+            if (own && atomic_exchange(&own->next, f) != mine)
+                return 0;
+            return ENOMEM;
+        }
+        note_long(changed);
+    }
     fut__pool_wake_one(p);
+    return 0;
 }

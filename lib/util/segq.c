@@ -1,0 +1,282 @@
+/*
+ * segq.c - the unbounded MPMC FIFO in linked blocks (segq.h has the
+ * protocol and its memory ordering).
+ */
+#include "util/segq.h"
+
+#include "util/alloc.h"
+#include "util/park.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+enum { LAP = FUT__SEGQ_LAP, LAST = FUT__SEGQ_LAP - 2, SPINS_BEFORE_YIELD = 64 };
+
+typedef fut__segq_block_t block_t;
+
+_Static_assert(sizeof(block_t) == LAP * sizeof(void *),
+               "a block is its slots and its link");
+
+/* --- blocks ----------------------------------------------------------- */
+
+static void block_clear(block_t *b)
+{
+    for (int i = 0; i < FUT__SEGQ_SLOTS; i++)
+        atomic_store_explicit(&b->slot[i], NULL, memory_order_relaxed);
+    atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
+}
+
+static block_t *block_new(fut__segq_t *q)
+{
+    block_t *b = q->internal ? malloc(sizeof *b) : fut__alloc(sizeof *b);
+    if (b)
+        block_clear(b);
+    return b;
+}
+
+static void block_free(fut__segq_t *q, block_t *b)
+{
+    if (q->internal)
+        free(b);
+    else
+        fut__free(b, sizeof *b);
+}
+
+/* Lock held.  A block to link next: the chain's oldest if head has left
+ * it (no consumer touches it any more), else a new one; NULL on ENOMEM.
+ * Clearing a reused block races only with reads a failed CAS discards. */
+static block_t *block_take(fut__segq_t *q)
+{
+    block_t *b = q->oldest;
+    if (b != atomic_load_explicit(&q->head_blk, memory_order_relaxed)) {
+        q->oldest = atomic_load_explicit(&b->next, memory_order_relaxed);
+        block_clear(b);
+        return b;
+    }
+    return block_new(q);
+}
+
+/* --- the queue -------------------------------------------------------- */
+
+int fut__segq_init(fut__segq_t *q, bool internal)
+{
+    q->internal = internal;
+    block_t *first = block_new(q);
+    if (!first)
+        return ENOMEM;
+    block_t *ready = block_new(q);
+    if (!ready) {
+        block_free(q, first);
+        return ENOMEM;
+    }
+    if (pthread_mutex_init(&q->lock, NULL) != 0) {
+        block_free(q, ready);
+        block_free(q, first);
+        return ENOMEM;
+    }
+    atomic_init(&q->tail, 0);
+    atomic_init(&q->tail_blk, first);
+    atomic_init(&q->ready, ready);
+    atomic_init(&q->head, 0);
+    atomic_init(&q->head_blk, first);
+    q->oldest = first;
+    q->is_long = false;
+    return 0;
+}
+
+void fut__segq_destroy(fut__segq_t *q)
+{
+    block_t *b = q->oldest;
+    while (b) {
+        block_t *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+        block_free(q, b);
+        b = next;
+    }
+    b = atomic_load_explicit(&q->ready, memory_order_relaxed);
+    if (b)
+        block_free(q, b);
+    pthread_mutex_destroy(&q->lock);
+}
+
+/* Another thread is crossing a block boundary: let it finish. */
+static void wait_crossing(int *spins)
+{
+    if (++*spins < SPINS_BEFORE_YIELD)
+        fut__cpu_relax();
+    else
+        sched_yield(); /* it may have been preempted inside the crossing */
+}
+
+/* Lock held: is the queue long now?  Returns the change (+1, -1, 0). */
+static int update_long(fut__segq_t *q)
+{
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    bool is_long = t - h > FUT__SEGQ_LONG;
+    if (is_long == q->is_long)
+        return 0;
+    q->is_long = is_long;
+    return is_long ? 1 : -1;
+}
+
+int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
+{
+    int spins = 0, changed = 0;
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        unsigned off = (unsigned)(t % LAP);
+        if (off == LAP - 1) {
+            wait_crossing(&spins);
+            continue;
+        }
+        if (off == LAST &&
+            !atomic_load_explicit(&q->ready, memory_order_acquire)) {
+            /* Only a crossing empties `ready`, and none can happen until
+             * this last slot is taken: ready one before claiming it. */
+            pthread_mutex_lock(&q->lock);
+            block_t *r = atomic_load_explicit(&q->ready, memory_order_relaxed);
+            if (!r) {
+                r = block_take(q);
+                atomic_store_explicit(&q->ready, r, memory_order_release);
+            }
+            pthread_mutex_unlock(&q->lock);
+            if (!r)
+                return ENOMEM;
+        }
+        /* At least the block of t (stored before tail moved into it); a
+         * later one only if tail moved on, and then the CAS fails. */
+        block_t *b = atomic_load_explicit(&q->tail_blk, memory_order_acquire);
+        if (!atomic_compare_exchange_weak_explicit(&q->tail, &t, t + 1,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;
+        if (off == LAST) {
+            pthread_mutex_lock(&q->lock);
+            block_t *next =
+                atomic_load_explicit(&q->ready, memory_order_relaxed);
+            atomic_store_explicit(&q->ready, block_take(q),
+                                  memory_order_release);
+            atomic_store_explicit(&b->next, next, memory_order_release);
+            atomic_store_explicit(&q->tail_blk, next, memory_order_release);
+            atomic_store_explicit(&q->tail, t + 2, memory_order_release);
+            changed = update_long(q) > 0;
+            pthread_mutex_unlock(&q->lock);
+        }
+        atomic_store_explicit(&b->slot[off], item, memory_order_seq_cst);
+        if (long_changed)
+            *long_changed = changed;
+        return 0;
+    }
+}
+
+void *fut__segq_pop(fut__segq_t *q, int *long_changed)
+{
+    int spins = 0;
+    if (long_changed)
+        *long_changed = 0;
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        unsigned off = (unsigned)(h % LAP);
+        if (off == LAP - 1) {
+            wait_crossing(&spins);
+            continue;
+        }
+        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+        void *item = atomic_load_explicit(&b->slot[off], memory_order_seq_cst);
+        if (!item) {
+            /* Empty, unless head moved meanwhile (b may be reused). */
+            if (atomic_load_explicit(&q->head, memory_order_seq_cst) == h)
+                return NULL;
+            continue;
+        }
+        /* Linked before the last slot's item was stored. */
+        block_t *next =
+            off == LAST ? atomic_load_explicit(&b->next, memory_order_acquire)
+                        : NULL;
+        if (!atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;
+        if (off == LAST) {
+            pthread_mutex_lock(&q->lock);
+            atomic_store_explicit(&q->head_blk, next, memory_order_release);
+            atomic_store_explicit(&q->head, h + 2, memory_order_release);
+            int c = update_long(q);
+            pthread_mutex_unlock(&q->lock);
+            if (long_changed)
+                *long_changed = c < 0 ? -1 : 0;
+        }
+        return item;
+    }
+}
+
+void *fut__segq_pop_alone(fut__segq_t *q)
+{
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_relaxed);
+        unsigned off = (unsigned)(h % LAP);
+        if (h >= t)
+            return NULL;
+        if (off == LAP - 1) {
+            /* A pop took the last item and stopped before it could take
+             * the lock (held across fork): head_blk is still the old
+             * block, whose link was stored before that item. */
+            block_t *next =
+                atomic_load_explicit(&b->next, memory_order_relaxed);
+            atomic_store_explicit(&q->head_blk, next, memory_order_relaxed);
+            atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
+            continue;
+        }
+        void *item = atomic_load_explicit(&b->slot[off], memory_order_relaxed);
+        if (off == LAST) {
+            block_t *next =
+                atomic_load_explicit(&b->next, memory_order_relaxed);
+            if (!next)
+                return NULL; /* the last slot's producer never linked */
+            atomic_store_explicit(&q->head_blk, next, memory_order_relaxed);
+            atomic_store_explicit(&q->head, h + 2, memory_order_relaxed);
+        } else {
+            atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
+        }
+        if (item)
+            return item;
+        /* A hole: its producer stopped between claim and store. */
+    }
+}
+
+bool fut__segq_nonempty(fut__segq_t *q)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_seq_cst);
+    if (h % LAP == LAP - 1)
+        return true; /* a crossing: a pop took the block's last item */
+    block_t *b = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+    if (atomic_load_explicit(&b->slot[h % LAP], memory_order_seq_cst))
+        return true;
+    return atomic_load_explicit(&q->head, memory_order_seq_cst) != h;
+}
+
+bool fut__segq_long(fut__segq_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    bool is_long = q->is_long;
+    pthread_mutex_unlock(&q->lock);
+    return is_long;
+}
+
+void fut__segq_lock(fut__segq_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+}
+
+void fut__segq_unlock(fut__segq_t *q)
+{
+    pthread_mutex_unlock(&q->lock);
+}
+
+void fut__segq_reinit_lock(fut__segq_t *q)
+{
+    pthread_mutex_init(&q->lock, NULL);
+}

@@ -1,0 +1,130 @@
+/*
+ * segq.h - an unbounded multi-producer multi-consumer FIFO of pointers,
+ * in linked blocks (private; util layer).
+ *
+ * Why.  The pool's queue of outside work was a lock-free stack that a
+ * worker took whole under a lock, reversed, and moved into a bounded ring
+ * the workers took from one at a time.  The reversal chased one pointer
+ * per task through futures the submitter had just written (a cache miss
+ * each, one after another) while holding the lock: measured, 10% of W1 with
+ * one worker, 14% with eight, where a worker preempted inside the lock left
+ * the others nothing to take.  Here a submitter writes the task into its
+ * slot and a worker reads it from there: no lock per task, no walk.
+ *
+ * Positions.  Every push claims the next tail position with one CAS, every
+ * pop the next head position with one CAS, so items leave in the order
+ * their positions were claimed, and each position is taken once.  Position
+ * p is slot p % LAP of its block; the last index of a block, LAP - 1, holds
+ * no item: a position there means that the thread which took the block's
+ * last slot is installing the next block (under the queue's lock), and the
+ * others wait for it to move the position past.  Positions are 64-bit and
+ * never wrap.
+ *
+ * Slots.  A slot is NULL until its item is stored (seq_cst), and is not
+ * written again until its block is reused.  A consumer reads the slot at
+ * head before it claims the position: NULL means empty (or a producer that
+ * claimed the position has not stored yet; the queue then looks empty until
+ * it has); otherwise it claims the position with a CAS on head, and the
+ * item is its own.  A consumer never touches a block after its CAS, so a
+ * block that head has left can be reused at once.  Reads made before a CAS
+ * may see a block that was reused meanwhile (head moved on); the CAS then
+ * fails and what was read is dropped.  Blocks are never freed while the
+ * queue lives (the memory stays a block), so such a read is not a use after
+ * free; a NULL seen there counts as empty only if head has not moved.
+ *
+ * Blocks.  They form one chain, oldest first: the blocks head has left
+ * (free for reuse), head's block, ..., tail's block.  Crossing into the
+ * next block is done under the lock by the thread that took a block's last
+ * slot: a producer links the block held ready, then readies another (the
+ * oldest of the chain if head has left it, else a new one); a consumer
+ * moves head's block pointer.  A push that would take a last slot while no
+ * block is ready allocates one first and fails with ENOMEM, claiming
+ * nothing, if it cannot: a claimed last slot always has a next block.  The
+ * chain keeps the longest the queue has been (8 bytes per item) until the
+ * queue is destroyed.
+ *
+ * Memory ordering.  The producer stores the item with seq_cst after
+ * everything it wrote into the item, and the consumer loads it with
+ * seq_cst, so the consumer sees the item's contents.  A producer that takes
+ * a last slot links the next block (release) before it stores the item, so
+ * a consumer that sees the item sees the link.  The seq_cst store of an
+ * item and the seq_cst load in fut__segq_nonempty are the queue's half of a
+ * caller's no-lost-wakeup argument (exec/pool_worker.c, Parking).
+ *
+ * Fork.  The lock is held across fork() (fut__segq_lock), so no crossing
+ * is half done in a child.  A producer stopped between its claim and its
+ * store leaves a hole; a child's only thread drains with
+ * fut__segq_pop_alone, which steps over holes.
+ */
+#ifndef FUT_UTIL_SEGQ_H
+#define FUT_UTIL_SEGQ_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+    FUT__SEGQ_LAP = 64,                  /* positions per block */
+    FUT__SEGQ_SLOTS = FUT__SEGQ_LAP - 1, /* items per block */
+    FUT__SEGQ_LONG = 16 * FUT__SEGQ_LAP  /* positions: see fut__segq_long */
+};
+
+typedef struct fut__segq_block {
+    void *_Atomic slot[FUT__SEGQ_SLOTS];
+    struct fut__segq_block *_Atomic next;
+} fut__segq_block_t;
+
+typedef struct fut__segq {
+    /* Written by producers. */
+    _Alignas(64) _Atomic uint64_t tail;
+    fut__segq_block_t *_Atomic tail_blk;
+    fut__segq_block_t *_Atomic ready; /* the next block to link */
+    /* Written by consumers. */
+    _Alignas(64) _Atomic uint64_t head;
+    fut__segq_block_t *_Atomic head_blk;
+    /* Under lock: crossings. */
+    _Alignas(64) pthread_mutex_t lock;
+    fut__segq_block_t *oldest; /* the chain's first block */
+    bool is_long;              /* see fut__segq_long */
+    bool internal; /* blocks from malloc, not the installed allocator */
+} fut__segq_t;
+
+/* 0, or ENOMEM.  internal: the blocks come from malloc (for queues that
+ * live as long as the process), else from fut's installed allocator. */
+int fut__segq_init(fut__segq_t *q, bool internal);
+
+/* Frees the blocks; items still queued are forgotten.  No other thread may
+ * use the queue any more. */
+void fut__segq_destroy(fut__segq_t *q);
+
+/* Appends item (not NULL): 0, or ENOMEM when the queue needed a new block
+ * and none could be allocated (nothing is queued then).  *long_changed,
+ * if not NULL, gets +1 when this push made the queue long, else 0. */
+int fut__segq_push(fut__segq_t *q, void *item, int *long_changed);
+
+/* The oldest item, or NULL if there is none (or the oldest position's
+ * producer has not stored its item yet).  *long_changed, if not NULL, gets
+ * -1 when this pop ended the queue's being long, else 0. */
+void *fut__segq_pop(fut__segq_t *q, int *long_changed);
+
+/* For a thread with the queue to itself (a fork() child): the oldest item,
+ * stepping over positions whose producer never stored (it is gone). */
+void *fut__segq_pop_alone(fut__segq_t *q);
+
+/* True if the oldest position holds an item, or a pop or a crossing is
+ * under way.  seq_cst: see Memory ordering. */
+bool fut__segq_nonempty(fut__segq_t *q);
+
+/* Long: more than FUT__SEGQ_LONG positions (about a thousand items) were
+ * queued when a crossing last looked (every FUT__SEGQ_SLOTS pushes or
+ * pops). */
+bool fut__segq_long(fut__segq_t *q);
+
+/* Around fork(): prepare locks, parent unlocks, child starts the lock
+ * afresh. */
+void fut__segq_lock(fut__segq_t *q);
+void fut__segq_unlock(fut__segq_t *q);
+void fut__segq_reinit_lock(fut__segq_t *q);
+
+#endif /* FUT_UTIL_SEGQ_H */
