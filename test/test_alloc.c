@@ -800,7 +800,7 @@ static void scenario_queue_growth(outcome_t *out)
     fut_executor_t *pool = busy_pool(out, &b, &blocker, &blocked);
     if (!pool)
         return;
-    enum { Q = 200 }; /* three blocks and more */
+    enum { Q = 300 }; /* past the first of the queue's blocks */
     static ranked_t t[Q];
     fut_t *q[Q];
     atomic_int clock = 0;
@@ -852,7 +852,7 @@ START_TEST(rule4_queue_that_cannot_grow_refuses_submits_and_recovers)
     fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
     fut_test_wait_atomic(&b.started, 1);
     atomic_store(&A.fail_big, 256);
-    enum { Q = 400, MORE = 200 };
+    enum { Q = 1200, MORE = 600 }; /* several of the queue's blocks */
     static ranked_t t[Q + MORE];
     fut_t *q[Q + MORE];
     atomic_int clock = 0;

@@ -8,9 +8,9 @@
  * outside task while an earlier one waits.  It is an unbounded MPMC queue
  * in linked blocks (util/segq.h): a submitter claims the next position with
  * one CAS and stores the task there, a worker claims the oldest with one
- * CAS, and neither takes a lock but once per 63 tasks.  While it is long,
- * the pool counts as backlogged (core/exec.h), so that outside waiters park
- * sooner (core/wait.c).  Each worker also owns a bounded Chase-Lev deque
+ * CAS, and only a submitter takes a lock, once per 255 tasks.  While the
+ * queue is long, the pool counts as backlogged (core/exec.h), so that
+ * outside waiters park sooner (core/wait.c).  Each worker also owns a bounded Chase-Lev deque
  * (util/deque.h) for work it spawns itself (tasks submitted from inside
  * tasks, continuations handed to the pool by a settle on a worker), which it
  * runs newest first for locality and others may steal oldest first; when
@@ -92,10 +92,13 @@
  * (nidle++), looks once more, and parks on its own parker.  A submitter
  * pushes, then reads nidle, and takes the idle lock and unparks one worker
  * only when nidle is not zero: a busy pool makes no syscall and takes no
- * lock per task.  No wakeup is lost: the push (the store of the task in its
- * slot) and the worker's nidle++ are seq_cst operations, and so are the
- * submitter's load of nidle and the worker's second look (the load of the
- * oldest slot), so at least one of the two sees the other.  A
+ * lock per task.  No wakeup is lost: the submitter stores the task in its
+ * slot, then loads nidle; the worker raises nidle, then looks again, with
+ * a StoreLoad fence between on both sides, so at least one of the two sees
+ * the other.  The fence is lopsided (util/fence.h): the worker, which
+ * parks rarely, runs membarrier(2), and the submitter, once per task, only
+ * a compiler barrier (or a seq_cst store without membarrier).  Pushes into
+ * a next slot or a deque are seq_cst read-modify-writes of their own.  A
  * worker that takes outside work and sees more waiting wakes another idle
  * worker, which does the same, so a burst fans out.
  *
@@ -118,6 +121,7 @@
 #include "exec/pool.h"
 
 #include "feat/fiber.h"
+#include "util/fence.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -449,6 +453,9 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     if (w->watching)
         atomic_store_explicit(&p->watching, true, memory_order_relaxed);
     pthread_mutex_unlock(&p->lock);
+    /* The heavy side of the submitters' fence (see Parking); if it failed,
+     * a task pushed meanwhile may be missed: park briefly. */
+    bool fenced = fut__fence_heavy();
     w->next_waiting = false;
     fut_t *f = find_work(w, true);
     int64_t recheck = -1;
@@ -466,6 +473,8 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
     } else {
         w->recheck = 0; /* not watching: a later watch starts afresh */
     }
+    if (!fenced)
+        recheck = NEXT_RECHECK_NS;
     if (recheck >= 0) {
         int64_t soon = fut__now() + recheck;
         if (deadline < 0 || deadline > soon)

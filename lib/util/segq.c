@@ -5,6 +5,7 @@
 #include "util/segq.h"
 
 #include "util/alloc.h"
+#include "util/fence.h"
 #include "util/park.h"
 
 #include <errno.h>
@@ -15,9 +16,6 @@ enum { LAP = FUT__SEGQ_LAP, LAST = FUT__SEGQ_LAP - 2, SPINS_BEFORE_YIELD = 64 };
 
 typedef fut__segq_block_t block_t;
 
-_Static_assert(sizeof(block_t) == LAP * sizeof(void *),
-               "a block is its slots and its link");
-
 /* --- blocks ----------------------------------------------------------- */
 
 static void block_clear(block_t *b)
@@ -25,6 +23,7 @@ static void block_clear(block_t *b)
     for (int i = 0; i < FUT__SEGQ_SLOTS; i++)
         atomic_store_explicit(&b->slot[i], NULL, memory_order_relaxed);
     atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&b->base, 0, memory_order_relaxed);
 }
 
 static block_t *block_new(fut__segq_t *q)
@@ -49,7 +48,7 @@ static void block_free(fut__segq_t *q, block_t *b)
 static block_t *block_take(fut__segq_t *q)
 {
     block_t *b = q->oldest;
-    if (b != atomic_load_explicit(&q->head_blk, memory_order_relaxed)) {
+    if (b != atomic_load_explicit(&q->head_blk, memory_order_acquire)) {
         q->oldest = atomic_load_explicit(&b->next, memory_order_relaxed);
         block_clear(b);
         return b;
@@ -61,6 +60,7 @@ static block_t *block_take(fut__segq_t *q)
 
 int fut__segq_init(fut__segq_t *q, bool internal)
 {
+    fut__fence_init();
     q->internal = internal;
     block_t *first = block_new(q);
     if (!first)
@@ -81,7 +81,7 @@ int fut__segq_init(fut__segq_t *q, bool internal)
     atomic_init(&q->head, 0);
     atomic_init(&q->head_blk, first);
     q->oldest = first;
-    q->is_long = false;
+    atomic_init(&q->is_long, false);
     return 0;
 }
 
@@ -108,16 +108,28 @@ static void wait_crossing(int *spins)
         sched_yield(); /* it may have been preempted inside the crossing */
 }
 
-/* Lock held: is the queue long now?  Returns the change (+1, -1, 0). */
+/* A crossing: is the queue long now?  Returns the change (+1, -1, 0);
+ * the exchange makes each change reported once. */
 static int update_long(fut__segq_t *q)
 {
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     bool is_long = t - h > FUT__SEGQ_LONG;
-    if (is_long == q->is_long)
+    if (atomic_exchange_explicit(&q->is_long, is_long, memory_order_relaxed) ==
+        is_long)
         return 0;
-    q->is_long = is_long;
     return is_long ? 1 : -1;
+}
+
+/* head's block, given b just loaded as head_blk, or NULL with *crossing
+ * set if head is in the next block (the pop that took b's last item has
+ * yet to move head_blk: it is the only one that does), or NULL alone if b
+ * is stale (reloading fixes it).  A reused block's base is past h. */
+static block_t *head_block(uint64_t h, block_t *b, bool *crossing)
+{
+    uint64_t base = atomic_load_explicit(&b->base, memory_order_relaxed);
+    *crossing = h - base == LAP;
+    return h - base < LAP ? b : NULL;
 }
 
 int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
@@ -157,13 +169,24 @@ int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
                 atomic_load_explicit(&q->ready, memory_order_relaxed);
             atomic_store_explicit(&q->ready, block_take(q),
                                   memory_order_release);
+            atomic_store_explicit(
+                &next->base,
+                atomic_load_explicit(&b->base, memory_order_relaxed) + LAP,
+                memory_order_relaxed);
             atomic_store_explicit(&b->next, next, memory_order_release);
             atomic_store_explicit(&q->tail_blk, next, memory_order_release);
             atomic_store_explicit(&q->tail, t + 2, memory_order_release);
-            changed = update_long(q) > 0;
             pthread_mutex_unlock(&q->lock);
+            changed = update_long(q) > 0;
         }
-        atomic_store_explicit(&b->slot[off], item, memory_order_seq_cst);
+        if (fut__fence_lopsided()) {
+            /* The caller's load after this push is ordered by the other
+             * side's membarrier (util/fence.h). */
+            atomic_store_explicit(&b->slot[off], item, memory_order_release);
+            atomic_signal_fence(memory_order_seq_cst);
+        } else {
+            atomic_store_explicit(&b->slot[off], item, memory_order_seq_cst);
+        }
         if (long_changed)
             *long_changed = changed;
         return 0;
@@ -177,12 +200,15 @@ void *fut__segq_pop(fut__segq_t *q, int *long_changed)
         *long_changed = 0;
     for (;;) {
         uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-        unsigned off = (unsigned)(h % LAP);
-        if (off == LAP - 1) {
-            wait_crossing(&spins);
+        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+        bool crossing;
+        b = head_block(h, b, &crossing);
+        if (!b) {
+            if (crossing)
+                wait_crossing(&spins);
             continue;
         }
-        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+        unsigned off = (unsigned)(h % LAP);
         void *item = atomic_load_explicit(&b->slot[off], memory_order_seq_cst);
         if (!item) {
             /* Empty, unless head moved meanwhile (b may be reused). */
@@ -190,22 +216,22 @@ void *fut__segq_pop(fut__segq_t *q, int *long_changed)
                 return NULL;
             continue;
         }
-        /* Linked before the last slot's item was stored. */
+        /* The last item's pop goes to the next block's first position
+         * (the block was linked before that item was stored). */
         block_t *next =
             off == LAST ? atomic_load_explicit(&b->next, memory_order_acquire)
                         : NULL;
-        if (!atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
-                                                   memory_order_relaxed,
-                                                   memory_order_relaxed))
+        /* Release: this pop's reads of b come before the reuse of b,
+         * which acquires head_blk after the last pop of b acquired this
+         * (block_take). */
+        if (!atomic_compare_exchange_weak_explicit(
+                &q->head, &h, h + (next ? 2 : 1), memory_order_acq_rel,
+                memory_order_relaxed))
             continue;
-        if (off == LAST) {
-            pthread_mutex_lock(&q->lock);
+        if (next) {
             atomic_store_explicit(&q->head_blk, next, memory_order_release);
-            atomic_store_explicit(&q->head, h + 2, memory_order_release);
-            int c = update_long(q);
-            pthread_mutex_unlock(&q->lock);
             if (long_changed)
-                *long_changed = c < 0 ? -1 : 0;
+                *long_changed = update_long(q) < 0 ? -1 : 0;
         }
         return item;
     }
@@ -216,31 +242,30 @@ void *fut__segq_pop_alone(fut__segq_t *q)
     for (;;) {
         uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_relaxed);
-        unsigned off = (unsigned)(h % LAP);
         if (h >= t)
             return NULL;
-        if (off == LAP - 1) {
-            /* A pop took the last item and stopped before it could take
-             * the lock (held across fork): head_blk is still the old
-             * block, whose link was stored before that item. */
-            block_t *next =
-                atomic_load_explicit(&b->next, memory_order_relaxed);
-            atomic_store_explicit(&q->head_blk, next, memory_order_relaxed);
-            atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
+        block_t *b = atomic_load_explicit(&q->head_blk, memory_order_relaxed);
+        bool crossing;
+        if (!head_block(h, b, &crossing)) {
+            /* A pop that took b's last item stopped before it moved
+             * head_blk on (the next block was linked before that item). */
+            atomic_store_explicit(
+                &q->head_blk,
+                atomic_load_explicit(&b->next, memory_order_relaxed),
+                memory_order_relaxed);
             continue;
         }
+        unsigned off = (unsigned)(h % LAP);
         void *item = atomic_load_explicit(&b->slot[off], memory_order_relaxed);
+        block_t *next = NULL;
         if (off == LAST) {
-            block_t *next =
-                atomic_load_explicit(&b->next, memory_order_relaxed);
+            next = atomic_load_explicit(&b->next, memory_order_relaxed);
             if (!next)
                 return NULL; /* the last slot's producer never linked */
             atomic_store_explicit(&q->head_blk, next, memory_order_relaxed);
-            atomic_store_explicit(&q->head, h + 2, memory_order_relaxed);
-        } else {
-            atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
         }
+        atomic_store_explicit(&q->head, h + (next ? 2 : 1),
+                              memory_order_relaxed);
         if (item)
             return item;
         /* A hole: its producer stopped between claim and store. */
@@ -250,9 +275,10 @@ void *fut__segq_pop_alone(fut__segq_t *q)
 bool fut__segq_nonempty(fut__segq_t *q)
 {
     uint64_t h = atomic_load_explicit(&q->head, memory_order_seq_cst);
-    if (h % LAP == LAP - 1)
-        return true; /* a crossing: a pop took the block's last item */
     block_t *b = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+    bool crossing;
+    if (!head_block(h, b, &crossing))
+        return true; /* a pop is moving to the next block, or b is stale */
     if (atomic_load_explicit(&b->slot[h % LAP], memory_order_seq_cst))
         return true;
     return atomic_load_explicit(&q->head, memory_order_seq_cst) != h;
@@ -260,10 +286,7 @@ bool fut__segq_nonempty(fut__segq_t *q)
 
 bool fut__segq_long(fut__segq_t *q)
 {
-    pthread_mutex_lock(&q->lock);
-    bool is_long = q->is_long;
-    pthread_mutex_unlock(&q->lock);
-    return is_long;
+    return atomic_load(&q->is_long);
 }
 
 void fut__segq_lock(fut__segq_t *q)
