@@ -23,10 +23,15 @@
  * ring) empty took the stack whole under a lock, reversed it and moved it
  * into the ring.  The reversal chased one pointer per task through futures
  * another core had just written, one cache miss after another, inside the
- * lock (refill: 10% of W1's samples with one worker, 14% with eight).  W1
- * with the blocks against the ring, medians of 5 runs of 1,000,000 tasks
- * in one driver: 1 worker 20.4 M against 17.6 M, 2 workers 16.5-20.3
- * against 11.3-13.2, 8 workers 11.7-12.6 against 8.7-10.1.
+ * lock (refill: 10% of W1's samples with one worker, 14% with eight).
+ * fut_bench, the blocks against the ring, medians of 6 alternating
+ * processes: W1 22.5 M tasks/s against 12.3 M (2 workers), 23.6 against
+ * 16.8 (1), 17.2 against 11.2 (4), 13.5 against 9.2 (8); W3 16.8 M against
+ * 15.1 M; W6 p50 0.355 us against 0.382, p99 0.708 against 0.777.  Against
+ * 64ba601 (batches of 64, no strict order) in the same way: W1 22.9 M
+ * against 17.0 M, W3 15.7 against 13.0, but 13.4 against 18.2 with 8
+ * workers, where one claim point per task is shared by eight threads on
+ * two cores.
 
  * Next.  The newest task a worker spawns goes to its `next` slot, not to
  * its deque, and is the first thing it runs: a fiber that wakes another
