@@ -378,6 +378,72 @@ START_TEST(alloc_pool_free_gives_back_its_burst)
 }
 END_TEST
 
+/* Live blocks of the counting allocator of at least min bytes. */
+static long live_at_least(size_t min)
+{
+    long n = 0;
+    pthread_mutex_lock(&A.mu);
+    for (int i = 0; i < NBUCKETS; i++)
+        for (block_t *b = A.buckets[i]; b; b = b->next)
+            n += b->size >= min;
+    pthread_mutex_unlock(&A.mu);
+    return n;
+}
+
+static void *return_nothing(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return arg;
+}
+
+/* A burst queued behind a busy worker grows the pool's queue of outside
+ * tasks by hundreds of blocks; once the burst has run and the worker has
+ * parked, the pool gives all but a few back to the allocator, without
+ * being freed.  (Before, a pool kept the blocks of the longest its queue
+ * had been until it was freed.) */
+START_TEST(alloc_idle_pool_gives_back_its_queue_blocks)
+{
+    enum { N = 100000, BIG = 1024 };
+    fut_t **fs = malloc(N * sizeof *fs);
+    ck_assert_ptr_nonnull(fs);
+    alloc_arm(0, false);
+    ck_assert_int_eq(fut_set_allocator(&counting), 0);
+    fut_executor_t *pool = NULL;
+    ck_assert_int_eq(fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool),
+                     0);
+    for (int round = 0; round < 2; round++) {
+        fut_test_blocker_t b;
+        fut_test_blocker_init(&b, 1);
+        fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
+        fut_test_wait_atomic(&b.started, 1);
+        long before = live_at_least(BIG);
+        for (size_t i = 0; i < N; i++)
+            fs[i] = fut_submit(pool, return_nothing, NULL);
+        long during = live_at_least(BIG);
+        ck_assert_msg(during > before + 100, "the queue grew by %ld blocks",
+                      during - before);
+        fut_test_latch_open(&b.latch);
+        for (size_t i = 0; i < N; i++) {
+            ck_assert_int_eq(fut_wait(fs[i], FUT_FOREVER), 0);
+            fut_release(fs[i]);
+        }
+        ck_assert_int_eq(fut_wait(blocker, FUT_FOREVER), 0);
+        fut_release(blocker);
+        fut_test_blocker_destroy(&b);
+        /* The worker parks after a few looks for more work. */
+        int64_t deadline = fut_test_now_ns() + FUT_S(10);
+        while (live_at_least(BIG) > before + 8 && fut_test_now_ns() < deadline)
+            fut_test_sleep_ms(1);
+        ck_assert_msg(live_at_least(BIG) <= before + 8,
+                      "round %d: %ld of %ld blocks kept", round,
+                      live_at_least(BIG) - before, during - before);
+    }
+    fut_executor_free(pool);
+    free(fs);
+    alloc_restore_and_check(0);
+}
+END_TEST
+
 /* Threads that exit with part of a batch in their caches leave those
  * blocks to the depot, counted right, and later threads use them: each
  * thread frees futures another thread made (its cache then ends between
@@ -953,6 +1019,7 @@ Suite *fut_test_alloc_suite(void)
     tcase_add_test(tc, alloc_builtin_slabs_pack_reuse_and_give_back);
     tcase_add_test(tc, alloc_trim_gives_back_whole_free_slabs);
     tcase_add_test(tc, alloc_pool_free_gives_back_its_burst);
+    tcase_add_test(tc, alloc_idle_pool_gives_back_its_queue_blocks);
     tcase_add_test(tc, alloc_thread_exit_leaves_partial_caches_usable);
     tcase_add_test(tc, rule2_enomem_when_every_allocation_fails);
     tcase_add_test(tc, rule4_alloc_failure_promise_scenario);

@@ -108,6 +108,9 @@ struct fut__pool {
     pthread_cond_t exited; /* a worker left (alive went down) */
     fut__worker_t *idle;
     size_t alive;
+    /* Workers that may be in a look at the shared queue: started and not
+     * parked (see "Spare blocks" in pool_worker.c). */
+    size_t awake;
     int (*init)(void *);
     void (*exit_fn)(void *);
     void *arg;

@@ -54,6 +54,7 @@ static void fork_child(void)
         atomic_store(&p->watching, false);
         atomic_store(&p->blocked_submitters, 0);
         p->alive = 0;
+        p->awake = 0;
         p->idle = NULL;
         p->joined = true; /* nothing to join here */
         for (size_t i = 0; i < p->nthreads; i++) {

@@ -10,7 +10,8 @@
  * one CAS and stores the task there, a worker claims the oldest with one
  * CAS, and only a submitter takes a lock, once per 255 tasks.  While the
  * queue is long, the pool counts as backlogged (core/exec.h), so that
- * outside waiters park sooner (core/wait.c).  Each worker also owns a bounded Chase-Lev deque
+ * outside waiters park sooner (core/wait.c).  Each worker also owns a bounded
+ Chase-Lev deque
  * (util/deque.h) for work it spawns itself (tasks submitted from inside
  * tasks, continuations handed to the pool by a settle on a worker), which it
  * runs newest first for locality and others may steal oldest first; when
@@ -107,6 +108,18 @@
  * worker that takes outside work and sees more waiting wakes another idle
  * worker, which does the same, so a burst fans out.
  *
+ * Spare blocks.  The shared queue keeps the blocks its head has left for
+ * reuse; a burst would keep its blocks (8 bytes per task) for the life of
+ * the pool.  They can go back only when no look at the queue can be
+ * holding one (a look reads a block before its CAS: util/segq.h).  So
+ * `awake` counts the workers that may look, under `lock`: raised when a
+ * worker starts and when it wakes, before its next look; lowered when it
+ * parks, after its last look, and when it exits.  The worker that lowers it
+ * to 0 detaches all but SPARE_BLOCKS under `lock` (no worker can raise it
+ * meanwhile) and frees them after.  Threads that drain the queue
+ * (fut__pool_drain: shutdown, a fork child) are the queue's guests, and no
+ * block goes while one is in.
+ *
  * Waiting inside a task (rule 7).  A worker that waits on a future runs
  * the pool's work meanwhile (the executor's help_wait operation, reached
  * through core/exec.h); when there is none it parks both as an idle worker
@@ -141,6 +154,7 @@ enum {
     NEXT_RECHECK_NS = 50000,  /* a parked thief's look back at a next task */
     NEXT_LOOK_NS = 1000,      /* a spinning thief's looks at next slots */
     RECHECK_MAX_NS = 1000000, /* a parked worker's longest recheck */
+    SPARE_BLOCKS = 4,         /* the shared queue's kept when all park */
 };
 
 typedef fut__pool_t pool_t;
@@ -434,6 +448,18 @@ static void run_one(worker_t *w, fut_t *f)
         fut__pool_signal_not_full(p);
 }
 
+/* A worker about to park that is the last awake one gives back the
+ * shared queue's spare blocks but SPARE_BLOCKS (see "Spare blocks"). */
+static void give_back_spare(pool_t *p)
+{
+    fut__segq_block_t *spare = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (--p->awake == 0)
+        spare = fut__segq_detach_spare(&p->queue, SPARE_BLOCKS);
+    pthread_mutex_unlock(&p->lock);
+    fut__segq_free_chain(&p->queue, spare); /* no lock: the allocator's */
+}
+
 /* Parks w until woken or deadline, unless work or an exit shows up after
  * it registered as idle.  ready (may be NULL) is a waiter whose condition
  * also ends the wait.  Returns a task found on the second look, or NULL. */
@@ -485,9 +511,15 @@ static fut_t *park(worker_t *w, fut__waiter_t *ready, int64_t deadline)
         if (deadline < 0 || deadline > soon)
             deadline = soon;
     }
-    if (!f && !atomic_load(&p->closed) && !(ready && ready->ready(ready)))
+    bool sleep =
+        !f && !atomic_load(&p->closed) && !(ready && ready->ready(ready));
+    if (sleep) {
+        give_back_spare(p);
         fut__parker_park(w->parker, seen, deadline);
+    }
     pthread_mutex_lock(&p->lock);
+    if (sleep)
+        p->awake++;    /* before any look at the queue: see give_back_spare */
     idle_remove(p, w); /* still listed unless a submitter woke us */
     if (w->watching) {
         w->watching = false;
@@ -560,6 +592,9 @@ void *fut__pool_worker_main(void *arg)
     int rc = p->init ? p->init(p->arg) : 0;
     if (rc != 0)
         break_pool(p, rc > 0 ? rc : EINVAL);
+    pthread_mutex_lock(&p->lock);
+    p->awake++;
+    pthread_mutex_unlock(&p->lock);
     bool retired = run_loop(w); /* a broken pool's rejects what it finds */
     if (rc == 0 && p->exit_fn)
         p->exit_fn(p->arg);
@@ -568,6 +603,7 @@ void *fut__pool_worker_main(void *arg)
     fut__exec_enter(NULL);
     pthread_mutex_lock(&p->lock);
     p->alive--;
+    p->awake--;
     if (retired)
         p->retiring--;
     w->live = false;
@@ -635,6 +671,7 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
 {
     fut_t *f;
     bool alone = atomic_load(&p->forked);
+    fut__segq_guest_enter(&p->queue); /* no spare blocks go meanwhile */
     while ((f = alone ? fut__segq_pop_alone(&p->queue) : take_outside(p)) !=
                NULL ||
            (f = steal_any(p, NULL, true)) != NULL) {
@@ -654,6 +691,7 @@ void fut__pool_drain(pool_t *p, int code, const char *message)
         }
         fut_release(f);
     }
+    fut__segq_guest_leave(&p->queue);
 }
 
 int fut__pool_push(pool_t *p, fut_t *f, bool back)

@@ -82,18 +82,14 @@ int fut__segq_init(fut__segq_t *q, bool internal)
     atomic_init(&q->head_blk, first);
     q->oldest = first;
     atomic_init(&q->is_long, false);
+    q->guests = 0;
     return 0;
 }
 
 void fut__segq_destroy(fut__segq_t *q)
 {
-    block_t *b = q->oldest;
-    while (b) {
-        block_t *next = atomic_load_explicit(&b->next, memory_order_relaxed);
-        block_free(q, b);
-        b = next;
-    }
-    b = atomic_load_explicit(&q->ready, memory_order_relaxed);
+    fut__segq_free_chain(q, q->oldest);
+    block_t *b = atomic_load_explicit(&q->ready, memory_order_relaxed);
     if (b)
         block_free(q, b);
     pthread_mutex_destroy(&q->lock);
@@ -282,6 +278,54 @@ bool fut__segq_nonempty(fut__segq_t *q)
     if (atomic_load_explicit(&b->slot[h % LAP], memory_order_seq_cst))
         return true;
     return atomic_load_explicit(&q->head, memory_order_seq_cst) != h;
+}
+
+fut__segq_block_t *fut__segq_detach_spare(fut__segq_t *q, size_t keep)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->guests) {
+        pthread_mutex_unlock(&q->lock);
+        return NULL;
+    }
+    block_t *head = atomic_load_explicit(&q->head_blk, memory_order_relaxed);
+    size_t spare = 0;
+    for (block_t *b = q->oldest; b != head;
+         b = atomic_load_explicit(&b->next, memory_order_relaxed))
+        spare++;
+    block_t *first = NULL;
+    if (spare > keep) {
+        first = q->oldest;
+        block_t *last = first;
+        for (size_t i = 1; i < spare - keep; i++)
+            last = atomic_load_explicit(&last->next, memory_order_relaxed);
+        q->oldest = atomic_load_explicit(&last->next, memory_order_relaxed);
+        atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return first;
+}
+
+void fut__segq_free_chain(fut__segq_t *q, fut__segq_block_t *b)
+{
+    while (b) {
+        block_t *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+        block_free(q, b);
+        b = next;
+    }
+}
+
+void fut__segq_guest_enter(fut__segq_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->guests++;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void fut__segq_guest_leave(fut__segq_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->guests--;
+    pthread_mutex_unlock(&q->lock);
 }
 
 bool fut__segq_long(fut__segq_t *q)

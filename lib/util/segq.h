@@ -43,11 +43,14 @@
  * readies another: the chain's oldest if head_blk has left it, else a new
  * one.  A push that would take a last slot while no block is ready
  * allocates one first and fails with ENOMEM, claiming nothing, if it
- * cannot: a claimed last slot always has a next block.  The chain keeps
- * the longest the queue has been (8 bytes per item) until the queue is
- * destroyed.  LAP is 256: with 64, the crossing (the lock, the clearing of
- * the reused block) came once per 63 tasks and made W6's p99 0.90 us
- * against 0.73 with 256 (medians of 8 processes, 2026-12-03).
+ * cannot: a claimed last slot always has a next block.  The blocks head
+ * has left stay for reuse (8 bytes per item of the longest the queue has
+ * been) until the owner, at a moment when nothing can be reading them,
+ * detaches those beyond a few (fut__segq_detach_spare; the pool does it
+ * when its last awake worker parks), or the queue is destroyed.  LAP is 256:
+ * with 64, the crossing (the lock, the clearing of the reused block) came once
+ * per 63 tasks and made W6's p99 0.90 us against 0.73 with 256 (medians of 8
+ * processes, 2026-12-03).
  *
  * Memory ordering.  The producer stores the item with release (at least)
  * after everything it wrote into the item, and the consumer loads it with
@@ -75,6 +78,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -101,6 +105,7 @@ typedef struct fut__segq {
     _Alignas(64) pthread_mutex_t lock;
     fut__segq_block_t *oldest; /* the chain's first block */
     _Atomic bool is_long;      /* see fut__segq_long */
+    size_t guests;             /* fut__segq_guest_enter, not yet left */
     bool internal; /* blocks from malloc, not the installed allocator */
 } fut__segq_t;
 
@@ -134,6 +139,18 @@ bool fut__segq_nonempty(fut__segq_t *q);
  * queued when a crossing last looked (every FUT__SEGQ_SLOTS pushes or
  * pops). */
 bool fut__segq_long(fut__segq_t *q);
+
+/* Detaches the blocks head has left, but keep of them, and returns them
+ * linked through next (NULL if there were not more than keep, or a guest
+ * is in).  The caller guarantees that no pop or look (fut__segq_pop,
+ * pop_alone, nonempty) of its own is under way or starts before it
+ * returns, so that no stale read of them can come later; a thread outside
+ * the caller's control pops between fut__segq_guest_enter and _leave;
+ * pushes may run.  Free them with fut__segq_free_chain, at any time. */
+fut__segq_block_t *fut__segq_detach_spare(fut__segq_t *q, size_t keep);
+void fut__segq_free_chain(fut__segq_t *q, fut__segq_block_t *chain);
+void fut__segq_guest_enter(fut__segq_t *q);
+void fut__segq_guest_leave(fut__segq_t *q);
 
 /* Around fork(): prepare locks, parent unlocks, child starts the lock
  * afresh. */
