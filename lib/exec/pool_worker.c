@@ -549,7 +549,8 @@ static bool run_loop(worker_t *w)
         if (!f && atomic_load(&p->closed)) {
             /* Closed: no submit is in flight any more, but one may have
              * pushed since the looks above.  The last look before leaving
-             * takes the shared queue's lock, so nothing queued is left. */
+             * sees every task pushed (each was stored before its submitter
+             * left), so nothing queued is left. */
             f = find_work(w, true);
             if (!f)
                 return false;
