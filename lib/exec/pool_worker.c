@@ -10,14 +10,13 @@
  * one CAS and stores the task there, a worker claims the oldest with one
  * CAS, and only a submitter takes a lock, once per 255 tasks.  While the
  * queue is long, the pool counts as backlogged (core/exec.h), so that
- * outside waiters park sooner (core/wait.c).  Each worker also owns a bounded
- Chase-Lev deque
- * (util/deque.h) for work it spawns itself (tasks submitted from inside
- * tasks, continuations handed to the pool by a settle on a worker), which it
- * runs newest first for locality and others may steal oldest first; when
- * full, that work goes to the shared queue.  A worker looking for work takes
- * its own deque, then the shared FIFO, then steals from the other workers'
- * deques.
+ * outside waiters park sooner (core/wait.c).  Each worker also owns a
+ * bounded Chase-Lev deque (util/deque.h) for work it spawns itself (tasks
+ * submitted from inside tasks, continuations handed to the pool by a settle
+ * on a worker), which it runs newest first for locality and others may
+ * steal oldest first; when full, that work goes to the shared queue.  A
+ * worker looking for work takes its own deque, then the shared FIFO, then
+ * steals from the other workers' deques.
  *
  * Replaced (2026-12-03): submitters pushed onto a lock-free stack linked
  * through the futures, and a worker that found the FIFO (then a bounded
@@ -33,7 +32,7 @@
  * against 17.0 M, W3 15.7 against 13.0, but 13.4 against 18.2 with 8
  * workers, where one claim point per task is shared by eight threads on
  * two cores.
-
+ *
  * Next.  The newest task a worker spawns goes to its `next` slot, not to
  * its deque, and is the first thing it runs: a fiber that wakes another
  * and then waits, or a continuation that settles the next one, hands its
@@ -178,8 +177,8 @@ static void note_long(int changed)
                                   memory_order_relaxed);
 }
 
-/* True if the shared queue may hold a task.  Its seq_cst look is the
- * worker's half of the no-lost-wakeup argument (see Parking). */
+/* True if the shared queue may hold a task (a hint: the look that must
+ * not miss one is a parking worker's pop, after its fence; see Parking). */
 bool fut__pool_queue_nonempty(pool_t *p)
 {
     return fut__segq_nonempty(&p->queue);
