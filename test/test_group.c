@@ -8,6 +8,7 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -468,6 +469,69 @@ START_TEST(group_cancel_racing_completion_loses_nothing)
 }
 END_TEST
 
+/* A member started at once is queued without a claim (its executor is set
+ * before any canceller can find it): one cancelled between its adding and
+ * its queueing is queued cancelled, told to the pool, and counted when a
+ * worker takes it out.  Spawns race a cancel of their group, round after
+ * round, on a pool whose worker is held so that members queue: afterwards
+ * every free_arg ran once, and the pool's counts add up (nothing queued,
+ * every task submitted either completed or cancelled). */
+typedef struct spawner {
+    fut_group_t *g;
+    atomic_int *freed;
+    atomic_int spawned;
+} spawner_t;
+
+static void *spawn_members(void *arg)
+{
+    spawner_t *sp = arg;
+    for (int i = 0; i < 64; i++) {
+        int rc = fut_group_spawn_ex(sp->g, task_value, sp->freed,
+                                    fut_test_count_free, 0);
+        ck_assert_msg(rc == 0 || rc == ECANCELED, "spawn: %d", rc);
+        atomic_fetch_add(&sp->spawned, 1);
+    }
+    return NULL;
+}
+
+START_TEST(group_spawns_racing_a_cancel_keep_the_pool_counts_whole)
+{
+    unsigned seed = fut_test_seed();
+    fut_executor_t *pool = fut_test_pool(1);
+    for (int round = 0; round < 100; round++) {
+        hold_t h;
+        hold_init(&h);
+        fut_t *held = fut_submit(pool, task_hold, &h);
+        fut_test_wait_atomic(&h.started, 1);
+        atomic_int freed = 0;
+        spawner_t sp = {fut_group_new(pool, FUT_GROUP_ALL), &freed, 0};
+        ck_assert_ptr_nonnull(sp.g);
+        pthread_t t = fut_test_spawn(spawn_members, &sp);
+        int after = (int)(fut_test_rand(&seed) % 64);
+        while (atomic_load(&sp.spawned) < after)
+            sched_yield();
+        fut_group_cancel(sp.g);
+        fut_test_join(t);
+        fut_test_latch_open(&h.latch);
+        fut_t *r = fut_group_close(sp.g);
+        ck_assert_int_eq(fut_get(r, FUT_FOREVER, NULL), ECANCELED);
+        ck_assert_int_eq(fut_get(held, FUT_FOREVER, NULL), 0);
+        fut_release(r);
+        fut_release(held);
+        fut_group_release(sp.g);
+        FUT_TEST_WAIT_UNTIL(atomic_load(&freed) == 64, "every free_arg ran");
+        fut_stats_t st;
+        FUT_TEST_WAIT_UNTIL(fut_executor_stats(pool, &st) == 0 &&
+                                st.queued == 0 &&
+                                st.submitted == st.completed + st.cancelled,
+                            "the pool's counts add up");
+        ck_assert_int_eq(atomic_load(&freed), 64);
+        fut_test_latch_destroy(&h.latch);
+    }
+    fut_executor_free(pool);
+}
+END_TEST
+
 /* Released before it was closed: the group cancels and waits, so no
  * member outlives the call. */
 START_TEST(group_release_before_close_cancels_and_waits)
@@ -822,6 +886,7 @@ Suite *fut_test_group_suite(void)
     tcase_add_test(tc, group_of_100k_members);
     tcase_add_test(tc, group_concurrent_adders_lose_no_member);
     tcase_add_test(tc, group_cancel_racing_completion_loses_nothing);
+    tcase_add_test(tc, group_spawns_racing_a_cancel_keep_the_pool_counts_whole);
     tcase_add_test(tc, group_release_before_close_cancels_and_waits);
     tcase_add_test(tc, group_member_starts_a_sibling_through_current);
     tcase_add_test(tc, group_cancel_reaches_a_fiber_members_await);

@@ -253,6 +253,10 @@ static int add_member(fut_group_t *g, fut_t *f, member_t *rec, bool task,
     if (g->started == i && (!task || g->max_running == 0)) {
         g->started++; /* nothing to wait for */
         if (task && !*cancel) {
+            /* Started at once: its executor is set before the unlock that
+             * lets a canceller find it, so it needs no claim to start
+             * (fut__task_queue). */
+            f->ex = g->ex;
             rec->index |= FUT__MEMBER_COUNTED;
             g->fast_started++;
             *start = true;
@@ -334,7 +338,7 @@ static int spawn(fut_group_t *g, fut_fn fn, void *arg, fut_free_fn free_arg,
     }
     if (start) {
         /* A failed start settles f: its watcher uncounts it. */
-        rc = fut__task_start(f, g->ex, flags & FUT_BLOCKING);
+        rc = fut__task_queue(f, flags & FUT_BLOCKING);
         if (rc != 0)
             watch_self(g, rec, f);
         return rc;

@@ -40,11 +40,7 @@ fut_t *fut_submit_ex(fut_executor_t *ex, fut_fn fn, void *arg,
     f->u.task.fn = fn;
     f->u.task.arg = arg;
     f->u.task.free_arg = free_arg;
-    int rc = ex->ops->submit(ex, f, flags);
-    if (rc != 0) {
-        fut__reject_unstarted(f, rc, NULL);
-        fut_release(f); /* the queue's, never taken */
-    }
+    (void)fut__task_queue(f, flags);
     return f;
 }
 
@@ -75,6 +71,16 @@ fut_t *fut__task_new(fut_fn fn, void *arg, fut_free_fn free_arg, uint32_t refs,
     return f;
 }
 
+int fut__task_queue(fut_t *f, unsigned flags)
+{
+    int rc = f->ex->ops->submit(f->ex, f, flags);
+    if (rc != 0) {
+        fut__reject_unstarted(f, rc, NULL);
+        fut_release(f); /* the queue's, never taken */
+    }
+    return rc;
+}
+
 int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags)
 {
     /* Set the executor under the claim: a canceller that claims first finds
@@ -93,12 +99,7 @@ int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags)
                                  memory_order_relaxed);
     FUT__MUST(
         fut__transition(f, FUT_PENDING | FUT__CLAIMED, FUT_PENDING, 0, NULL));
-    int rc = ex->ops->submit(ex, f, flags);
-    if (rc != 0) {
-        fut__reject_unstarted(f, rc, NULL);
-        fut_release(f); /* the queue's, never taken */
-    }
-    return rc;
+    return fut__task_queue(f, flags);
 }
 
 static int task_run(fut_t *f)

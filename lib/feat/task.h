@@ -38,4 +38,13 @@ bool fut__task_unstarted(fut_t *f);
  * queued); or ex's refusal, and then f is rejected with it. */
 int fut__task_start(fut_t *f, fut_executor_t *ex, unsigned flags);
 
+/* Queues task f on f->ex, set by the caller before any other thread could
+ * see f: nobody can have claimed f to read its executor half set, so no
+ * claim is taken (two locked instructions fewer: fut_submit, and a group's
+ * member started at once).  A task cancelled after f->ex was set is queued
+ * all the same; its executor was told, and counts it when it takes it
+ * out.  0, or ex's refusal (f rejected with it); the queue's reference is
+ * consumed on every path. */
+int fut__task_queue(fut_t *f, unsigned flags);
+
 #endif /* FUT_FEAT_TASK_H */
