@@ -94,13 +94,15 @@
  * the submitter's 345 ms, and the three waited 570 ms in all for a CPU.
  *
  * The chase.  A submitter slower per task than a worker (a task group's
- * spawn, ~45 ns; a fiber's start) has the worker one task behind it: the
+ * spawn, ~45 ns) has the worker one task behind it: the
  * worker reads each slot just after it is stored (94% of its pops found
  * the task at the first look, so this is not polling an empty queue),
  * and the submitter's store into the next slot of the same cache line
  * must take the line back, which each of its next locked instructions
  * waits for.  Measured: 100,000 spawns 10-16 ms against 4.5 ms with the
- * worker behind (2026-12-03; W9, and W8's start).  Not fixed.  A submit
+ * worker behind (2026-12-03, W9).  W8's start looks the same: its
+ * submitting thread spends 11-15 ms of CPU on 100,000 fut_async against
+ * 10.5-11.5 with the code before the queue change.  Not fixed.  A submit
  * without the admission counter (branch h/noadmit: the queue's tail is
  * closed at shutdown instead) made submits 26 -> 19 ns and the group fast
  * enough to stay ahead (W9 2.8 -> 1.1), but W1 with two workers fell from
