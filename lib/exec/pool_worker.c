@@ -109,7 +109,11 @@
  * 23 M to 15 M tasks/s: both workers stayed busy, three threads shared two
  * cores, and two workers claiming in turn move the head's line per task.
  * Two dummy locked instructions per submit gave W1 back, and W9 its 2.2:
- * the submitter's pace, not the protocol, decides both.
+ * the submitter's pace, not the protocol, decides both.  The line is the
+ * cause: one item per cache line (branch h/sparse, blocks of 31) read W9
+ * 1.12, the same blocks packed 8 to a line 1.85.  What may fix it: blocks
+ * with an item per line while the queue is short (the chase), packed
+ * while it is long (8 bytes per queued task), each block crossing at 255.
  *
  * Parking.  An idle worker spins briefly, then registers in the idle list
  * (nidle++), looks once more, and parks on its own parker.  A submitter
