@@ -196,55 +196,142 @@ static void *submit_many(void *arg)
     return NULL;
 }
 
+/* One round: a blocked worker while SUBMITTERS threads queue
+ * PER_SUBMITTER tasks each; then every task starts once, each thread's in
+ * its order. */
+static void many_submitters_round(fut_executor_t *pool, queued_t *q, fut_t **fs,
+                                  int round)
+{
+    atomic_int clock = 0;
+    fut_test_blocker_t b;
+    fut_test_blocker_init(&b, 1);
+    fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
+    fut_test_wait_atomic(&b.started, 1);
+    pthread_t th[SUBMITTERS];
+    submitter_t sub[SUBMITTERS];
+    for (int k = 0; k < SUBMITTERS; k++) {
+        for (int i = 0; i < PER_SUBMITTER; i++) {
+            queued_t *e = &q[k * PER_SUBMITTER + i];
+            e->clock = &clock;
+            e->rank = -1;
+            atomic_init(&e->ran, 0);
+        }
+        sub[k] =
+            (submitter_t){pool, &q[k * PER_SUBMITTER], &fs[k * PER_SUBMITTER]};
+        ck_assert_int_eq(pthread_create(&th[k], NULL, submit_many, &sub[k]), 0);
+    }
+    for (int k = 0; k < SUBMITTERS; k++)
+        pthread_join(th[k], NULL);
+    fut_test_latch_open(&b.latch);
+    for (int k = 0; k < SUBMITTERS; k++) {
+        int last = -1;
+        for (int i = 0; i < PER_SUBMITTER; i++) {
+            int j = k * PER_SUBMITTER + i;
+            ck_assert_int_eq(fut_get(fs[j], FUT_FOREVER, NULL), 0);
+            ck_assert_int_eq(atomic_load(&q[j].ran), 1);
+            ck_assert_msg(q[j].rank > last,
+                          "round %d, submitter %d: task %d started at %d, "
+                          "after a later one at %d",
+                          round, k, i, q[j].rank, last);
+            last = q[j].rank;
+            fut_release(fs[j]);
+        }
+    }
+    ck_assert_int_eq(atomic_load(&clock), SUBMITTERS * PER_SUBMITTER);
+    ck_assert_int_eq(fut_get(blocker, FUT_FOREVER, NULL), 0);
+    fut_release(blocker);
+    fut_test_blocker_destroy(&b);
+}
+
+enum { STREAMED = 40 * 255 };
+
+/* One round: STREAMED tasks submitted about 100 ns apart while the worker
+ * keeps up; every task starts once, in submission order. */
+static void streaming_round(fut_executor_t *pool, queued_t *q, fut_t **fs,
+                            int round)
+{
+    atomic_int clock = 0;
+    int64_t at = fut_test_now_ns();
+    for (int i = 0; i < STREAMED; i++) {
+        q[i].clock = &clock;
+        q[i].rank = -1;
+        atomic_init(&q[i].ran, 0);
+        while (fut_test_now_ns() - at < 100)
+            ;
+        at = fut_test_now_ns();
+        fs[i] = fut_submit(pool, task_queued, &q[i]);
+    }
+    int last = -1;
+    for (int i = 0; i < STREAMED; i++) {
+        ck_assert_int_eq(fut_get(fs[i], FUT_FOREVER, NULL), 0);
+        ck_assert_int_eq(atomic_load(&q[i].ran), 1);
+        ck_assert_msg(q[i].rank > last,
+                      "round %d: task %d started at %d, after a later one "
+                      "at %d",
+                      round, i, q[i].rank, last);
+        last = q[i].rank;
+        fut_release(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&clock), STREAMED);
+}
+
+static queued_t *queued_new(size_t n, fut_t ***fs)
+{
+    queued_t *q = calloc(n, sizeof *q);
+    *fs = calloc(n, sizeof **fs);
+    ck_assert(q && *fs);
+    return q;
+}
+
 START_TEST(order_holds_across_the_queue_blocks_with_many_submitters)
 {
     fut_executor_t *pool = fut_test_pool(1);
-    queued_t *q = calloc(SUBMITTERS * PER_SUBMITTER, sizeof *q);
-    fut_t **fs = calloc(SUBMITTERS * PER_SUBMITTER, sizeof *fs);
-    ck_assert(q && fs);
-    for (int round = 0; round < 2; round++) {
-        atomic_int clock = 0;
-        fut_test_blocker_t b;
-        fut_test_blocker_init(&b, 1);
-        fut_t *blocker = fut_submit(pool, fut_test_task_block, &b);
-        fut_test_wait_atomic(&b.started, 1);
-        pthread_t th[SUBMITTERS];
-        submitter_t sub[SUBMITTERS];
-        for (int k = 0; k < SUBMITTERS; k++) {
-            for (int i = 0; i < PER_SUBMITTER; i++) {
-                queued_t *e = &q[k * PER_SUBMITTER + i];
-                e->clock = &clock;
-                e->rank = -1;
-                atomic_init(&e->ran, 0);
-            }
-            sub[k] = (submitter_t){pool, &q[k * PER_SUBMITTER],
-                                   &fs[k * PER_SUBMITTER]};
-            ck_assert_int_eq(pthread_create(&th[k], NULL, submit_many, &sub[k]),
-                             0);
-        }
-        for (int k = 0; k < SUBMITTERS; k++)
-            pthread_join(th[k], NULL);
-        fut_test_latch_open(&b.latch);
-        for (int k = 0; k < SUBMITTERS; k++) {
-            int last = -1;
-            for (int i = 0; i < PER_SUBMITTER; i++) {
-                int j = k * PER_SUBMITTER + i;
-                ck_assert_int_eq(fut_get(fs[j], FUT_FOREVER, NULL), 0);
-                ck_assert_int_eq(atomic_load(&q[j].ran), 1);
-                ck_assert_msg(q[j].rank > last,
-                              "round %d, submitter %d: task %d started at %d, "
-                              "after a later one at %d",
-                              round, k, i, q[j].rank, last);
-                last = q[j].rank;
-                fut_release(fs[j]);
-            }
-        }
-        ck_assert_int_eq(atomic_load(&clock), SUBMITTERS * PER_SUBMITTER);
-        ck_assert_int_eq(fut_get(blocker, FUT_FOREVER, NULL), 0);
-        fut_release(blocker);
-        fut_test_blocker_destroy(&b);
-    }
+    fut_t **fs;
+    queued_t *q = queued_new(SUBMITTERS * PER_SUBMITTER, &fs);
+    for (int round = 0; round < 2; round++)
+        many_submitters_round(pool, q, fs, round);
     fut_executor_free(pool);
+    free(q);
+    free(fs);
+}
+END_TEST
+
+/* A submitter that streams while the worker keeps up: the queue stays
+ * short and fast, which is when its blocks spread their tasks one to a
+ * cache line (util/segq.h, Layout), so this goes through spread blocks and
+ * the switches between layouts when the timing allows. */
+START_TEST(order_holds_while_the_worker_keeps_up_with_a_streaming_submitter)
+{
+    fut_executor_t *pool = fut_test_pool(1);
+    fut_t **fs;
+    queued_t *q = queued_new(STREAMED, &fs);
+    for (int round = 0; round < 3; round++)
+        streaming_round(pool, q, fs, round);
+    fut_executor_free(pool);
+    free(q);
+    free(fs);
+}
+END_TEST
+
+/* Both layouts of the queue's blocks, fixed through FUT_QUEUE_LAYOUT
+ * whatever the timing: a long queue across many blocks from several
+ * threads, and a streamed one, each in order and once. */
+START_TEST(order_holds_in_either_queue_layout)
+{
+    static const char *const layouts[] = {"spread", "packed"};
+    size_t n = SUBMITTERS * PER_SUBMITTER > STREAMED
+                   ? SUBMITTERS * PER_SUBMITTER
+                   : STREAMED;
+    fut_t **fs;
+    queued_t *q = queued_new(n, &fs);
+    for (int l = 0; l < 2; l++) {
+        ck_assert_int_eq(setenv("FUT_QUEUE_LAYOUT", layouts[l], 1), 0);
+        fut_executor_t *pool = fut_test_pool(1);
+        ck_assert_int_eq(unsetenv("FUT_QUEUE_LAYOUT"), 0);
+        many_submitters_round(pool, q, fs, l);
+        streaming_round(pool, q, fs, l);
+        fut_executor_free(pool);
+    }
     free(q);
     free(fs);
 }
@@ -642,6 +729,9 @@ Suite *fut_test_blocking_suite(void)
     tcase_add_test(tc, order_holds_after_quick_tasks_grew_the_batches);
     tcase_add_test(tc,
                    order_holds_across_the_queue_blocks_with_many_submitters);
+    tcase_add_test(
+        tc, order_holds_while_the_worker_keeps_up_with_a_streaming_submitter);
+    tcase_add_test(tc, order_holds_in_either_queue_layout);
     tcase_add_test(tc, get_tells_a_timed_out_wait_from_an_etimedout_rejection);
     tcase_add_test(tc,
                    foreign_error_codes_come_back_with_their_domain_and_message);

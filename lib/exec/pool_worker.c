@@ -102,18 +102,20 @@
  * waits for.  Measured: 100,000 spawns 10-16 ms against 4.5 ms with the
  * worker behind (2026-12-03, W9).  W8's start looks the same: its
  * submitting thread spends 11-15 ms of CPU on 100,000 fut_async against
- * 10.5-11.5 with the code before the queue change.  Not fixed.  A submit
+ * 10.5-11.5 with the code before the queue change.  Fixed by the queue's
+ * layout (util/segq.h, Layout): while a producer streams and the consumers
+ * keep up, the queue spreads its items one to a cache line, in an order
+ * the prefetchers do not follow, so the line a producer writes next is
+ * one no consumer has read (W9 2.2 -> 1.23).  Tried before that: a submit
  * without the admission counter (branch h/noadmit: the queue's tail is
  * closed at shutdown instead) made submits 26 -> 19 ns and the group fast
  * enough to stay ahead (W9 2.8 -> 1.1), but W1 with two workers fell from
  * 23 M to 15 M tasks/s: both workers stayed busy, three threads shared two
  * cores, and two workers claiming in turn move the head's line per task.
  * Two dummy locked instructions per submit gave W1 back, and W9 its 2.2:
- * the submitter's pace, not the protocol, decides both.  The line is the
- * cause: one item per cache line (branch h/sparse, blocks of 31) read W9
- * 1.12, the same blocks packed 8 to a line 1.85.  What may fix it: blocks
- * with an item per line while the queue is short (the chase), packed
- * while it is long (8 bytes per queued task), each block crossing at 255.
+ * the submitter's pace, not the protocol, decides both.  One item per
+ * cache line (branch h/sparse, blocks of 31) then read W9 1.12 against
+ * 1.85 for the same blocks packed, which pointed at the line.
  *
  * Parking.  An idle worker spins briefly, then registers in the idle list
  * (nidle++), looks once more, and parks on its own parker.  A submitter

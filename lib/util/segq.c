@@ -11,26 +11,62 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
-enum { LAP = FUT__SEGQ_LAP, LAST = FUT__SEGQ_LAP - 2, SPINS_BEFORE_YIELD = 64 };
+enum {
+    LAP = FUT__SEGQ_LAP,
+    LAST = FUT__SEGQ_LAP - 2,
+    SPINS_BEFORE_YIELD = 64,
+    SPREAD_NS = 40000, /* a block filled faster than this: pushes stream */
+    LAYOUT_AUTO = 0,
+    LAYOUT_SPREAD,
+    LAYOUT_PACKED
+};
 
 typedef fut__segq_block_t block_t;
 
 /* --- blocks ----------------------------------------------------------- */
 
-static void block_clear(block_t *b)
+static size_t block_bytes(unsigned room)
 {
-    for (int i = 0; i < FUT__SEGQ_SLOTS; i++)
-        atomic_store_explicit(&b->slot[i], NULL, memory_order_relaxed);
+    return sizeof(block_t) + ((size_t)FUT__SEGQ_LAP << room) * sizeof(void *);
+}
+
+/* The 8 bits of off reversed: a spread block's items in an order that no
+ * stride or stream prefetcher follows (see Layout). */
+static unsigned bits_reversed(unsigned off)
+{
+    off = ((off & 0xf0u) >> 4) | ((off & 0x0fu) << 4);
+    off = ((off & 0xccu) >> 2) | ((off & 0x33u) << 2);
+    return ((off & 0xaau) >> 1) | ((off & 0x55u) << 1);
+}
+
+/* Item off's slot in b.  A reader holding a block reused meanwhile may
+ * see its new layout: the index stays within the block's room, and what
+ * it reads is dropped (segq.h, Slots). */
+static unsigned slot_of(block_t *b, unsigned off)
+{
+    unsigned shift = atomic_load_explicit(&b->shift, memory_order_relaxed);
+    return shift ? bits_reversed(off) << shift : off;
+}
+
+static void block_clear(block_t *b, unsigned shift)
+{
+    atomic_store_explicit(&b->shift, shift, memory_order_relaxed);
+    for (unsigned i = 0; i < LAP; i++) /* LAP - 1 items, and room for LAP */
+        atomic_store_explicit(&b->slot[i << shift], NULL, memory_order_relaxed);
     atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
     atomic_store_explicit(&b->base, 0, memory_order_relaxed);
 }
 
-static block_t *block_new(fut__segq_t *q)
+static block_t *block_new(fut__segq_t *q, unsigned shift)
 {
-    block_t *b = q->internal ? malloc(sizeof *b) : fut__alloc(sizeof *b);
-    if (b)
-        block_clear(b);
+    size_t bytes = block_bytes(shift);
+    block_t *b = q->internal ? malloc(bytes) : fut__alloc(bytes);
+    if (b) {
+        b->room = shift;
+        block_clear(b, shift);
+    }
     return b;
 }
 
@@ -39,33 +75,77 @@ static void block_free(fut__segq_t *q, block_t *b)
     if (q->internal)
         free(b);
     else
-        fut__free(b, sizeof *b);
+        fut__free(b, block_bytes(b->room));
 }
 
-/* Lock held.  A block to link next: the chain's oldest if head has left
- * it (no consumer touches it any more), else a new one; NULL on ENOMEM.
- * Clearing a reused block races only with reads a failed CAS discards. */
-static block_t *block_take(fut__segq_t *q)
+/* Lock held.  A block to link next, laid out with shift: a packed one
+ * set aside before (when packed is wanted), or the chain's oldest if head
+ * has left it (no consumer touches it any more) and it has the room, else
+ * a new one; NULL on ENOMEM.  A packed block met while a spread one is
+ * wanted leaves the chain for the set-aside list, not for the allocator:
+ * a stale read may still look at it (see Layout).  Clearing a reused
+ * block races only with reads a failed CAS discards. */
+static block_t *block_take(fut__segq_t *q, unsigned shift)
 {
-    block_t *b = q->oldest;
-    if (b != atomic_load_explicit(&q->head_blk, memory_order_acquire)) {
-        q->oldest = atomic_load_explicit(&b->next, memory_order_relaxed);
-        block_clear(b);
+    block_t *b = q->packed;
+    if (shift == FUT__SEGQ_PACKED && b) {
+        q->packed = atomic_load_explicit(&b->next, memory_order_relaxed);
+        block_clear(b, shift);
         return b;
     }
-    return block_new(q);
+    block_t *head = atomic_load_explicit(&q->head_blk, memory_order_acquire);
+    while ((b = q->oldest) != head) {
+        q->oldest = atomic_load_explicit(&b->next, memory_order_relaxed);
+        if (b->room >= shift) {
+            block_clear(b, shift);
+            return b;
+        }
+        atomic_store_explicit(&b->next, q->packed, memory_order_relaxed);
+        q->packed = b;
+    }
+    return block_new(q, shift);
+}
+
+/* Lock held, at the crossing at position t.  The layout of the block
+ * after the next: spread while the consumers keep up with a producer that
+ * streams (less than a block queued, and the last block filled within
+ * SPREAD_NS), packed otherwise (see Layout). */
+static unsigned layout_wanted(fut__segq_t *q, uint64_t t)
+{
+    if (q->layout != LAYOUT_AUTO)
+        return q->layout == LAYOUT_SPREAD ? FUT__SEGQ_SPREAD : FUT__SEGQ_PACKED;
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    int64_t now = fut__now(), took = now - q->crossed_at;
+    q->crossed_at = now;
+    return t - h < LAP && took < SPREAD_NS ? FUT__SEGQ_SPREAD
+                                           : FUT__SEGQ_PACKED;
 }
 
 /* --- the queue -------------------------------------------------------- */
+
+/* FUT_QUEUE_LAYOUT=spread or packed fixes the layout, for tests that
+ * must go through one of them whatever the timing. */
+static int layout_from_env(void)
+{
+    const char *e = getenv("FUT_QUEUE_LAYOUT");
+    if (e && strcmp(e, "spread") == 0)
+        return LAYOUT_SPREAD;
+    if (e && strcmp(e, "packed") == 0)
+        return LAYOUT_PACKED;
+    return LAYOUT_AUTO;
+}
 
 int fut__segq_init(fut__segq_t *q, bool internal)
 {
     fut__fence_init();
     q->internal = internal;
-    block_t *first = block_new(q);
+    q->layout = layout_from_env();
+    unsigned shift =
+        q->layout == LAYOUT_SPREAD ? FUT__SEGQ_SPREAD : FUT__SEGQ_PACKED;
+    block_t *first = block_new(q, shift);
     if (!first)
         return ENOMEM;
-    block_t *ready = block_new(q);
+    block_t *ready = block_new(q, shift);
     if (!ready) {
         block_free(q, first);
         return ENOMEM;
@@ -81,6 +161,8 @@ int fut__segq_init(fut__segq_t *q, bool internal)
     atomic_init(&q->head, 0);
     atomic_init(&q->head_blk, first);
     q->oldest = first;
+    q->packed = NULL;
+    q->crossed_at = 0;
     atomic_init(&q->is_long, false);
     q->guests = 0;
     return 0;
@@ -89,6 +171,7 @@ int fut__segq_init(fut__segq_t *q, bool internal)
 void fut__segq_destroy(fut__segq_t *q)
 {
     fut__segq_free_chain(q, q->oldest);
+    fut__segq_free_chain(q, q->packed);
     block_t *b = atomic_load_explicit(&q->ready, memory_order_relaxed);
     if (b)
         block_free(q, b);
@@ -145,7 +228,7 @@ int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
             pthread_mutex_lock(&q->lock);
             block_t *r = atomic_load_explicit(&q->ready, memory_order_relaxed);
             if (!r) {
-                r = block_take(q);
+                r = block_take(q, layout_wanted(q, t));
                 atomic_store_explicit(&q->ready, r, memory_order_release);
             }
             pthread_mutex_unlock(&q->lock);
@@ -163,7 +246,7 @@ int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
             pthread_mutex_lock(&q->lock);
             block_t *next =
                 atomic_load_explicit(&q->ready, memory_order_relaxed);
-            atomic_store_explicit(&q->ready, block_take(q),
+            atomic_store_explicit(&q->ready, block_take(q, layout_wanted(q, t)),
                                   memory_order_release);
             atomic_store_explicit(
                 &next->base,
@@ -178,10 +261,12 @@ int fut__segq_push(fut__segq_t *q, void *item, int *long_changed)
         if (fut__fence_lopsided()) {
             /* The caller's load after this push is ordered by the other
              * side's membarrier (util/fence.h). */
-            atomic_store_explicit(&b->slot[off], item, memory_order_release);
+            atomic_store_explicit(&b->slot[slot_of(b, off)], item,
+                                  memory_order_release);
             atomic_signal_fence(memory_order_seq_cst);
         } else {
-            atomic_store_explicit(&b->slot[off], item, memory_order_seq_cst);
+            atomic_store_explicit(&b->slot[slot_of(b, off)], item,
+                                  memory_order_seq_cst);
         }
         if (long_changed)
             *long_changed = changed;
@@ -205,7 +290,8 @@ void *fut__segq_pop(fut__segq_t *q, int *long_changed)
             continue;
         }
         unsigned off = (unsigned)(h % LAP);
-        void *item = atomic_load_explicit(&b->slot[off], memory_order_seq_cst);
+        void *item = atomic_load_explicit(&b->slot[slot_of(b, off)],
+                                          memory_order_seq_cst);
         if (!item) {
             /* Empty, unless head moved meanwhile (b may be reused). */
             if (atomic_load_explicit(&q->head, memory_order_seq_cst) == h)
@@ -252,7 +338,8 @@ void *fut__segq_pop_alone(fut__segq_t *q)
             continue;
         }
         unsigned off = (unsigned)(h % LAP);
-        void *item = atomic_load_explicit(&b->slot[off], memory_order_relaxed);
+        void *item = atomic_load_explicit(&b->slot[slot_of(b, off)],
+                                          memory_order_relaxed);
         block_t *next = NULL;
         if (off == LAST) {
             next = atomic_load_explicit(&b->next, memory_order_relaxed);
@@ -275,7 +362,8 @@ bool fut__segq_nonempty(fut__segq_t *q)
     bool crossing;
     if (!head_block(h, b, &crossing))
         return true; /* a pop is moving to the next block, or b is stale */
-    if (atomic_load_explicit(&b->slot[h % LAP], memory_order_seq_cst))
+    if (atomic_load_explicit(&b->slot[slot_of(b, (unsigned)(h % LAP))],
+                             memory_order_seq_cst))
         return true;
     return atomic_load_explicit(&q->head, memory_order_seq_cst) != h;
 }
@@ -299,8 +387,11 @@ fut__segq_block_t *fut__segq_detach_spare(fut__segq_t *q, size_t keep)
         for (size_t i = 1; i < spare - keep; i++)
             last = atomic_load_explicit(&last->next, memory_order_relaxed);
         q->oldest = atomic_load_explicit(&last->next, memory_order_relaxed);
-        atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+        atomic_store_explicit(&last->next, q->packed, memory_order_relaxed);
+    } else {
+        first = q->packed;
     }
+    q->packed = NULL; /* set aside by the chase: no reader can hold one now */
     pthread_mutex_unlock(&q->lock);
     return first;
 }

@@ -52,6 +52,28 @@
  * per 63 tasks and made W6's p99 0.90 us against 0.73 with 256 (medians of 8
  * processes, 2026-12-03).
  *
+ * Layout.  A block's items are packed, eight to a cache line, or spread,
+ * one to a line in bit-reversed order; the push at a crossing chooses for
+ * the block after the next: spread while less than a block is queued and
+ * the last block filled within SPREAD_NS (a producer that streams, and
+ * consumers that keep up), packed otherwise.  Why: a consumer that keeps
+ * up reads each item just after it is stored, and with items packed the
+ * producer's next store, into the same line, must take the line back, a
+ * wait that each of its next locked instructions pays (a task group's
+ * spawn: 10-16 ms per 100,000 against 4.5 with the consumer behind).  One
+ * item to a line gives the producer lines the consumer has not read; the
+ * order is bit-reversed because in plain order the consumer's prefetchers
+ * fetched the next lines ahead of the producer (spawns 10-12 ms with
+ * spread lines in order, 6.2-6.5 ms bit-reversed, 13-15 ms packed;
+ * fut_bench W9 2.2 -> 1.23, W1, W3, W6 unchanged, 2026-12-03).  A packed
+ * queue costs 8 bytes per queued item, and a long queue stays packed; a
+ * spread block is 16 KiB.  A spread block can be reused packed, not the
+ * other way: a packed block met in the chain while a spread one is wanted
+ * is set aside (q->packed), reused first when packed ones are wanted, and
+ * freed with the spare blocks (a stale read may still look at it until
+ * then).  FUT_QUEUE_LAYOUT=spread or =packed in the environment fixes the
+ * layout of the queues made after it is set (for tests).
+ *
  * Memory ordering.  The producer stores the item with release (at least)
  * after everything it wrote into the item, and the consumer loads it with
  * seq_cst, so the consumer sees the item's contents.  A producer that takes
@@ -87,10 +109,18 @@ enum {
     FUT__SEGQ_LONG = 16 * FUT__SEGQ_LAP  /* positions: see fut__segq_long */
 };
 
+/* A block's items are packed (item i in slot i, eight to a cache line) or
+ * spread (item i in slot 8 x (i bit-reversed), one to a line): Layout. */
+enum { FUT__SEGQ_PACKED = 0, FUT__SEGQ_SPREAD = 3 };
+
 typedef struct fut__segq_block {
-    void *_Atomic slot[FUT__SEGQ_SLOTS];
     struct fut__segq_block *_Atomic next;
-    _Atomic uint64_t base; /* the position of slot 0 */
+    _Atomic uint64_t base;  /* the position of item 0 */
+    _Atomic unsigned shift; /* item i is slot i << shift (FUT__SEGQ_PACKED,
+                               FUT__SEGQ_SPREAD); set before it is linked */
+    unsigned room;          /* the largest shift its slots hold: fixed */
+    char pad[64 - 2 * sizeof(uint64_t) - 2 * sizeof(unsigned)];
+    void *_Atomic slot[]; /* FUT__SEGQ_LAP << room */
 } fut__segq_block_t;
 
 typedef struct fut__segq {
@@ -104,6 +134,9 @@ typedef struct fut__segq {
     /* Under lock: crossings. */
     _Alignas(64) pthread_mutex_t lock;
     fut__segq_block_t *oldest; /* the chain's first block */
+    fut__segq_block_t *packed; /* left the chain for a spread one: Layout */
+    int64_t crossed_at;        /* the last crossing (fut__now) */
+    int layout;                /* FUT_QUEUE_LAYOUT, or 0: see Layout */
     _Atomic bool is_long;      /* see fut__segq_long */
     size_t guests;             /* fut__segq_guest_enter, not yet left */
     bool internal; /* blocks from malloc, not the installed allocator */
@@ -140,13 +173,13 @@ bool fut__segq_nonempty(fut__segq_t *q);
  * pops). */
 bool fut__segq_long(fut__segq_t *q);
 
-/* Detaches the blocks head has left, but keep of them, and returns them
- * linked through next (NULL if there were not more than keep, or a guest
- * is in).  The caller guarantees that no pop or look (fut__segq_pop,
- * pop_alone, nonempty) of its own is under way or starts before it
- * returns, so that no stale read of them can come later; a thread outside
- * the caller's control pops between fut__segq_guest_enter and _leave;
- * pushes may run.  Free them with fut__segq_free_chain, at any time. */
+/* Detaches the blocks head has left, but keep of them, and the packed
+ * ones set aside (Layout), and returns them linked through next (NULL if
+ * there were none to detach, or a guest is in).  The caller guarantees that no
+ * pop or look (fut__segq_pop, pop_alone, nonempty) of its own is under way or
+ * starts before it returns, so that no stale read of them can come later; a
+ * thread outside the caller's control pops between fut__segq_guest_enter and
+ * _leave; pushes may run.  Free them with fut__segq_free_chain, at any time. */
 fut__segq_block_t *fut__segq_detach_spare(fut__segq_t *q, size_t keep);
 void fut__segq_free_chain(fut__segq_t *q, fut__segq_block_t *chain);
 void fut__segq_guest_enter(fut__segq_t *q);
