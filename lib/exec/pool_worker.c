@@ -106,7 +106,7 @@
  * layout (util/segq.h, Layout): while a producer streams and the consumers
  * keep up, the queue spreads its items one to a cache line, in an order
  * the prefetchers do not follow, so the line a producer writes next is
- * one no consumer has read (W9 2.2 -> 1.23).  Tried before that: a submit
+ * one no consumer has read (W9 2.11 -> 1.26).  Tried before that: a submit
  * without the admission counter (branch h/noadmit: the queue's tail is
  * closed at shutdown instead) made submits 26 -> 19 ns and the group fast
  * enough to stay ahead (W9 2.8 -> 1.1), but W1 with two workers fell from

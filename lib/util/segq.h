@@ -65,7 +65,7 @@
  * order is bit-reversed because in plain order the consumer's prefetchers
  * fetched the next lines ahead of the producer (spawns 10-12 ms with
  * spread lines in order, 6.2-6.5 ms bit-reversed, 13-15 ms packed;
- * fut_bench W9 2.2 -> 1.23, W1, W3, W6 unchanged, 2026-12-03).  A packed
+ * fut_bench W9 2.11 -> 1.26, W1, W3, W6 unchanged, 2026-12-03).  A packed
  * queue costs 8 bytes per queued item, and a long queue stays packed; a
  * spread block is 16 KiB.  A spread block can be reused packed, not the
  * other way: a packed block met in the chain while a spread one is wanted
