@@ -283,16 +283,24 @@ static queued_t *queued_new(size_t n, fut_t ***fs)
     return q;
 }
 
-START_TEST(order_holds_across_the_queue_blocks_with_many_submitters)
+typedef void round_fn(fut_executor_t *pool, queued_t *q, fut_t **fs, int round);
+
+/* rounds rounds of round on one 1-worker pool, with room for n tasks. */
+static void run_rounds(round_fn *round, size_t n, int rounds)
 {
     fut_executor_t *pool = fut_test_pool(1);
     fut_t **fs;
-    queued_t *q = queued_new(SUBMITTERS * PER_SUBMITTER, &fs);
-    for (int round = 0; round < 2; round++)
-        many_submitters_round(pool, q, fs, round);
+    queued_t *q = queued_new(n, &fs);
+    for (int r = 0; r < rounds; r++)
+        round(pool, q, fs, r);
     fut_executor_free(pool);
     free(q);
     free(fs);
+}
+
+START_TEST(order_holds_across_the_queue_blocks_with_many_submitters)
+{
+    run_rounds(many_submitters_round, SUBMITTERS * PER_SUBMITTER, 2);
 }
 END_TEST
 
@@ -302,14 +310,7 @@ END_TEST
  * the switches between layouts when the timing allows. */
 START_TEST(order_holds_while_the_worker_keeps_up_with_a_streaming_submitter)
 {
-    fut_executor_t *pool = fut_test_pool(1);
-    fut_t **fs;
-    queued_t *q = queued_new(STREAMED, &fs);
-    for (int round = 0; round < 3; round++)
-        streaming_round(pool, q, fs, round);
-    fut_executor_free(pool);
-    free(q);
-    free(fs);
+    run_rounds(streaming_round, STREAMED, 3);
 }
 END_TEST
 

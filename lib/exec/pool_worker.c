@@ -76,7 +76,7 @@
  * processes, 2 workers, 2026-12-02), W3 12.8 M against 12.9 M.  (Before
  * the ring spread neighbouring positions over cache lines: 9.7 M.)
  *
- * Also rejected, measured on 2026-12-03 (branch h/batches): workers that
+ * Also rejected, measured on 2026-12-03: workers that
  * claim runs of consecutive ring positions at once (one CAS for up to 32,
  * sized to about 20 us of the last run's pace), taken oldest first by CAS
  * on the claimer's cursor, by it or by others.  Others taking a batch only
@@ -107,14 +107,14 @@
  * keep up, the queue spreads its items one to a cache line, in an order
  * the prefetchers do not follow, so the line a producer writes next is
  * one no consumer has read (W9 2.11 -> 1.26).  Tried before that: a submit
- * without the admission counter (branch h/noadmit: the queue's tail is
- * closed at shutdown instead) made submits 26 -> 19 ns and the group fast
+ * without the admission counter (the queue's tail closed at shutdown
+ * instead) made submits 26 -> 19 ns and the group fast
  * enough to stay ahead (W9 2.8 -> 1.1), but W1 with two workers fell from
  * 23 M to 15 M tasks/s: both workers stayed busy, three threads shared two
  * cores, and two workers claiming in turn move the head's line per task.
  * Two dummy locked instructions per submit gave W1 back, and W9 its 2.2:
  * the submitter's pace, not the protocol, decides both.  One item per
- * cache line (branch h/sparse, blocks of 31) then read W9 1.12 against
+ * cache line (blocks of 31, an experiment) then read W9 1.12 against
  * 1.85 for the same blocks packed, which pointed at the line.
  *
  * Parking.  An idle worker spins briefly, then registers in the idle list
