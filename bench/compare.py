@@ -322,9 +322,9 @@ system (its notes say how many and why), eff. = ideal / wall, no ratio.
 The last blocking task is submitted after ~98% of the tiny ones, so a
 system that takes tasks in order cannot finish it before the tiny tasks'
 time plus one sleep.
-W8 (fibers: fut, Boost.Fiber, Go): W8 fibers = n / (time to start n
-fibers that each await their own promise + time from resolving them all
-to all finished); W8 switches = 2 x round trips / time of a ping-pong of
+W8 (fibers: fut, Boost.Fiber, Go): W8 fibers = n / (time from starting
+the first of n fibers that each await their own promise until the last
+is about to await + time from resolving them all to all finished); W8 switches = 2 x round trips / time of a ping-pong of
 two fibers; W8 KiB/fiber = resident memory per suspended fiber (the
 warm-up run, after giving back the memory earlier runs left; the timed
 runs reuse it, as each system's allocator would).
