@@ -27,6 +27,12 @@ typedef struct fut__lock {
     _Atomic uint32_t word;
 } fut__lock_t;
 
+/* A static lock's initializer. */
+#define FUT__LOCK_INIT                                                         \
+    {                                                                          \
+        0                                                                      \
+    }
+
 void fut__lock_wait(fut__lock_t *l);
 void fut__lock_wake(fut__lock_t *l);
 
@@ -59,6 +65,11 @@ static inline void fut__unlock(fut__lock_t *l)
 typedef struct fut__lock {
     pthread_mutex_t m;
 } fut__lock_t;
+
+#define FUT__LOCK_INIT                                                         \
+    {                                                                          \
+        PTHREAD_MUTEX_INITIALIZER                                              \
+    }
 
 static inline void fut__lock_init(fut__lock_t *l)
 {
