@@ -46,6 +46,7 @@ ROWS = [  # (workload, label)
     ("W6p50", "W6 p50"),
     ("W6p99", "W6 p99"),
     ("W6floor", "W6 floor"),
+    ("W6floor99", "W6 floor p99"),
     ("W7", "W7 tiny slowdown"),
     ("W7tiny", "W7 tiny, mixed"),
     ("W7alone", "W7 tiny alone"),
@@ -73,7 +74,8 @@ LOWER_IS_BETTER = {"W7", "W9"}
 # W4 floor: the same sleeps for everyone, a reference, no contest.  W7's
 # ideal and efficiency depend on how many blocking tasks each system can
 # block at once, so they are not compared across systems (W7block is).
-NO_RATIO = {"W4floor", "W6floor", "W7ideal", "W7blockeff"}
+NO_RATIO = {"W4floor", "W6floor", "W6floor99", "W7ideal",
+            "W7blockeff"}
 # W7 figures whose n is the number of blocking tasks, not the tiny tasks'.
 W7_BLOCKING_ROWS = {"W7block", "W7ideal", "W7blockeff"}
 # fut's own figures: memory counted through its allocator, and W9 (a task
@@ -310,7 +312,8 @@ efficiency, speedup), r = peer/fut where lower is better (ms, us, memory).
 W4 floor is one thread doing the {WORKLOAD_SPEC["w4_sleep_ms"]} ms sleeps back to back (no ratio).
 W6 floor is the p50 of a bare round trip between two threads (one cache line
 handed to a spinning thread and back, timed like W6; no ratio): a W6 p50
-below it means the waiting thread ran the task itself.
+below it means the waiting thread ran the task itself; W6 floor p99 is the
+same round trips' p99, the tail this machine adds to any hand-off.
 *: a different size n than the standard (see the notes).  n/a: the system
 has no such figure (no continuations, no futures pool, or not built).
 W7 (mixed load, {sizes["W7blocking"]} tasks sleeping {WORKLOAD_SPEC["w7_sleep_ms"]} ms among the tiny ones, on the default
@@ -342,7 +345,8 @@ def print_notes(table, systems, sizes):
         seen = {}
         for w, _ in ROWS:
             fig = table.get(s, {}).get(w)
-            if not fig or w in ("W4eff", "W4floor", "W6floor", "W5speedup",
+            if not fig or w in ("W4eff", "W4floor", "W6floor", "W6floor99",
+                                "W5speedup",
                                 "mem",
                                 "W7tiny", "W7alone", "W7ideal",
                                 "W7blockeff"):
