@@ -251,22 +251,30 @@ static void *churn_thread(void *arg)
     return NULL;
 }
 
-static void fork_while_busy(int forks)
+/* Forks `forks` times while a thread runs churn on a 2-worker pool; each
+ * child runs child(pool) and must report success. */
+static void fork_while_busy_with(void *(*churn)(void *), int (*child)(void *),
+                                 int forks)
 {
     fut_executor_t *pool = started_pool(2);
     churn_t c = {.pool = pool, .stop = 0, .rounds = 0};
-    pthread_t t = fut_test_spawn(churn_thread, &c);
+    pthread_t t = fut_test_spawn(churn, &c);
     fut_test_wait_atomic(&c.rounds, 1);
     char why[1200] = "";
     int failed_fork = -1;
     for (int i = 0; i < forks && failed_fork < 0; i++)
-        if (!fut_test_child_run(child_inherited_pool_is_shut_down, pool, why,
-                                sizeof why))
+        if (!fut_test_child_run(child, pool, why, sizeof why))
             failed_fork = i;
     atomic_store(&c.stop, 1);
     fut_test_join(t);
     fut_executor_free(pool);
     ck_assert_msg(failed_fork < 0, "fork %d while busy: %s", failed_fork, why);
+}
+
+static void fork_while_busy(int forks)
+{
+    fork_while_busy_with(churn_thread, child_inherited_pool_is_shut_down,
+                         forks);
 }
 
 /* A future whose worker was running its callbacks when the parent forked:
@@ -325,6 +333,70 @@ START_TEST(fork_while_other_thread_busy_in_library)
 }
 END_TEST
 
+/* Fibers started and finished on the parent's workers while it forks: the
+ * lock of the fiber stacks' chunks is taken twice per fiber there, and a
+ * child that inherited it held waited for ever at its own first fiber. */
+static void *fiber_add_one(fut_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
+}
+
+static void *fiber_churn_thread(void *arg)
+{
+    churn_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        fut_t *fs[16];
+        for (int i = 0; i < 16; i++)
+            fs[i] = fut_async_ex(c->pool, fiber_add_one, FUT_TEST_PTR(i), NULL,
+                                 16 * 1024);
+        for (int i = 0; i < 16; i++) {
+            fut_wait(fs[i], FUT_FOREVER);
+            fut_release(fs[i]);
+        }
+        atomic_fetch_add(&c->rounds, 1);
+    }
+    return NULL;
+}
+
+static int child_runs_fibers(void *arg)
+{
+    (void)arg;
+    fut_executor_t *pool = NULL;
+    int prc = fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool);
+    if (prc != 0) {
+        fut_test_child_note("fut_pool_new in the child: %d", prc);
+        return 1;
+    }
+    for (int i = 0; i < 4; i++) {
+        fut_t *f =
+            fut_async_ex(pool, fiber_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
+        void *v = NULL;
+        int rc = fut_get(f, FUT_S(60), &v);
+        fut_release(f);
+        if (rc != 0 || FUT_TEST_INT(v) != i + 1) {
+            fut_test_child_note("fiber %d in the child: fut_get %d", i, rc);
+            return 2;
+        }
+    }
+    fut_executor_free(pool);
+    return 0;
+}
+
+START_TEST(fork_while_fibers_start_and_finish_leaves_stacks_usable)
+{
+    fork_while_busy_with(fiber_churn_thread, child_runs_fibers, 10);
+}
+END_TEST
+
+/* Before the fix about one fork in a few hundred to a few thousand left
+ * the child waiting (the lock is held for a few instructions at a time). */
+START_TEST(stress_fork_while_fibers_start_and_finish)
+{
+    fork_while_busy_with(fiber_churn_thread, child_runs_fibers, 2000);
+}
+END_TEST
+
 START_TEST(stress_fork_while_other_thread_busy_in_library)
 {
     fork_while_busy(40);
@@ -360,6 +432,7 @@ Suite *fut_test_fork_suite(void)
     tcase_add_test(tc, fork_while_task_running_in_parent);
     tcase_add_test(tc, fork_child_waits_on_inherited_tasks_end_eshutdown);
     tcase_add_test(tc, fork_while_other_thread_busy_in_library);
+    tcase_add_test(tc, fork_while_fibers_start_and_finish_leaves_stacks_usable);
     tcase_add_test(tc, fork_while_worker_runs_callbacks_frees_cleanly_in_child);
     suite_add_tcase(s, tc);
 
@@ -367,6 +440,7 @@ Suite *fut_test_fork_suite(void)
     tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
     tcase_set_tags(st, "stress");
     tcase_add_test(st, stress_fork_while_other_thread_busy_in_library);
+    tcase_add_test(st, stress_fork_while_fibers_start_and_finish);
     suite_add_tcase(s, st);
     return s;
 }

@@ -89,6 +89,30 @@ struct stack_class {
 static fut__lock_t lock = FUT__LOCK_INIT;
 static class_t classes[CLASSES];
 static size_t nclasses;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the lock is held across it, so that a child never inherits it
+ * held by a thread that is not there (its first fiber would wait on it
+ * for ever); the child starts with it free. */
+static void fork_prepare(void)
+{
+    fut__lock(&lock);
+}
+
+static void fork_parent(void)
+{
+    fut__unlock(&lock);
+}
+
+static void fork_child(void)
+{
+    fut__lock_init(&lock);
+}
+
+static void atfork_install(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 static size_t page_size(void)
 {
@@ -296,6 +320,7 @@ bool fut__stack_get(fut__stack_t *s, size_t size)
     if (size > SIZE_MAX / 2)
         return false; /* no such stack: the rounding would wrap */
     size = (size + page - 1) & ~(page - 1);
+    pthread_once(&atfork_once, atfork_install);
     class_t *c = NULL;
     if (size <= CHUNKED_MAX) {
         fut__lock(&lock);
