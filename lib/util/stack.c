@@ -93,7 +93,9 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* fork(): the lock is held across it, so that a child never inherits it
  * held by a thread that is not there (its first fiber would wait on it
- * for ever); the child starts with it free. */
+ * for ever); the child starts with it free.  Nothing is taken under it
+ * (no allocation, no other lock), so its prepare handler cannot deadlock
+ * against the other fork handlers, whatever their order. */
 static void fork_prepare(void)
 {
     fut__lock(&lock);
