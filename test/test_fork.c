@@ -389,6 +389,69 @@ START_TEST(fork_while_fibers_start_and_finish_leaves_stacks_usable)
 }
 END_TEST
 
+/* Tasks that adopt a future, and rejected futures nobody reads, made and
+ * dropped while the parent forks: adoption and the report of an unread
+ * rejection each take a process-wide lock, which a child that inherited
+ * it held waited on for ever. */
+static void *task_adopts_its_arg(fut_ctx_t *ctx, void *arg)
+{
+    return fut_adopt(ctx, fut_resolved(arg, NULL));
+}
+
+static void *adopt_churn_thread(void *arg)
+{
+    churn_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        fut_t *fs[16];
+        for (int i = 0; i < 16; i++)
+            fs[i] = fut_submit(c->pool, task_adopts_its_arg, FUT_TEST_PTR(i));
+        for (int i = 0; i < 16; i++) {
+            fut_wait(fs[i], FUT_FOREVER);
+            fut_release(fs[i]);
+        }
+        for (int i = 0; i < 16; i++) /* unread: reported, then freed */
+            fut_release(fut_rejected(EIO, "churn"));
+        atomic_fetch_add(&c->rounds, 1);
+    }
+    return NULL;
+}
+
+static int child_adopts_and_drops_a_rejection(void *arg)
+{
+    (void)arg;
+    fut_release(fut_rejected(EIO, "in the child")); /* the report's lock */
+    fut_executor_t *pool = NULL;
+    int prc = fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool);
+    if (prc != 0) {
+        fut_test_child_note("fut_pool_new in the child: %d", prc);
+        return 1;
+    }
+    fut_t *f = fut_submit(pool, task_adopts_its_arg, FUT_TEST_PTR(7));
+    void *v = NULL;
+    int rc = fut_get(f, FUT_S(60), &v);
+    fut_release(f);
+    fut_executor_free(pool);
+    if (rc != 0 || FUT_TEST_INT(v) != 7) {
+        fut_test_child_note("a task that adopts, in the child: fut_get %d", rc);
+        return 2;
+    }
+    return 0;
+}
+
+START_TEST(fork_while_adoptions_and_unread_rejections_leaves_their_locks_free)
+{
+    fork_while_busy_with(adopt_churn_thread, child_adopts_and_drops_a_rejection,
+                         10);
+}
+END_TEST
+
+START_TEST(stress_fork_while_adoptions_and_unread_rejections)
+{
+    fork_while_busy_with(adopt_churn_thread, child_adopts_and_drops_a_rejection,
+                         2000);
+}
+END_TEST
+
 /* Before the fix about one fork in a few hundred to a few thousand left
  * the child waiting (the lock is held for a few instructions at a time). */
 START_TEST(stress_fork_while_fibers_start_and_finish)
@@ -433,6 +496,8 @@ Suite *fut_test_fork_suite(void)
     tcase_add_test(tc, fork_child_waits_on_inherited_tasks_end_eshutdown);
     tcase_add_test(tc, fork_while_other_thread_busy_in_library);
     tcase_add_test(tc, fork_while_fibers_start_and_finish_leaves_stacks_usable);
+    tcase_add_test(
+        tc, fork_while_adoptions_and_unread_rejections_leaves_their_locks_free);
     tcase_add_test(tc, fork_while_worker_runs_callbacks_frees_cleanly_in_child);
     suite_add_tcase(s, tc);
 
@@ -441,6 +506,7 @@ Suite *fut_test_fork_suite(void)
     tcase_set_tags(st, "stress");
     tcase_add_test(st, stress_fork_while_other_thread_busy_in_library);
     tcase_add_test(st, stress_fork_while_fibers_start_and_finish);
+    tcase_add_test(st, stress_fork_while_adoptions_and_unread_rejections);
     suite_add_tcase(s, st);
     return s;
 }

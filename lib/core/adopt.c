@@ -23,14 +23,16 @@
  * ADOPTING flag are stable for a walker; fut__adopt_settled clears the flag
  * under it before u is overwritten with the result.  No user code runs under
  * the lock: destruction is held back while the walk drops its references
- * (fut__destroy_hold), since a value's destructor is user code.
+ * (fut__destroy_hold), since a value's destructor is user code.  Nothing
+ * else is taken under it either, so it is a leaf (util/leaf.h), held across
+ * fork(): a child never inherits it held.
  */
 #include "core/adopt.h"
+#include "util/leaf.h"
 
 #include <errno.h>
-#include <pthread.h>
 
-static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
+static fut__leaf_t adopt_lock = FUT__LEAF_INIT;
 
 /* Lock held.  The first future on x's line of adoption edges that is not
  * adopting (a new reference); x's hint learns it. *old gets a reference
@@ -70,7 +72,7 @@ static bool line_reaches(fut_t *f, fut_t *from)
 void fut__adopt_start(fut_t *f, fut_t *x)
 {
     bool held = fut__destroy_hold();
-    pthread_mutex_lock(&adopt_lock);
+    fut__leaf_lock(&adopt_lock);
     fut_t *old;
     fut_t *end = adoption_end(x, &old);
     bool loop = line_reaches(f, fut_retain(end));
@@ -80,7 +82,7 @@ void fut__adopt_start(fut_t *f, fut_t *x)
         FUT__MUST(
             fut__transition(f, FUT_RUNNING, FUT_RUNNING, FUT__ADOPTING, NULL));
     }
-    pthread_mutex_unlock(&adopt_lock);
+    fut__leaf_unlock(&adopt_lock);
     fut_release(old);
     if (loop) {
         fut_release(end);
@@ -97,12 +99,12 @@ void fut__adopt_start(fut_t *f, fut_t *x)
 
 void fut__adopt_settled(fut_t *f, fut_t *x)
 {
-    pthread_mutex_lock(&adopt_lock);
+    fut__leaf_lock(&adopt_lock);
     FUT__ASSERT(f->u.adopt.src == x);
     fut_t *end = f->u.adopt.end;
     atomic_fetch_and_explicit(&f->state, ~(uint32_t)FUT__ADOPTING,
                               memory_order_relaxed);
-    pthread_mutex_unlock(&adopt_lock);
+    fut__leaf_unlock(&adopt_lock);
     fut__settle_like(f, x);
     fut_release(end);
     fut_release(x); /* the reference adoption held */

@@ -5,12 +5,14 @@
  * to stderr when FUT_DEBUG=1 — asyncio's "exception was never retrieved").
  *
  * Lock: `hook_lock` guards the hook and its argument; the hook itself is
- * called after unlocking, so it may call into fut.
+ * called after unlocking, so it may call into fut.  Nothing is taken under
+ * it (getenv takes no lock), so it is a leaf (util/leaf.h), held across
+ * fork(): a child never inherits it held.
  */
 #include "core/future.h"
+#include "util/leaf.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +45,20 @@ void fut__observe(fut_t *f)
 
 static fut_unhandled_fn unhandled_hook;
 static void *unhandled_arg;
-static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static fut__leaf_t hook_lock = FUT__LEAF_INIT;
 static int debug_env = -1; /* FUT_DEBUG=1: print unread rejections */
 
 void fut_set_unhandled_hook(fut_unhandled_fn hook, void *arg)
 {
-    pthread_mutex_lock(&hook_lock);
+    fut__leaf_lock(&hook_lock);
     unhandled_hook = hook;
     unhandled_arg = arg;
-    pthread_mutex_unlock(&hook_lock);
+    fut__leaf_unlock(&hook_lock);
 }
 
 void fut__report_unhandled(const fut_error_t *err)
 {
-    pthread_mutex_lock(&hook_lock);
+    fut__leaf_lock(&hook_lock);
     fut_unhandled_fn hook = unhandled_hook;
     void *arg = unhandled_arg;
     if (debug_env < 0) {
@@ -64,7 +66,7 @@ void fut__report_unhandled(const fut_error_t *err)
         debug_env = e && !strcmp(e, "1");
     }
     bool print = debug_env;
-    pthread_mutex_unlock(&hook_lock);
+    fut__leaf_unlock(&hook_lock);
     if (hook)
         hook(err, arg);
     else if (print)

@@ -33,15 +33,16 @@
  * starts it and the worker it finishes on, and with glibc's mutex the
  * two sides' lock calls and the sleeps and wakes of its contention were
  * a fifth of W8's time (fut_bench W8, 4 processes each: 1.01 M fibers/s
- * with the mutex, 1.24 M with the futex word).  Under valgrind each stack is
+ * with the mutex, 1.24 M with the futex word).  It is a leaf (util/leaf.h:
+ * nothing is taken under it), held across fork() so that a child never
+ * inherits it held by a thread it does not have.  Under valgrind each stack is
  * registered while handed out, so its stack-switch heuristics know the
  * fiber's frames for what they are.
  */
 #include "util/stack.h"
-#include "util/lock.h"
+#include "util/leaf.h"
 #include "util/park.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -86,35 +87,9 @@ struct stack_class {
     size_t nidle; /* chunks in idle */
 };
 
-static fut__lock_t lock = FUT__LOCK_INIT;
+static fut__leaf_t lock = FUT__LEAF_INIT; /* leaf.h: held across fork() */
 static class_t classes[CLASSES];
 static size_t nclasses;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-/* fork(): the lock is held across it, so that a child never inherits it
- * held by a thread that is not there (its first fiber would wait on it
- * for ever); the child starts with it free.  Nothing is taken under it
- * (no allocation, no other lock), so its prepare handler cannot deadlock
- * against the other fork handlers, whatever their order. */
-static void fork_prepare(void)
-{
-    fut__lock(&lock);
-}
-
-static void fork_parent(void)
-{
-    fut__unlock(&lock);
-}
-
-static void fork_child(void)
-{
-    fut__lock_init(&lock);
-}
-
-static void atfork_install(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
 
 static size_t page_size(void)
 {
@@ -268,9 +243,9 @@ static void chunk_unmap(chunk_t *k, size_t page)
 static void expire(class_t *c, int64_t before, size_t page)
 {
     for (;;) {
-        fut__lock(&lock);
+        fut__leaf_lock(&lock);
         chunk_t *k = take_expired(c, before);
-        fut__unlock(&lock);
+        fut__leaf_unlock(&lock);
         if (!k)
             return;
         chunk_unmap(k, page);
@@ -281,28 +256,28 @@ static bool get_chunked(fut__stack_t *s, class_t *c, size_t page)
 {
     unsigned i = 0;
     bool guard = false;
-    fut__lock(&lock);
+    fut__leaf_lock(&lock);
     chunk_t *k = take_slot(c, &i, &guard);
-    fut__unlock(&lock);
+    fut__leaf_unlock(&lock);
     if (!k) {
         chunk_t *fresh = chunk_new(c, page);
         if (!fresh)
             return false;
-        fut__lock(&lock);
+        fut__leaf_lock(&lock);
         list_push(&c->room, fresh);
         k = take_slot(c, &i, &guard); /* maybe another's, freed meanwhile */
-        fut__unlock(&lock);
+        fut__leaf_unlock(&lock);
     }
     char *slot = k->map + (size_t)i * (page + c->size);
     if (guard) {
         /* Fails at vm.max_map_count: the slot goes back unguarded. */
         bool ok = mprotect(slot, page, PROT_NONE) == 0;
-        fut__lock(&lock);
+        fut__leaf_lock(&lock);
         if (ok)
             k->guarded |= (uint64_t)1 << i;
         else
             give_slot(k, i);
-        fut__unlock(&lock);
+        fut__leaf_unlock(&lock);
         if (!ok)
             return false;
     }
@@ -322,12 +297,11 @@ bool fut__stack_get(fut__stack_t *s, size_t size)
     if (size > SIZE_MAX / 2)
         return false; /* no such stack: the rounding would wrap */
     size = (size + page - 1) & ~(page - 1);
-    pthread_once(&atfork_once, atfork_install);
     class_t *c = NULL;
     if (size <= CHUNKED_MAX) {
-        fut__lock(&lock);
+        fut__leaf_lock(&lock);
         c = class_of(size);
-        fut__unlock(&lock);
+        fut__leaf_unlock(&lock);
     }
     if (!(c ? get_chunked(s, c, page) : get_alone(s, size, page)))
         return false;
@@ -350,9 +324,9 @@ void fut__stack_put(fut__stack_t *s)
         return;
     }
     chunk_t *k = s->chunk;
-    fut__lock(&lock);
+    fut__leaf_lock(&lock);
     bool idle = give_slot(k, s->slot);
-    fut__unlock(&lock);
+    fut__leaf_unlock(&lock);
     if (idle)
         expire(k->cls, fut__now() - KEEP_NS, page);
 }
@@ -360,9 +334,9 @@ void fut__stack_put(fut__stack_t *s)
 void fut__stack_trim(void)
 {
     size_t page = page_size();
-    fut__lock(&lock);
+    fut__leaf_lock(&lock);
     size_t n = nclasses;
-    fut__unlock(&lock);
+    fut__leaf_unlock(&lock);
     for (size_t i = 0; i < n; i++)
         expire(&classes[i], INT64_MAX, page);
 }
