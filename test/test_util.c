@@ -414,6 +414,10 @@ bool fut_test_child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
     if (pid == 0) {
         close(fds[0]);
         child_fd = fds[1];
+        /* The alarm must end this child alone: Check's handler, inherited
+         * from the test process, would kill the whole process group (the
+         * test with it) instead of letting the parent report the hang. */
+        signal(SIGALRM, SIG_DFL);
         alarm(CHILD_ALARM_S);
         int rc = fn(arg);
         if (rc == 0)
