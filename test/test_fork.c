@@ -438,6 +438,64 @@ static int child_adopts_and_drops_a_rejection(void *arg)
     return 0;
 }
 
+/* Progress listeners and notifications made while the parent forks: a
+ * future's progress block lives in a process-wide side table whose shards
+ * each have a lock. */
+static void on_progress_noop(fut_t *f, void *progress, void *arg)
+{
+    (void)f;
+    (void)progress;
+    (void)arg;
+}
+
+static int progress_round(void)
+{
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    int rc = fut_on_progress(f, on_progress_noop, NULL);
+    if (rc == 0)
+        rc = fut_notify(p, FUT_TEST_PTR(1));
+    fut_resolve(p, NULL, NULL);
+    fut_promise_release(p);
+    fut_release(f);
+    return rc;
+}
+
+static void *progress_churn_thread(void *arg)
+{
+    churn_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        for (int i = 0; i < 64; i++)
+            (void)progress_round();
+        atomic_fetch_add(&c->rounds, 1);
+    }
+    return NULL;
+}
+
+static int child_listens_to_progress(void *arg)
+{
+    (void)arg;
+    int rc = progress_round();
+    if (rc != 0) {
+        fut_test_child_note("progress in the child: %d", rc);
+        return 1;
+    }
+    return 0;
+}
+
+START_TEST(fork_while_progress_is_reported_leaves_its_table_usable)
+{
+    fork_while_busy_with(progress_churn_thread, child_listens_to_progress, 10);
+}
+END_TEST
+
+START_TEST(stress_fork_while_progress_is_reported)
+{
+    fork_while_busy_with(progress_churn_thread, child_listens_to_progress,
+                         2000);
+}
+END_TEST
+
 START_TEST(fork_while_adoptions_and_unread_rejections_leaves_their_locks_free)
 {
     fork_while_busy_with(adopt_churn_thread, child_adopts_and_drops_a_rejection,
@@ -498,6 +556,7 @@ Suite *fut_test_fork_suite(void)
     tcase_add_test(tc, fork_while_fibers_start_and_finish_leaves_stacks_usable);
     tcase_add_test(
         tc, fork_while_adoptions_and_unread_rejections_leaves_their_locks_free);
+    tcase_add_test(tc, fork_while_progress_is_reported_leaves_its_table_usable);
     tcase_add_test(tc, fork_while_worker_runs_callbacks_frees_cleanly_in_child);
     suite_add_tcase(s, tc);
 
@@ -507,6 +566,7 @@ Suite *fut_test_fork_suite(void)
     tcase_add_test(st, stress_fork_while_other_thread_busy_in_library);
     tcase_add_test(st, stress_fork_while_fibers_start_and_finish);
     tcase_add_test(st, stress_fork_while_adoptions_and_unread_rejections);
+    tcase_add_test(st, stress_fork_while_progress_is_reported);
     suite_add_tcase(s, st);
     return s;
 }
