@@ -223,9 +223,11 @@ START_TEST(fork_while_task_running_in_parent)
 END_TEST
 
 /* A thread that keeps the library busy (allocating, settling, waking
- * workers) while the test thread forks. */
+ * workers) while the test thread forks: it runs round(pool) until told to
+ * stop. */
 typedef struct churn {
     fut_executor_t *pool;
+    void (*round)(fut_executor_t *pool);
     atomic_int stop;
     atomic_int rounds;
 } churn_t;
@@ -234,31 +236,52 @@ static void *churn_thread(void *arg)
 {
     churn_t *c = arg;
     while (!atomic_load(&c->stop)) {
-        fut_t *fs[8];
-        for (int i = 0; i < 8; i++)
-            fs[i] = fut_submit(c->pool, task_add_one, FUT_TEST_PTR(i));
-        fut_promise_t *p = fut_promise_new();
-        fut_t *f = fut_promise_future(p);
-        fut_resolve(p, NULL, NULL);
-        fut_promise_release(p);
-        fut_release(f);
-        for (int i = 0; i < 8; i++) {
-            fut_wait(fs[i], FUT_FOREVER);
-            fut_release(fs[i]);
-        }
+        c->round(c->pool);
         atomic_fetch_add(&c->rounds, 1);
     }
     return NULL;
 }
 
-/* Forks `forks` times while a thread runs churn on a 2-worker pool; each
+/* Waits for and releases fs[0..n). */
+static void wait_all(fut_t **fs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fut_wait(fs[i], FUT_FOREVER);
+        fut_release(fs[i]);
+    }
+}
+
+static void tasks_and_promise_round(fut_executor_t *pool)
+{
+    fut_t *fs[8];
+    for (int i = 0; i < 8; i++)
+        fs[i] = fut_submit(pool, task_add_one, FUT_TEST_PTR(i));
+    fut_promise_t *p = fut_promise_new();
+    fut_t *f = fut_promise_future(p);
+    fut_resolve(p, NULL, NULL);
+    fut_promise_release(p);
+    fut_release(f);
+    wait_all(fs, 8);
+}
+
+/* A new one-worker pool in a fork child, or NULL (noted). */
+static fut_executor_t *child_pool(void)
+{
+    fut_executor_t *pool = NULL;
+    int rc = fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool);
+    if (rc != 0)
+        fut_test_child_note("fut_pool_new in the child: %d", rc);
+    return rc == 0 ? pool : NULL;
+}
+
+/* Forks `forks` times while a thread runs round on a 2-worker pool; each
  * child runs child(pool) and must report success. */
-static void fork_while_busy_with(void *(*churn)(void *), int (*child)(void *),
-                                 int forks)
+static void fork_while_busy_with(void (*round)(fut_executor_t *),
+                                 int (*child)(void *), int forks)
 {
     fut_executor_t *pool = started_pool(2);
-    churn_t c = {.pool = pool, .stop = 0, .rounds = 0};
-    pthread_t t = fut_test_spawn(churn, &c);
+    churn_t c = {.pool = pool, .round = round, .stop = 0, .rounds = 0};
+    pthread_t t = fut_test_spawn(churn_thread, &c);
     fut_test_wait_atomic(&c.rounds, 1);
     char why[1200] = "";
     int failed_fork = -1;
@@ -273,8 +296,8 @@ static void fork_while_busy_with(void *(*churn)(void *), int (*child)(void *),
 
 static void fork_while_busy(int forks)
 {
-    fork_while_busy_with(churn_thread, child_inherited_pool_is_shut_down,
-                         forks);
+    fork_while_busy_with(tasks_and_promise_round,
+                         child_inherited_pool_is_shut_down, forks);
 }
 
 /* A future whose worker was running its callbacks when the parent forked:
@@ -342,32 +365,21 @@ static void *fiber_add_one(fut_ctx_t *ctx, void *arg)
     return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
 }
 
-static void *fiber_churn_thread(void *arg)
+static void fibers_round(fut_executor_t *pool)
 {
-    churn_t *c = arg;
-    while (!atomic_load(&c->stop)) {
-        fut_t *fs[16];
-        for (int i = 0; i < 16; i++)
-            fs[i] = fut_async_ex(c->pool, fiber_add_one, FUT_TEST_PTR(i), NULL,
-                                 16 * 1024);
-        for (int i = 0; i < 16; i++) {
-            fut_wait(fs[i], FUT_FOREVER);
-            fut_release(fs[i]);
-        }
-        atomic_fetch_add(&c->rounds, 1);
-    }
-    return NULL;
+    fut_t *fs[16];
+    for (int i = 0; i < 16; i++)
+        fs[i] =
+            fut_async_ex(pool, fiber_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
+    wait_all(fs, 16);
 }
 
 static int child_runs_fibers(void *arg)
 {
     (void)arg;
-    fut_executor_t *pool = NULL;
-    int prc = fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool);
-    if (prc != 0) {
-        fut_test_child_note("fut_pool_new in the child: %d", prc);
+    fut_executor_t *pool = child_pool();
+    if (!pool)
         return 1;
-    }
     for (int i = 0; i < 4; i++) {
         fut_t *f =
             fut_async_ex(pool, fiber_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
@@ -385,7 +397,7 @@ static int child_runs_fibers(void *arg)
 
 START_TEST(fork_while_fibers_start_and_finish_leaves_stacks_usable)
 {
-    fork_while_busy_with(fiber_churn_thread, child_runs_fibers, 10);
+    fork_while_busy_with(fibers_round, child_runs_fibers, 10);
 }
 END_TEST
 
@@ -398,34 +410,23 @@ static void *task_adopts_its_arg(fut_ctx_t *ctx, void *arg)
     return fut_adopt(ctx, fut_resolved(arg, NULL));
 }
 
-static void *adopt_churn_thread(void *arg)
+static void adoptions_round(fut_executor_t *pool)
 {
-    churn_t *c = arg;
-    while (!atomic_load(&c->stop)) {
-        fut_t *fs[16];
-        for (int i = 0; i < 16; i++)
-            fs[i] = fut_submit(c->pool, task_adopts_its_arg, FUT_TEST_PTR(i));
-        for (int i = 0; i < 16; i++) {
-            fut_wait(fs[i], FUT_FOREVER);
-            fut_release(fs[i]);
-        }
-        for (int i = 0; i < 16; i++) /* unread: reported, then freed */
-            fut_release(fut_rejected(EIO, "churn"));
-        atomic_fetch_add(&c->rounds, 1);
-    }
-    return NULL;
+    fut_t *fs[16];
+    for (int i = 0; i < 16; i++)
+        fs[i] = fut_submit(pool, task_adopts_its_arg, FUT_TEST_PTR(i));
+    wait_all(fs, 16);
+    for (int i = 0; i < 16; i++) /* unread: reported, then freed */
+        fut_release(fut_rejected(EIO, "churn"));
 }
 
 static int child_adopts_and_drops_a_rejection(void *arg)
 {
     (void)arg;
     fut_release(fut_rejected(EIO, "in the child")); /* the report's lock */
-    fut_executor_t *pool = NULL;
-    int prc = fut_pool_new(&(fut_pool_config_t){.threads = 1}, &pool);
-    if (prc != 0) {
-        fut_test_child_note("fut_pool_new in the child: %d", prc);
+    fut_executor_t *pool = child_pool();
+    if (!pool)
         return 1;
-    }
     fut_t *f = fut_submit(pool, task_adopts_its_arg, FUT_TEST_PTR(7));
     void *v = NULL;
     int rc = fut_get(f, FUT_S(60), &v);
@@ -461,15 +462,11 @@ static int progress_round(void)
     return rc;
 }
 
-static void *progress_churn_thread(void *arg)
+static void progress_rounds(fut_executor_t *pool)
 {
-    churn_t *c = arg;
-    while (!atomic_load(&c->stop)) {
-        for (int i = 0; i < 64; i++)
-            (void)progress_round();
-        atomic_fetch_add(&c->rounds, 1);
-    }
-    return NULL;
+    (void)pool;
+    for (int i = 0; i < 64; i++)
+        (void)progress_round();
 }
 
 static int child_listens_to_progress(void *arg)
@@ -485,27 +482,26 @@ static int child_listens_to_progress(void *arg)
 
 START_TEST(fork_while_progress_is_reported_leaves_its_table_usable)
 {
-    fork_while_busy_with(progress_churn_thread, child_listens_to_progress, 10);
+    fork_while_busy_with(progress_rounds, child_listens_to_progress, 10);
 }
 END_TEST
 
 START_TEST(stress_fork_while_progress_is_reported)
 {
-    fork_while_busy_with(progress_churn_thread, child_listens_to_progress,
-                         2000);
+    fork_while_busy_with(progress_rounds, child_listens_to_progress, 2000);
 }
 END_TEST
 
 START_TEST(fork_while_adoptions_and_unread_rejections_leaves_their_locks_free)
 {
-    fork_while_busy_with(adopt_churn_thread, child_adopts_and_drops_a_rejection,
+    fork_while_busy_with(adoptions_round, child_adopts_and_drops_a_rejection,
                          10);
 }
 END_TEST
 
 START_TEST(stress_fork_while_adoptions_and_unread_rejections)
 {
-    fork_while_busy_with(adopt_churn_thread, child_adopts_and_drops_a_rejection,
+    fork_while_busy_with(adoptions_round, child_adopts_and_drops_a_rejection,
                          2000);
 }
 END_TEST
@@ -514,7 +510,7 @@ END_TEST
  * the child waiting (the lock is held for a few instructions at a time). */
 START_TEST(stress_fork_while_fibers_start_and_finish)
 {
-    fork_while_busy_with(fiber_churn_thread, child_runs_fibers, 2000);
+    fork_while_busy_with(fibers_round, child_runs_fibers, 2000);
 }
 END_TEST
 
