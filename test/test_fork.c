@@ -469,13 +469,36 @@ static void progress_rounds(fut_executor_t *pool)
         (void)progress_round();
 }
 
+/* The child listens to 64 futures at once, so that their blocks land in
+ * every shard of the table (a shard is picked by the future's address):
+ * one listener on one future met an inherited lock in 1 shard of 16. */
 static int child_listens_to_progress(void *arg)
 {
     (void)arg;
-    int rc = progress_round();
+    enum { N = 64 };
+    fut_promise_t *ps[N];
+    fut_t *fs[N];
+    int rc = 0;
+    for (int i = 0; i < N; i++) {
+        ps[i] = fut_promise_new();
+        if (ps[i] == NULL) {
+            fut_test_child_note("fut_promise_new in the child failed");
+            return 1;
+        }
+        fs[i] = fut_promise_future(ps[i]);
+        if (rc == 0)
+            rc = fut_on_progress(fs[i], on_progress_noop, NULL);
+        if (rc == 0)
+            rc = fut_notify(ps[i], FUT_TEST_PTR(i));
+    }
+    for (int i = 0; i < N; i++) {
+        fut_resolve(ps[i], NULL, NULL);
+        fut_promise_release(ps[i]);
+        fut_release(fs[i]);
+    }
     if (rc != 0) {
         fut_test_child_note("progress in the child: %d", rc);
-        return 1;
+        return 2;
     }
     return 0;
 }

@@ -338,6 +338,32 @@ typedef struct own_watch {
     atomic_int wrong;
 } own_watch_t;
 
+/* n pending promises, their futures and a watch record for each. */
+typedef struct watched {
+    fut_promise_t **ps;
+    fut_t **fs;
+    own_watch_t *ws;
+} watched_t;
+
+static watched_t watched_new(int n)
+{
+    watched_t w = {calloc((size_t)n, sizeof *w.ps),
+                   calloc((size_t)n, sizeof *w.fs),
+                   calloc((size_t)n, sizeof *w.ws)};
+    ck_assert_ptr_nonnull(w.ps);
+    ck_assert_ptr_nonnull(w.fs);
+    ck_assert_ptr_nonnull(w.ws);
+    fut_test_promises(w.ps, w.fs, (size_t)n);
+    return w;
+}
+
+static void watched_free(watched_t w)
+{
+    free(w.ws);
+    free(w.fs);
+    free(w.ps);
+}
+
 static void on_own_progress(fut_t *f, void *progress, void *arg)
 {
     own_watch_t *w = arg;
@@ -349,13 +375,10 @@ static void on_own_progress(fut_t *f, void *progress, void *arg)
 START_TEST(progress_many_watched_futures_hear_only_their_own)
 {
     enum { N = 20000 };
-    fut_promise_t **ps = calloc(N, sizeof *ps);
-    fut_t **fs = calloc(N, sizeof *fs);
-    own_watch_t *ws = calloc(N, sizeof *ws);
-    ck_assert_ptr_nonnull(ps);
-    ck_assert_ptr_nonnull(fs);
-    ck_assert_ptr_nonnull(ws);
-    fut_test_promises(ps, fs, N);
+    watched_t w = watched_new(N);
+    fut_promise_t **ps = w.ps;
+    fut_t **fs = w.fs;
+    own_watch_t *ws = w.ws;
     for (int i = 0; i < N; i++) {
         ws[i].f = fs[i];
         ck_assert_int_eq(fut_on_progress(fs[i], on_own_progress, &ws[i]), 0);
@@ -374,9 +397,71 @@ START_TEST(progress_many_watched_futures_hear_only_their_own)
             fut_release(fs[i]);
         }
     }
-    free(ws);
-    free(fs);
-    free(ps);
+    watched_free(w);
+}
+END_TEST
+
+/* Threads attach listeners at once: the side table grows while others
+ * insert into the same shards (a grow allocates with the shard unlocked
+ * and installs its array only if the shard still needs it). */
+typedef struct attach_share {
+    fut_promise_t **ps;
+    fut_t **fs;
+    own_watch_t *ws;
+    int from, to;
+    fut_test_barrier_t *start;
+    atomic_int failed;
+} attach_share_t;
+
+static void *attach_listeners(void *arg)
+{
+    attach_share_t *a = arg;
+    fut_test_barrier_wait(a->start);
+    for (int i = a->from; i < a->to; i++) {
+        a->ws[i].f = a->fs[i];
+        if (fut_on_progress(a->fs[i], on_own_progress, &a->ws[i]) != 0)
+            atomic_fetch_add(&a->failed, 1);
+        if (fut_notify(a->ps[i], &a->ws[i]) != 0)
+            atomic_fetch_add(&a->failed, 1);
+    }
+    return NULL;
+}
+
+START_TEST(progress_listeners_attached_from_threads_at_once_hear_their_own)
+{
+    enum { N = 12000, T = 3 };
+    watched_t w = watched_new(N);
+    fut_promise_t **ps = w.ps;
+    fut_t **fs = w.fs;
+    own_watch_t *ws = w.ws;
+    fut_test_barrier_t start;
+    fut_test_barrier_init(&start, T);
+    attach_share_t shares[T];
+    pthread_t threads[T];
+    for (int t = 0; t < T; t++) {
+        shares[t] = (attach_share_t){.ps = ps,
+                                     .fs = fs,
+                                     .ws = ws,
+                                     .from = t * (N / T),
+                                     .to = (t + 1) * (N / T),
+                                     .start = &start};
+        atomic_init(&shares[t].failed, 0);
+        threads[t] = fut_test_spawn(attach_listeners, &shares[t]);
+    }
+    for (int t = 0; t < T; t++) {
+        fut_test_join(threads[t]);
+        ck_assert_int_eq(atomic_load(&shares[t].failed), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(fut_notify(ps[i], &ws[i]), 0);
+        ck_assert_int_eq(fut_resolve(ps[i], NULL, NULL), 0);
+        fut_promise_release(ps[i]);
+        ck_assert_int_eq(atomic_load(&ws[i].heard), 2);
+        ck_assert_int_eq(atomic_load(&ws[i].wrong), 0);
+        fut_release(fs[i]);
+    }
+    fut_test_barrier_destroy(&start);
+    watched_free(w);
 }
 END_TEST
 
@@ -395,6 +480,8 @@ Suite *fut_test_progress_suite(void)
     tcase_add_test(tc, progress_from_inline_task_without_listener);
     tcase_add_test(tc, rule8_notify_from_other_thread);
     tcase_add_test(tc, progress_many_watched_futures_hear_only_their_own);
+    tcase_add_test(
+        tc, progress_listeners_attached_from_threads_at_once_hear_their_own);
     suite_add_tcase(s, tc);
     return s;
 }
