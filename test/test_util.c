@@ -371,7 +371,16 @@ void fut_test_seeded_rounds(int rounds, void (*round)(unsigned seed))
  * with _exit(); in a gcc --coverage build (FUT_TEST_COVERAGE) it first
  * writes its coverage counters, so that its paths count.  An alarm turns a
  * hang in the child into a failure instead of a stuck test. */
-enum { CHILD_ALARM_S = 120 };
+static unsigned child_alarm_s(void)
+{
+    /* Under a quick case's Check timeout (20 s, scaled like it by
+     * CK_TIMEOUT_MULTIPLIER), so that a hung child is reported by the
+     * parent, with the fork's number and what the child said, before
+     * Check ends the whole case with a bare "timeout expired". */
+    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+    long k = m ? strtol(m, NULL, 10) : 1;
+    return (unsigned)(15 * (k > 0 && k < 100 ? k : 1));
+}
 
 /* libgcov's. */
 #ifdef FUT_TEST_COVERAGE
@@ -403,6 +412,7 @@ bool fut_test_child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "pipe: %s", strerror(errno));
         return false;
     }
+    unsigned alarm_s = child_alarm_s();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -418,7 +428,7 @@ bool fut_test_child_run(int (*fn)(void *), void *arg, char *why, size_t whylen)
          * from the test process, would kill the whole process group (the
          * test with it) instead of letting the parent report the hang. */
         signal(SIGALRM, SIG_DFL);
-        alarm(CHILD_ALARM_S);
+        alarm(alarm_s);
         int rc = fn(arg);
         if (rc == 0)
             fut_test_child_note("ok");
