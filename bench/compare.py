@@ -437,9 +437,12 @@ plot for [i=2:{ncols}] '{data}' using i:xtic(1) title columnheader(i) \
      linecolor rgb word(colours, i - 1)
 """
 
-# One colour per system, in the order of the table's columns.
+# One colour per system, in the order of the table's columns: as many as
+# there are systems (with 12, Java and Go were drawn in fut's black and
+# the textbook pool's red).
 COLOURS = ["#000000", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00",
-           "#a65628", "#f781bf", "#999999", "#66c2a5", "#ffd92f", "#8da0cb"]
+           "#a65628", "#f781bf", "#999999", "#66c2a5", "#ffd92f", "#8da0cb",
+           "#17becf", "#bcbd22"]
 
 
 def gnuplot(gp, out_dir, stem, script, columns, data_rows, colours):
