@@ -359,18 +359,12 @@ END_TEST
 /* Fibers started and finished on the parent's workers while it forks: the
  * lock of the fiber stacks' chunks is taken twice per fiber there, and a
  * child that inherited it held waited for ever at its own first fiber. */
-static void *fiber_add_one(fut_ctx_t *ctx, void *arg)
-{
-    (void)ctx;
-    return FUT_TEST_PTR(FUT_TEST_INT(arg) + 1);
-}
-
 static void fibers_round(fut_executor_t *pool)
 {
     fut_t *fs[16];
     for (int i = 0; i < 16; i++)
         fs[i] =
-            fut_async_ex(pool, fiber_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
+            fut_async_ex(pool, task_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
     wait_all(fs, 16);
 }
 
@@ -382,7 +376,7 @@ static int child_runs_fibers(void *arg)
         return 1;
     for (int i = 0; i < 4; i++) {
         fut_t *f =
-            fut_async_ex(pool, fiber_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
+            fut_async_ex(pool, task_add_one, FUT_TEST_PTR(i), NULL, 16 * 1024);
         void *v = NULL;
         int rc = fut_get(f, FUT_S(60), &v);
         fut_release(f);

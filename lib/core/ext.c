@@ -137,8 +137,10 @@ fut__ext_t *fut__ext_attach(fut_t *f, fut__ext_t *fresh)
         /* Grow at a load factor of one; a full shard that cannot grow
          * still takes the block (chains get longer, nothing fails). */
         size_t want = sh->nbuckets ? sh->nbuckets * 2 : MIN_BUCKETS;
-        if (sh->count >= sh->nbuckets && spare.n == want)
-            old = shard_rehash(sh, spare), spare = (buckets_t){NULL, 0};
+        if (sh->count >= sh->nbuckets && spare.n == want) {
+            old = shard_rehash(sh, spare);
+            spare = (buckets_t){NULL, 0};
+        }
         if (sh->count < sh->nbuckets || (tried && sh->bucket)) {
             shard_insert(sh, f, fresh);
             e = fresh;

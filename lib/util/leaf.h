@@ -14,7 +14,7 @@
  * with anything under it needs fork handlers ordered with that thing's.
  *
  * The first take of a leaf registers it (at most FUT__LEAVES in the
- * process); later takes cost one relaxed load more than util/lock.h's.
+ * process); later takes cost one load more than util/lock.h's.
  */
 #ifndef FUT_UTIL_LEAF_H
 #define FUT_UTIL_LEAF_H
