@@ -828,6 +828,19 @@ START_TEST(fiber_pingpong_hands_the_thread_over)
 }
 END_TEST
 
+/* Many pairs' worth of hand-offs on two workers: a fiber handed the thread
+ * on one worker is often resumed on the other, and whatever it reads of
+ * its thread's state on arrival must be that thread's (a compiler may keep
+ * a thread-local variable's address across the switch's call, assuming
+ * the call returns on the thread that made it; ThreadSanitizer reported
+ * the one worker's handed_from read by a fiber on the other). */
+START_TEST(stress_fiber_pingpong_migrating_between_workers)
+{
+    for (int i = 0; i < 40; i++)
+        pingpong_on(2);
+}
+END_TEST
+
 START_TEST(fiber_outlives_its_freed_pool)
 {
     fut_executor_t *pool = fut_test_pool(1);
@@ -932,6 +945,7 @@ Suite *fut_test_fiber_suite(void)
     tcase_set_tags(st, "stress");
     tcase_set_timeout(st, FUT_TEST_STRESS_TIMEOUT);
     tcase_add_test(st, fiber_100k_suspended_at_once);
+    tcase_add_test(st, stress_fiber_pingpong_migrating_between_workers);
     suite_add_tcase(s, st);
     return s;
 }

@@ -172,8 +172,15 @@ static fiber_t *switch_in(fiber_t *fb)
 static bool went_out(fiber_t *fb);
 static void requeue(fiber_t *fb, unsigned flags, bool ref);
 
-/* On the fiber: just arrived (first entry, or a resume). */
-static void arrived(fiber_t *fb)
+/* On the fiber: just arrived (first entry, or a resume).  Never inlined:
+ * a fiber may resume on another worker than the one it left, and a
+ * compiler may keep a thread-local variable's address across the call
+ * that switched (it assumes a call returns on the thread that made it).
+ * Inlined into suspend (clang, the ThreadSanitizer build), this read and
+ * cleared the old worker's handed_from; out of line, it finds its own
+ * thread's, and it is the only place a fiber touches this file's
+ * thread-locals after a switch. */
+__attribute__((noinline)) static void arrived(fiber_t *fb)
 {
     fiber_t *from = handed_from;
 #ifdef FIBER_ASAN
